@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+// qwenft: fine-tune Qwen2-family models end to end. See README.md and ../shared/DESIGN.md.
+import PackageDescription
+
+/// Optimised builds of the hot targets even in debug, so tests that run a model stay fast.
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-O"])]
+
+let package = Package(
+    name: "qwenft",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "qwenft", targets: ["qwenft"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian: libopenblas-dev, libjson-c-dev, libopenmpi-dev).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CJSON", pkgConfig: "json-c",
+                       providers: [.apt(["libjson-c-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+
+        // Libraries.
+        .target(name: "QwenCore", dependencies: ["CBLAS"], swiftSettings: fastMath),
+        .target(name: "SafeTensors", dependencies: ["QwenCore"], swiftSettings: fastMath),
+        .target(name: "Tokenizer", dependencies: ["CJSON"], swiftSettings: fastMath),
+        .target(name: "Jinja", dependencies: []),
+        .target(name: "Qwen2", dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja"],
+                swiftSettings: fastMath),
+        .target(name: "Distributed", dependencies: ["QwenCore", "CMPI"]),
+
+        // The command-line program.
+        .executableTarget(
+            name: "qwenft",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed",
+            ]),
+
+        // Tests: one target per library, plus end-to-end tests of the built binary.
+        .testTarget(name: "QwenCoreTests", dependencies: ["QwenCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], exclude: ["Fixtures"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], exclude: ["Fixtures"]),
+        .testTarget(name: "JinjaTests", dependencies: ["Jinja"], exclude: ["Fixtures"]),
+        .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2"], exclude: ["Fixtures"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
+        .testTarget(name: "CLITests", dependencies: [], exclude: ["Fixtures"]),
+    ],
+    // Numeric code passes raw pointers between threads on purpose; Swift 5 mode keeps the
+    // concurrency checker's Sendable rules from getting in the way of that.
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,1 @@
+// Jinja: see README.

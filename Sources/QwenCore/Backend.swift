@@ -1,0 +1,60 @@
+/// The operations the model and trainer run, written once against this protocol: a CPU
+/// implementation (BLAS plus threaded Swift loops) now, a CUDA one through the shim later.
+/// Pointers are device pointers of the backend; for the CPU they are ordinary host memory.
+/// Shapes follow llm.c: `// inp (B,T,C), weight (OC,C)`; matrices are row-major.
+public protocol Backend: Sendable {
+    /// A short name for logs: "cpu", "cuda:0".
+    var name: String { get }
+
+    /// C (M,N) (+)= alpha · A (M,K) · B (K,N)
+    func gemmNN(M: Int, N: Int, K: Int, A: UnsafePointer<Float>, B: UnsafePointer<Float>,
+                C: UnsafeMutablePointer<Float>, alpha: Float, accumulate: Bool)
+    /// C (M,N) (+)= alpha · A (M,K) · Bᵀ, B stored (N,K)
+    func gemmNT(M: Int, N: Int, K: Int, A: UnsafePointer<Float>, B: UnsafePointer<Float>,
+                C: UnsafeMutablePointer<Float>, alpha: Float, accumulate: Bool)
+    /// C (M,N) (+)= alpha · Aᵀ · B, A stored (K,M), B stored (K,N)
+    func gemmTN(M: Int, N: Int, K: Int, A: UnsafePointer<Float>, B: UnsafePointer<Float>,
+                C: UnsafeMutablePointer<Float>, alpha: Float, accumulate: Bool)
+
+    /// out[i] = value for i in 0..<count
+    func fill(_ out: UnsafeMutablePointer<Float>, count: Int, value: Float)
+    /// out[i] = inp[i]
+    func copy(_ out: UnsafeMutablePointer<Float>, from inp: UnsafePointer<Float>, count: Int)
+    /// out[i] += inp[i]
+    func add(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int)
+}
+
+/// The CPU backend: OpenBLAS for products, `parallelChunks` for elementwise loops.
+public struct CPUBackend: Backend {
+    public init() {}
+    public var name: String { "cpu" }
+
+    public func gemmNN(M: Int, N: Int, K: Int, A: UnsafePointer<Float>, B: UnsafePointer<Float>,
+                       C: UnsafeMutablePointer<Float>, alpha: Float = 1, accumulate: Bool = false) {
+        GEMM.nn(M, N, K, A, B, C, alpha: alpha, accumulate: accumulate)
+    }
+    public func gemmNT(M: Int, N: Int, K: Int, A: UnsafePointer<Float>, B: UnsafePointer<Float>,
+                       C: UnsafeMutablePointer<Float>, alpha: Float = 1, accumulate: Bool = false) {
+        GEMM.nt(M, N, K, A, B, C, alpha: alpha, accumulate: accumulate)
+    }
+    public func gemmTN(M: Int, N: Int, K: Int, A: UnsafePointer<Float>, B: UnsafePointer<Float>,
+                       C: UnsafeMutablePointer<Float>, alpha: Float = 1, accumulate: Bool = false) {
+        GEMM.tn(M, N, K, A, B, C, alpha: alpha, accumulate: accumulate)
+    }
+
+    public func fill(_ out: UnsafeMutablePointer<Float>, count: Int, value: Float) {
+        parallelChunks(count, minChunk: 1 << 16) { r in
+            (out + r.lowerBound).update(repeating: value, count: r.count)
+        }
+    }
+    public func copy(_ out: UnsafeMutablePointer<Float>, from inp: UnsafePointer<Float>, count: Int) {
+        parallelChunks(count, minChunk: 1 << 16) { r in
+            (out + r.lowerBound).update(from: inp + r.lowerBound, count: r.count)
+        }
+    }
+    public func add(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int) {
+        parallelChunks(count, minChunk: 1 << 16) { r in
+            for i in r { out[i] += inp[i] }
+        }
+    }
+}

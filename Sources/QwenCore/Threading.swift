@@ -1,0 +1,56 @@
+import CBLAS
+import Dispatch
+import Foundation
+
+/// Thread count for BLAS and for `parallelFor`. Defaults to the core count; `--threads` or
+/// `QWENFT_THREADS` override it. The same input and thread count give the same bits.
+public enum Threading {
+    nonisolated(unsafe) private static var current: Int = defaultCount()
+
+    /// The number of threads the compute kernels use.
+    public static var count: Int { current }
+
+    /// Sets the thread count for our loops and for OpenBLAS.
+    public static func configure(threads: Int?) {
+        let n = max(1, threads ?? defaultCount())
+        current = n
+        openblas_set_num_threads(Int32(n))
+    }
+
+    /// `QWENFT_THREADS` when set to a positive integer, else the number of active cores.
+    public static func defaultCount() -> Int {
+        if let s = ProcessInfo.processInfo.environment["QWENFT_THREADS"], let n = Int(s), n > 0 {
+            return n
+        }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }
+}
+
+/// Runs `body(i)` for i in 0..<n over `Threading.count` threads, in contiguous chunks, so each
+/// index is always handled by the same chunk for a given n and thread count (deterministic).
+@inlinable
+public func parallelFor(_ n: Int, minChunk: Int = 1, _ body: (Int) -> Void) {
+    parallelChunks(n, minChunk: minChunk) { range in
+        for i in range { body(i) }
+    }
+}
+
+/// Splits 0..<n into at most `Threading.count` contiguous ranges (each at least `minChunk` long)
+/// and runs `body` on each range concurrently.
+@inlinable
+public func parallelChunks(_ n: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+    if n <= 0 { return }
+    let threads = min(Threading.count, max(1, n / max(1, minChunk)))
+    if threads <= 1 {
+        body(0..<n)
+        return
+    }
+    let per = (n + threads - 1) / threads
+    withoutActuallyEscaping(body) { body in
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            let lo = t * per
+            let hi = min(n, lo + per)
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+}

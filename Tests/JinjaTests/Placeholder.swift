@@ -1,0 +1,3 @@
+import Testing
+@testable import Jinja
+@Test func JinjaBuilds() {}

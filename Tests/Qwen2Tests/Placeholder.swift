@@ -1,0 +1,3 @@
+import Testing
+@testable import Qwen2
+@Test func Qwen2Builds() {}
