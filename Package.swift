@@ -31,13 +31,16 @@ let package = Package(
         .target(name: "Qwen2", dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja"],
                 swiftSettings: fastMath),
         .target(name: "Distributed", dependencies: ["QwenCore", "CMPI"]),
+        .target(name: "Training",
+                dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed"],
+                swiftSettings: fastMath),
 
         // The command-line program.
         .executableTarget(
             name: "qwenft",
             dependencies: [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                "QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed",
+                "QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed", "Training",
             ]),
 
         // Tests: one target per library, plus end-to-end tests of the built binary.
@@ -47,6 +50,7 @@ let package = Package(
         .testTarget(name: "JinjaTests", dependencies: ["Jinja"], exclude: ["Fixtures"]),
         .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: [], exclude: ["Fixtures"]),
     ],
     // Numeric code passes raw pointers between threads on purpose; Swift 5 mode keeps the
