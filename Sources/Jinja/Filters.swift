@@ -104,7 +104,9 @@ extension Interpreter {
             let method = try a.optionalString(1, "method") ?? "common"
             let scale = pow(10.0, Double(precision))
             switch method {
-            case "common": return .float((x * scale).rounded(.toNearestOrEven) / scale)
+            case "common":
+                if case .int = value { return value }
+                return .float((x * scale).rounded(.toNearestOrEven) / scale)
             case "ceil": return .float((x * scale).rounded(.up) / scale)
             case "floor": return .float((x * scale).rounded(.down) / scale)
             default: throw fail("method must be common, ceil or floor")
