@@ -68,7 +68,7 @@ struct JSONWriter {
                 newline(level + 1, into: &out)
                 writeJSONString(k, ensureAscii: ensureAscii, into: &out)
                 out += keySeparator
-                try write(d[k]!, level: level + 1, into: &out)
+                try write(d[k] ?? .none, level: level + 1, into: &out)
             }
             newline(level, into: &out)
             out += "}"
@@ -81,6 +81,11 @@ struct JSONWriter {
 /// A JSON string literal as Python's json module writes it.
 func writeJSONString(_ s: String, ensureAscii: Bool, into out: inout String) {
     out += "\""
+    if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || (ensureAscii && $0 > 0x7E) }) {
+        out += s
+        out += "\""
+        return
+    }
     for c in s.unicodeScalars {
         switch c {
         case "\"": out += "\\\""

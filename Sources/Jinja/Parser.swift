@@ -7,6 +7,8 @@ struct Parser {
     var index = 0
     let map: SourceMap
     var loopDepth = 0
+    var nesting = 0
+    let symbols = SymbolTable()
 
     init(tokens: [Token], source: [UInt8]) {
         self.tokens = tokens
@@ -157,6 +159,9 @@ struct Parser {
 
     mutating func parseTag(_ tag: String, nameToken: Token) throws -> [Stmt] {
         _ = advance()
+        nesting += 1
+        defer { nesting -= 1 }
+        if nesting > 200 { throw error("blocks nested more than 200 levels deep", at: nameToken) }
         let ln = line(of: nameToken)
         switch tag {
         case "if":
@@ -212,7 +217,7 @@ struct Parser {
             try expectBlockEnd("endset")
             return [.setBlock(target, body, filters: filters, line: ln)]
         case "macro":
-            let name = try expectName(context: "after 'macro'")
+            let name = symbols.intern(try expectName(context: "after 'macro'"))
             try expectOp("(", context: "after the macro name")
             let params = try parseParameters()
             try expectBlockEnd("macro")
@@ -267,7 +272,7 @@ struct Parser {
         while !skipOp(")") {
             if !params.isEmpty { try expectOp(",", context: "between parameters") }
             if skipOp(")") { break }
-            let name = try expectName(context: "as a parameter name")
+            let name = symbols.intern(try expectName(context: "as a parameter name"))
             var def: Expr?
             if skipOp("=") { def = try parseExpression() }
             params.append(MacroParameter(name: name, defaultValue: def))
@@ -281,7 +286,7 @@ struct Parser {
         let parenthesized = skipOp("(")
         repeat {
             if parenthesized && isOp(")") { break }
-            let name = try expectName(context: "as an assignment target")
+            let name = symbols.intern(try expectName(context: "as an assignment target"))
             if allowAttribute && skipOp(".") {
                 let attr = try expectName(context: "after '.'")
                 targets.append(.attribute(name, attr))
@@ -326,6 +331,9 @@ struct Parser {
     }
 
     mutating func parseExpression() throws -> Expr {
+        nesting += 1
+        defer { nesting -= 1 }
+        if nesting > 200 { throw error("expression nested more than 200 levels deep") }
         var expr = try parseOr()
         while skipName("if") {
             let test = try parseOr()
@@ -349,7 +357,12 @@ struct Parser {
     }
 
     mutating func parseNot() throws -> Expr {
-        if skipName("not") { return .not(try parseNot()) }
+        if skipName("not") {
+            nesting += 1
+            defer { nesting -= 1 }
+            if nesting > 200 { throw error("expression nested more than 200 levels deep") }
+            return .not(try parseNot())
+        }
         return try parseCompare()
     }
 
@@ -401,6 +414,9 @@ struct Parser {
     }
 
     mutating func parseUnary(withFilter: Bool = true) throws -> Expr {
+        nesting += 1
+        defer { nesting -= 1 }
+        if nesting > 200 { throw error("expression nested more than 200 levels deep") }
         var node: Expr
         if skipOp("-") {
             node = .negate(try parseUnary(withFilter: false))
@@ -421,7 +437,7 @@ struct Parser {
             case "true", "True": return .literal(.bool(true))
             case "false", "False": return .literal(.bool(false))
             case "none", "None": return .literal(.none)
-            default: return .name(n)
+            default: return .name(symbols.intern(n))
             }
         case .string(var s):
             while case .string(let more) = current.kind {
@@ -471,7 +487,7 @@ struct Parser {
             if skipOp(".") {
                 let t = advance()
                 switch t.kind {
-                case .name(let n): node = .attribute(node, n)
+                case .name(let n): node = .attribute(node, Member(n))
                 case .integer(let i): node = .subscript(node, .literal(.int(i)))
                 default: throw error("expected an attribute name after '.', found \(describe(t.kind))", at: t)
                 }
