@@ -5,8 +5,9 @@
 /// a macro call. Lookups walk outwards. A level holds a handful of names, so it is two small
 /// arrays scanned by interned id: no string hashing on the hot path.
 final class Scope {
-    var ids: [Int] = []
-    var values: [Value] = []
+    // Unchecked exclusivity: these are touched on every variable access; no access overlaps.
+    @exclusivity(unchecked) var ids: [Int] = []
+    @exclusivity(unchecked) var values: [Value] = []
     let parent: Scope?
 
     init(parent: Scope?) {
@@ -49,7 +50,7 @@ final class Scope {
 
 /// The `loop` variable.
 public final class LoopState {
-    var index0 = 0
+    @exclusivity(unchecked) var index0 = 0
     let items: [Value]
     var lastChangedArgs: [Value]?
     init(items: [Value]) { self.items = items }
@@ -79,11 +80,12 @@ enum Flow {
 final class Interpreter {
     let options: TemplateOptions
     let globalScope: Scope
-    var scope: Scope
-    var out = ""
-    var line = 1
-    var iterations = 0
-    var depth = 0
+    // Unchecked exclusivity: the render loop's state, touched by every statement.
+    @exclusivity(unchecked) var scope: Scope
+    @exclusivity(unchecked) var out = ""
+    @exclusivity(unchecked) var line = 1
+    @exclusivity(unchecked) var iterations = 0
+    @exclusivity(unchecked) var depth = 0
 
     init(options: TemplateOptions, symbols: SymbolTable, context: [String: Value]) {
         self.options = options

@@ -5,7 +5,7 @@
 /// A list (or tuple) shared by reference, as Python lists are: `x.append(…)` on an alias is seen
 /// through every alias.
 public final class ListBox {
-    public var items: [Value]
+    @exclusivity(unchecked) public var items: [Value]
     public let isTuple: Bool
     public init(_ items: [Value], isTuple: Bool = false) {
         self.items = items
@@ -19,9 +19,9 @@ public final class ListBox {
 /// Chat-template dicts are small (a message has 2–4 keys): up to `indexThreshold` keys a lookup
 /// is a linear scan (short strings compare in a few instructions, no hashing); beyond, an index.
 public final class DictBox {
-    public private(set) var keys: [String] = []
-    public private(set) var values: [Value] = []
-    private var index: [String: Int]?
+    @exclusivity(unchecked) public private(set) var keys: [String] = []
+    @exclusivity(unchecked) public private(set) var values: [Value] = []
+    @exclusivity(unchecked) private var index: [String: Int]?
     private static let indexThreshold = 12
 
     public init() {}
@@ -267,7 +267,7 @@ extension Value {
     /// Python `==`: numbers compare by value across int/float/bool, containers element-wise.
     public func pyEquals(_ other: Value) -> Bool {
         switch (self, other) {
-        case (.string(let a), .string(let b)): return a.utf8.elementsEqual(b.utf8)
+        case (.string(let a), .string(let b)): return utf8Equal(a, b)
         case (.int(let a), .int(let b)): return a == b
         case (.none, .none): return true
         case (.undefined, .undefined): return true
@@ -321,4 +321,17 @@ extension Value {
             return nil
         }
     }
+}
+
+/// Python string equality: same code points, so same UTF-8 bytes (Swift's `==` would also
+/// equate canonically equivalent strings such as "é" and "e\u{301}").
+@inline(__always) func utf8Equal(_ a: String, _ b: String) -> Bool {
+    let ua = a.utf8, ub = b.utf8
+    if ua.count != ub.count { return false }
+    if let r = ua.withContiguousStorageIfAvailable({ pa in
+        ub.withContiguousStorageIfAvailable { pb in pa.elementsEqual(pb) }
+    }), let equal = r {
+        return equal
+    }
+    return ua.elementsEqual(ub)
 }
