@@ -82,7 +82,8 @@ final class Interpreter {
     let globalScope: Scope
     // Unchecked exclusivity: the render loop's state, touched by every statement.
     @exclusivity(unchecked) var scope: Scope
-    @exclusivity(unchecked) var out = ""
+    /// The rendering so far, as UTF-8 (appending bytes is cheaper than growing a String).
+    @exclusivity(unchecked) var out: [UInt8] = []
     @exclusivity(unchecked) var line = 1
     @exclusivity(unchecked) var iterations = 0
     @exclusivity(unchecked) var depth = 0
@@ -101,14 +102,14 @@ final class Interpreter {
     func run(_ body: [Stmt]) throws -> String {
         out.reserveCapacity(4096)
         _ = try execBlock(body)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     func fail(_ message: String) -> RuntimeFailure { RuntimeFailure(message: message) }
 
     @inline(__always) func emit(_ s: String) throws {
-        out += s
-        if out.utf8.count > options.maxOutputBytes {
+        out.append(contentsOf: s.utf8)
+        if out.count > options.maxOutputBytes {
             throw JinjaError.limit(message: "output larger than \(options.maxOutputBytes) bytes", line: line)
         }
     }
@@ -116,10 +117,10 @@ final class Interpreter {
     /// Renders statements into a fresh buffer and returns what they printed.
     func capture(_ body: [Stmt]) throws -> String {
         let saved = out
-        out = ""
+        out = []
         defer { out = saved }
         _ = try execBlock(body)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     func execBlock(_ stmts: [Stmt]) throws -> Flow {
@@ -200,16 +201,16 @@ final class Interpreter {
             try emit(acc.pythonStr)
             return
         }
-        out += s0
+        out.append(contentsOf: s0.utf8)
         for p in parts.dropFirst() {
             let v = try eval(p)
             guard case .string(let s) = v else {
                 _ = try binary(.add, .string(""), v)  // throws jinja2's error for this operand
                 return
             }
-            out += s
+            out.append(contentsOf: s.utf8)
         }
-        if out.utf8.count > options.maxOutputBytes {
+        if out.count > options.maxOutputBytes {
             throw JinjaError.limit(message: "output larger than \(options.maxOutputBytes) bytes", line: line)
         }
     }
