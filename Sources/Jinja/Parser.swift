@@ -300,8 +300,11 @@ struct Parser {
     }
 
     mutating func parseFilterCall() throws -> FilterCall {
+        let nameToken = current
         var name = try expectName(context: "as a filter name")
         while skipOp(".") { name += "." + (try expectName(context: "in a filter name")) }
+        // As jinja2, an unknown filter is an error when the template is compiled.
+        if !knownFilters.contains(name) { throw error("no filter named '\(name)'", at: nameToken) }
         var args = Arguments()
         if skipOp("(") { args = try parseCallArguments() }
         return FilterCall(name: name, arguments: args)
@@ -545,8 +548,16 @@ struct Parser {
                 node = .filter(node, name: f.name, f.arguments)
             } else if skipName("is") {
                 let negated = skipName("not")
-                var name = try expectName(context: "after 'is'")
+                let nameToken = current
+                var name: String
+                if case .op(let o) = current.kind, ["==", "!=", "<", "<=", ">", ">="].contains(o) {
+                    _ = advance()
+                    name = o
+                } else {
+                    name = try expectName(context: "after 'is'")
+                }
                 while skipOp(".") { name += "." + (try expectName(context: "in a test name")) }
+                if !knownTests.contains(name) { throw error("no test named '\(name)'", at: nameToken) }
                 var args = Arguments()
                 if skipOp("(") {
                     args = try parseCallArguments()
@@ -571,3 +582,15 @@ struct Parser {
         }
     }
 }
+
+let knownFilters: Set<String> = [
+    "default", "d", "trim", "tojson", "length", "count", "upper", "lower", "capitalize", "title", "replace",
+    "join", "first", "last", "list", "items", "string", "int", "float", "abs", "round", "indent", "safe", "e",
+    "escape", "unique", "reverse", "sort", "dictsort", "batch", "wordcount", "center", "map", "select", "reject",
+    "selectattr", "rejectattr", "min", "max", "sum", "attr", "format",
+]
+let knownTests: Set<String> = [
+    "defined", "undefined", "none", "string", "number", "integer", "float", "boolean", "true", "false", "mapping",
+    "iterable", "sequence", "callable", "even", "odd", "divisibleby", "eq", "equalto", "==", "ne", "!=", "lt",
+    "lessthan", "<", "le", "<=", "gt", "greaterthan", ">", "ge", ">=", "in", "sameas", "lower", "upper", "escaped",
+]
