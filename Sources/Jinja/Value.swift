@@ -244,10 +244,12 @@ func writePythonStringRepr(_ s: String, into out: inout String) {
             if Character(scalar) == quote {
                 out += "\\"
                 out.unicodeScalars.append(scalar)
-            } else if scalar.value < 0x20 || scalar.value == 0x7f {
-                out += "\\x" + hex(scalar.value, width: 2)
-            } else if scalar.value >= 0x80 && scalar.value < 0xa0 {
-                out += "\\x" + hex(scalar.value, width: 2)
+            } else if scalar.value < 0x7f && scalar.value >= 0x20 {
+                out.unicodeScalars.append(scalar)
+            } else if !isPythonPrintable(scalar) {
+                // Python's repr escapes what str.isprintable() rejects.
+                let v = scalar.value
+                out += v < 0x100 ? "\\x" + hex(v, width: 2) : v < 0x10000 ? "\\u" + hex(v, width: 4) : "\\U" + hex(v, width: 8)
             } else {
                 out.unicodeScalars.append(scalar)
             }
@@ -334,4 +336,16 @@ extension Value {
         return equal
     }
     return ua.elementsEqual(ub)
+}
+
+/// Python's `str.isprintable` for one character: not a control, format, surrogate, private-use,
+/// unassigned or separator character (the ASCII space excepted).
+func isPythonPrintable(_ s: Unicode.Scalar) -> Bool {
+    if s == " " { return true }
+    switch s.properties.generalCategory {
+    case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator, .spaceSeparator:
+        return false
+    default:
+        return true
+    }
 }
