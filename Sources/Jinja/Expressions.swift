@@ -216,6 +216,10 @@ extension Interpreter {
         case (.add, .string(let x), .string(let y)): return .string(x + y)
         case (.add, .list(let x), .list(let y)) where x.isTuple == y.isTuple:
             return .list(ListBox(x.items + y.items, isTuple: x.isTuple))
+        case (.mod, .string(let format), _):
+            // Python's printf-style `"%s: %d" % (a, b)`.
+            if case .list(let l) = b, l.isTuple { return .string(try percentFormat(format, l.items)) }
+            return .string(try percentFormat(format, [b]))
         case (.mul, .string(let s), _), (.mul, _, .string(let s)):
             guard let n = (a.isString ? b : a).intIndex else { break }
             if n > 0, s.utf8.count * n > options.maxOutputBytes { throw JinjaError.limit(message: "string repetition larger than \(options.maxOutputBytes) bytes", line: line) }
