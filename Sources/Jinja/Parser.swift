@@ -252,7 +252,7 @@ struct Parser {
             try expectBlockEnd("generation")
             let (body, _) = try parseStatements(until: ["endgeneration"], opener: ("generation", nameToken))
             try expectBlockEnd("endgeneration")
-            return body
+            return [.generation(body)]
         case "include", "import", "from", "extends", "block", "with", "autoescape", "do", "trans", "pluralize":
             index -= 1
             throw unsupported("the '\(tag)' tag")

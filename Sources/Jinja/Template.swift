@@ -56,4 +56,12 @@ public final class Template {
         let interpreter = Interpreter(options: options, symbols: symbols, context: context)
         return try interpreter.run(body)
     }
+
+    /// Renders and also returns where each `{% generation %}` block's text lies in the result,
+    /// as UTF-8 byte ranges (what transformers' `return_assistant_tokens_mask` is built from).
+    public func renderWithGenerationSpans(_ context: [String: Value]) throws -> (text: String, spans: [Range<Int>]) {
+        let interpreter = Interpreter(options: options, symbols: symbols, context: context)
+        let text = try interpreter.run(body)
+        return (text, interpreter.generationSpans)
+    }
 }

@@ -150,3 +150,15 @@ import Testing
         #expect(try Template("{{ strftime_now('%d %b %Y') }}", options: options).render([:]) == "01 Jan 1970")
     }
 }
+
+@Suite struct GenerationSpanTests {
+    @Test func generationBlocksReportTheirByteRanges() throws {
+        let source = "{% for m in messages %}<{{ m.role }}>{% if m.role == 'assistant' %}{% generation %}{{ m.content }}|{% endgeneration %}{% else %}{{ m.content }}{% endif %}{% endfor %}"
+        let t = try Template(source)
+        let messages: Value = [["role": "user", "content": "héllo"], ["role": "assistant", "content": "wörld"], ["role": "assistant", "content": "ok"]]
+        let (text, spans) = try t.renderWithGenerationSpans(["messages": messages])
+        #expect(text == "<user>héllo<assistant>wörld|<assistant>ok|")
+        let bytes = Array(text.utf8)
+        #expect(spans.map { String(decoding: bytes[$0], as: UTF8.self) } == ["wörld|", "ok|"])
+    }
+}
