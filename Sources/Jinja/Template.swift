@@ -16,6 +16,8 @@ public struct TemplateOptions {
     public var maxRecursionDepth = 200
     /// `range()` refuses more items than this, as jinja2's sandbox (`MAX_RANGE`).
     public var maxRange = 100_000
+    /// Lists built by `+` may not grow beyond this many items (doubling a list in a loop).
+    public var maxListLength = 10_000_000
     /// Seconds since 1970 used by `strftime_now`, formatted as UTC; nil: the current local time.
     public var fixedNow: Double?
 
