@@ -8,10 +8,20 @@ import Darwin
 
 extension Interpreter {
     func applyFilter(_ name: String, _ value: Value, _ args: Arguments) throws -> Value {
-        let positional = try args.positional.map { try eval($0) }
+        try filter(name, value, try filterArguments(args, name))
+    }
+
+    func filterArguments(_ args: Arguments, _ name: String) throws -> ArgumentReader {
+        let positional = args.positional.isEmpty ? [] : try args.positional.map { try eval($0) }
         var keyword: [(String, Value)] = []
         for (k, e) in args.keyword { keyword.append((k, try eval(e))) }
-        return try filter(name, value, ArgumentReader(positional: positional, keyword: keyword, function: name))
+        return ArgumentReader(positional: positional, keyword: keyword, function: name)
+    }
+
+    /// transformers' tojson: `json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)`.
+    func jsonWriter(_ value: Value, _ a: ArgumentReader) throws -> JSONWriter {
+        try JSONWriter(value: value, indent: try a.value(0, "indent"), separators: try a.value(2, "separators"),
+                       sortKeys: try a.bool(3, "sort_keys") ?? false, ensureAscii: try a.bool(1, "ensure_ascii") ?? false)
     }
 
     func filter(_ name: String, _ value: Value, _ a: ArgumentReader) throws -> Value {
@@ -31,11 +41,7 @@ extension Interpreter {
         case "trim":
             return .string(pythonStrip(value.pythonStr, try a.optionalString(0, "chars"), leading: true, trailing: true))
         case "tojson":
-            let indent = try a.value(0, "indent")
-            let ensureAscii = try a.bool(1, "ensure_ascii") ?? false
-            let separators = try a.value(2, "separators")
-            let sortKeys = try a.bool(3, "sort_keys") ?? false
-            return .string(try JSONWriter(value: value, indent: indent, separators: separators, sortKeys: sortKeys, ensureAscii: ensureAscii).write())
+            return .string(try jsonWriter(value, a).write())
         case "length", "count":
             switch value {
             case .string(let s): return .int(s.unicodeScalars.count)

@@ -153,6 +153,15 @@ final class Interpreter {
             try emit(s)
         case .output(let e, let ln):
             line = ln
+            if case .filter(let inner, "tojson", let args) = e {
+                // `{{ x | tojson }}`: write the JSON straight into the output.
+                let v = try eval(inner)
+                try jsonWriter(v, try filterArguments(args, "tojson")).write(v, level: 0, into: &out)
+                if out.count > options.maxOutputBytes {
+                    throw JinjaError.limit(message: "output larger than \(options.maxOutputBytes) bytes", line: line)
+                }
+                return .normal
+            }
             let v = try eval(e)
             if case .string(let s) = v { try emit(s) } else { try emit(v.pythonStr) }
         case .outputConcat(let parts, let ln):
