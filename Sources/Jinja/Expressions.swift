@@ -1,5 +1,10 @@
 // Expression evaluation with Python's operator semantics and jinja2's attribute/item lookup.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 let globalNames: Set<String> = ["range", "namespace", "dict", "raise_exception", "strftime_now", "lipsum", "cycler", "joiner"]
 
 func undefinedMessage(_ reason: UndefinedReason) -> String { reason.message }
@@ -28,9 +33,6 @@ extension Interpreter {
             }
             return try callValue(try eval(callee), args)
         case .filter(let v, let name, let args):
-            if name == "default" || name == "d" {
-                return try applyFilter(name, try eval(v), args)
-            }
             return try applyFilter(name, try eval(v), args)
         case .test(let v, let name, let args, let negated):
             let r = try applyTest(name, try eval(v), args)
@@ -368,8 +370,3 @@ extension Value {
     var isFloat: Bool { if case .float = self { return true }; return false }
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
