@@ -40,9 +40,9 @@ extension Tokenizer {
         var entries: [(id: Int, bytes: ArraySlice<UInt8>)] = []
         entries.reserveCapacity(160_000)
         try vocab.forEachMember { key, value in
-            guard let id = value.int, id >= 0, id < 100_000_000 else {
+            guard let id = value.int, id >= 0, id < PairTable.maxId else {
                 throw TokenizerError.malformed(path: path, location: "model.vocab[\(quoted(String(decoding: key, as: UTF8.self)))]",
-                                               reason: "the id must be a non-negative integer, found \(value.kind)")
+                                               reason: "the id must be an integer in 0..<\(PairTable.maxId), found \(value.kind)")
             }
             guard let bytes = ByteLevel.decode(key) else {
                 throw TokenizerError.malformed(path: path, location: "model.vocab[\(quoted(String(decoding: key, as: UTF8.self)))]",
@@ -56,6 +56,9 @@ extension Tokenizer {
         // Merges.
         guard let merges = model["merges"], merges.isArray else {
             throw TokenizerError.malformed(path: path, location: "model.merges", reason: "missing the merges array")
+        }
+        if merges.count > PairTable.maxRank {
+            throw TokenizerError.unsupported(path: path, location: "model.merges", what: "more than \(PairTable.maxRank) merges")
         }
         var pairs = PairTable(capacity: merges.count)
         for k in 0..<merges.count {
