@@ -126,11 +126,13 @@ struct PairTable {
     static let maxId = (1 << 20) - 1
     static let maxRank = (1 << 24) - 2  // 0xFFFFFF marks "no merge" in a HotPairs slot
 
-    init(capacity: Int) {
+    init(capacity: Int, vocabularySize: Int) {
         var cap = 16
         while cap < capacity * 3 / 2 { cap <<= 1 }
         slots = [UInt64](repeating: .max, count: cap)
         mask = cap - 1
+        partnerFilter = [UInt64](repeating: 0, count: vocabularySize)
+        mergedOf.reserveCapacity(max(capacity, vocabularySize))
     }
 
     @inline(__always) static func key(_ a: Int32, _ b: Int32) -> UInt64 {

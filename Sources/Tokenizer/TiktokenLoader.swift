@@ -48,7 +48,7 @@ extension Tokenizer {
 
 /// Every split (a, b) of every token t where a and b are tokens: (a, b) -> (rank t, t).
 func tiktokenPairs(_ tokens: TokenBytes) -> PairTable {
-    var pairs = PairTable(capacity: tokens.count * 3)
+    var pairs = PairTable(capacity: tokens.count * 2, vocabularySize: tokens.count)
     tokens.storage.withUnsafeBufferPointer { st in
         guard let base = st.baseAddress else { return }
         for id in 0..<tokens.count where tokens.present[id] {
