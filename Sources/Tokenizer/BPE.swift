@@ -45,7 +45,7 @@ struct BPE {
         if n <= BPE.heapThreshold { scan(p, n, hot: hot, into: &out) } else { heap(p, n, hot: hot, into: &out) }
     }
 
-    private func scan(_ p: UnsafePointer<UInt8>, _ n: Int, hot: UnsafeMutablePointer<UInt64>?, into out: inout [Int32]) {
+    func scan(_ p: UnsafePointer<UInt8>, _ n: Int, hot: UnsafeMutablePointer<UInt64>?, into out: inout [Int32]) {
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: n) { ids in
             withUnsafeTemporaryAllocation(of: UInt32.self, capacity: n) { ranks in
                 byteIds.withUnsafeBufferPointer { byteIds in
@@ -83,7 +83,7 @@ struct BPE {
     }
 
     /// The same rule with a binary heap of (rank, position) over a doubly linked list.
-    private func heap(_ p: UnsafePointer<UInt8>, _ n: Int, hot: UnsafeMutablePointer<UInt64>?, into out: inout [Int32]) {
+    func heap(_ p: UnsafePointer<UInt8>, _ n: Int, hot: UnsafeMutablePointer<UInt64>?, into out: inout [Int32]) {
         var ids = [Int32](repeating: 0, count: n)
         var next = [Int32](repeating: -1, count: n)
         var prev = [Int32](repeating: -1, count: n)
