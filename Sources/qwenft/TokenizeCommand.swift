@@ -65,9 +65,15 @@ struct TokenizeCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data(out.utf8))
         } else if eachLine {
             let lines = input.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            let t1 = Date()
-            let all = tok.encodeBatch(lines, allowSpecial: !noSpecial)
-            report(loaded.timeIntervalSince(t0), Date().timeIntervalSince(t1), input.utf8.count, all.reduce(0) { $0 + $1.count })
+            var all: [[Int32]] = []
+            var best = Double.infinity
+            for _ in 0..<(timings ? 5 : 1) {
+                tok.clearCaches()
+                let t1 = Date()
+                all = tok.encodeBatch(lines, allowSpecial: !noSpecial)
+                best = min(best, Date().timeIntervalSince(t1))
+            }
+            report(loaded.timeIntervalSince(t0), best, input.utf8.count, all.reduce(0) { $0 + $1.count })
             FileHandle.standardOutput.write(Data(all.map { IdList.json($0) + "\n" }.joined().utf8))
         } else {
             var ids: [Int32] = []
