@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "QwenCore", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "SafeTensors", dependencies: ["QwenCore"], swiftSettings: fastMath),
         .target(name: "Tokenizer", dependencies: ["QwenCore", "CJSON"], swiftSettings: fastMath),
-        .target(name: "Jinja", dependencies: []),
+        .target(name: "Jinja", dependencies: [], swiftSettings: fastMath),
         .target(name: "Qwen2", dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja"],
                 swiftSettings: fastMath),
         .target(name: "Distributed", dependencies: ["QwenCore", "CMPI"]),
