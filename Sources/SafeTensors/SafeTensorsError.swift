@@ -43,6 +43,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Sendable {
     case duplicateTensor(tensor: String, file: String, otherFile: String)
     /// A folder holds no safetensors file we know how to read.
     case noSafetensors(folder: String)
+    /// A model folder's config.json is unreadable.
+    case badConfig(file: String, reason: String)
     /// A tensor handed to the writer is inconsistent (bytes vs shape × dtype, bad name).
     case invalidTensor(tensor: String, reason: String)
 
@@ -91,6 +93,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Sendable {
             return "tensor '\(tensor)' is in both \(other) and \(file); a model's shards must not repeat tensors"
         case let .noSafetensors(folder):
             return "\(folder): no model.safetensors, model.safetensors.index.json or single *.safetensors file in this folder"
+        case let .badConfig(file, reason):
+            return "\(file): \(reason)"
         case let .invalidTensor(tensor, reason):
             return "tensor '\(tensor)': \(reason)"
         }
