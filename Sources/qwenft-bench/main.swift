@@ -1,0 +1,99 @@
+// qwenft-bench: micro-benchmarks of the compute core, run by Scripts/bench/*/run.sh.
+//
+//   qwenft-bench gemm [--tokens T] [--repeats R] [--json]
+//
+// gemm: our GEMM wrappers on the Qwen2.5-0.5B linear shapes at T tokens, in the three layouts a
+// Linear layer uses — forward y = x·Wᵀ (NT), input gradient dx = dy·W (NN), weight gradient
+// dW = dyᵀ·x (TN). Prints the best of R timed runs (after one warm-up) as GFLOP/s.
+import Foundation
+import QwenCore
+
+struct GemmCase {
+    let layer: String   // which Linear: C→OC
+    let inFeatures: Int  // C
+    let outFeatures: Int // OC
+}
+
+/// The Linear shapes of Qwen2.5-0.5B (hidden 896, intermediate 4864, vocab 151936).
+let qwen05BShapes = [
+    GemmCase(layer: "q/o_proj 896x896", inFeatures: 896, outFeatures: 896),
+    GemmCase(layer: "gate/up_proj 896x4864", inFeatures: 896, outFeatures: 4864),
+    GemmCase(layer: "down_proj 4864x896", inFeatures: 4864, outFeatures: 896),
+    GemmCase(layer: "lm_head 896x151936", inFeatures: 896, outFeatures: 151936),
+]
+
+func fillRandom(_ p: UnsafeMutablePointer<Float>, _ n: Int, seed: UInt64) {
+    var s = seed
+    for i in 0..<n {
+        s = s &* 6364136223846793005 &+ 1442695040888963407
+        p[i] = Float(Int64(bitPattern: s >> 11) % 2000) / 1000 - 1
+    }
+}
+
+func seconds(_ body: () -> Void) -> Double {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+}
+
+func runGemm(tokens T: Int, repeats: Int, json: Bool) {
+    Threading.configure(threads: nil)
+    let maxC = qwen05BShapes.map(\.inFeatures).max()!, maxOC = qwen05BShapes.map(\.outFeatures).max()!
+    // One set of buffers sized for the largest case: x (T,C), W (OC,C), y (T,OC), dW (OC,C).
+    let x = AlignedBuffer<Float>(count: T * maxC), w = AlignedBuffer<Float>(count: maxOC * maxC)
+    let y = AlignedBuffer<Float>(count: T * maxOC), dw = AlignedBuffer<Float>(count: maxOC * maxC)
+    fillRandom(x.pointer, x.count, seed: 1)
+    fillRandom(w.pointer, w.count, seed: 2)
+    fillRandom(y.pointer, y.count, seed: 3)
+    if !json {
+        print("qwenft GEMM (OpenBLAS via cblas_sgemm), T=\(T), threads=\(Threading.count), best of \(repeats)")
+        print("layer                   variant  M x N x K                  ms    GFLOP/s")
+    }
+    for c in qwen05BShapes {
+        let C = c.inFeatures, OC = c.outFeatures
+        // (variant, M, N, K, run)
+        let variants: [(String, Int, Int, Int, () -> Void)] = [
+            ("NT", T, OC, C, { GEMM.nt(T, OC, C, x.pointer, w.pointer, y.pointer) }),          // y = x·Wᵀ
+            ("NN", T, C, OC, { GEMM.nn(T, C, OC, y.pointer, w.pointer, x.pointer) }),          // dx = dy·W
+            ("TN", OC, C, T, { GEMM.tn(OC, C, T, y.pointer, x.pointer, dw.pointer) }),         // dW = dyᵀ·x
+        ]
+        for (name, M, N, K, run) in variants {
+            run()  // warm-up: page faults, thread start
+            var best = Double.infinity
+            for _ in 0..<repeats { best = min(best, seconds(run)) }
+            let gflops = 2 * Double(M) * Double(N) * Double(K) / best / 1e9
+            if json {
+                print(#"{"layer":"\#(c.layer)","variant":"\#(name)","M":\#(M),"N":\#(N),"K":\#(K),"seconds":\#(best),"gflops":\#(gflops)}"#)
+            } else {
+                let dims = "\(M) x \(N) x \(K)"
+                print(c.layer.padding(toLength: 24, withPad: " ", startingAt: 0) + name.padding(toLength: 9, withPad: " ", startingAt: 0)
+                      + dims.padding(toLength: 22, withPad: " ", startingAt: 0)
+                      + String(format: "%9.2f  %9.1f", best * 1000, gflops))
+            }
+        }
+    }
+}
+
+var args = Array(CommandLine.arguments.dropFirst())
+guard args.first == "gemm" else {
+    FileHandle.standardError.write(Data("usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json]\n".utf8))
+    exit(2)
+}
+args.removeFirst()
+var tokens = 256, repeats = 3, json = false
+while let a = args.first {
+    args.removeFirst()
+    switch a {
+    case "--tokens": tokens = Int(args.first ?? "") ?? -1; if !args.isEmpty { args.removeFirst() }
+    case "--repeats": repeats = Int(args.first ?? "") ?? -1; if !args.isEmpty { args.removeFirst() }
+    case "--json": json = true
+    default:
+        FileHandle.standardError.write(Data("qwenft-bench: unknown argument \(a)\n".utf8))
+        exit(2)
+    }
+}
+guard tokens > 0, repeats > 0 else {
+    FileHandle.standardError.write(Data("qwenft-bench: --tokens and --repeats take positive integers\n".utf8))
+    exit(2)
+}
+runGemm(tokens: tokens, repeats: repeats, json: json)
