@@ -38,19 +38,18 @@ func seconds(_ body: () -> Void) -> Double {
 
 func runGemm(tokens T: Int, repeats: Int, json: Bool) {
     Threading.configure(threads: nil)
-    let maxC = qwen05BShapes.map(\.inFeatures).max()!, maxOC = qwen05BShapes.map(\.outFeatures).max()!
-    // One set of buffers sized for the largest case: x (T,C), W (OC,C), y (T,OC), dW (OC,C).
-    let x = AlignedBuffer<Float>(count: T * maxC), w = AlignedBuffer<Float>(count: maxOC * maxC)
-    let y = AlignedBuffer<Float>(count: T * maxOC), dw = AlignedBuffer<Float>(count: maxOC * maxC)
-    fillRandom(x.pointer, x.count, seed: 1)
-    fillRandom(w.pointer, w.count, seed: 2)
-    fillRandom(y.pointer, y.count, seed: 3)
     if !json {
         print("qwenft GEMM (OpenBLAS via cblas_sgemm), T=\(T), threads=\(Threading.count), best of \(repeats)")
         print("layer                   variant  M x N x K                  ms    GFLOP/s")
     }
     for c in qwen05BShapes {
         let C = c.inFeatures, OC = c.outFeatures
+        // x (T,C), W (OC,C), y = dy (T,OC), dW (OC,C); freed before the next shape.
+        let x = AlignedBuffer<Float>(count: T * C), w = AlignedBuffer<Float>(count: OC * C)
+        let y = AlignedBuffer<Float>(count: T * OC), dw = AlignedBuffer<Float>(count: OC * C)
+        fillRandom(x.pointer, x.count, seed: 1)
+        fillRandom(w.pointer, w.count, seed: 2)
+        fillRandom(y.pointer, y.count, seed: 3)
         // (variant, M, N, K, run)
         let variants: [(String, Int, Int, Int, () -> Void)] = [
             ("NT", T, OC, C, { GEMM.nt(T, OC, C, x.pointer, w.pointer, y.pointer) }),          // y = x·Wᵀ

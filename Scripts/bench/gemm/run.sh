@@ -4,8 +4,11 @@
 # (Debian's OpenBLAS) against numpy's matmul (its bundled OpenBLAS), same thread count, one run.
 #
 # Usage: Scripts/bench/gemm/run.sh [--tokens T] [--repeats R]
+# The two sides run alternately for PASSES passes (default 2) and each product's best time is kept,
+# so load from other processes on a shared machine hits both alike.
 #   PYTHON      a python with numpy (default: .venv/bin/python, else python3)
 #   QWENFT_THREADS  threads for both sides (default: the core count)
+#   PASSES      alternating passes of both sides (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
@@ -17,7 +20,10 @@ trap 'rm -rf "$out"' EXIT
 
 swift build -c release --product qwenft-bench >&2
 echo "threads: $threads   ($(lscpu | sed -n 's/^Model name: *//p'))"
-QWENFT_THREADS=$threads /usr/bin/time -v -o "$out/ours.time" .build/release/qwenft-bench gemm --json "$@" > "$out/ours.jsonl"
-OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads /usr/bin/time -v -o "$out/numpy.time" \
-    "$PYTHON" Scripts/bench/gemm/numpy_gemm.py "$@" > "$out/numpy.jsonl"
+for _ in $(seq "${PASSES:-2}"); do
+    QWENFT_THREADS=$threads /usr/bin/time -v -a -o "$out/ours.time" \
+        .build/release/qwenft-bench gemm --json "$@" >> "$out/ours.jsonl"
+    OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads /usr/bin/time -v -a -o "$out/numpy.time" \
+        "$PYTHON" Scripts/bench/gemm/numpy_gemm.py "$@" >> "$out/numpy.jsonl"
+done
 "$PYTHON" Scripts/bench/gemm/numpy_gemm.py compare "$out/ours.jsonl" "$out/numpy.jsonl" "$out/ours.time" "$out/numpy.time"
