@@ -31,6 +31,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Sendable {
     case badMetadata(file: String, key: String?, reason: String)
     /// A tensor that was asked for is absent.
     case missingTensor(file: String, tensor: String)
+    /// A tensor has another shape than the model expects.
+    case shapeMismatch(file: String, tensor: String, expected: [Int], actual: [Int])
     /// A tensor's values were asked for as Float but its dtype is not a float type.
     case notFloat(file: String, tensor: String, dtype: DType)
     /// A shard index is malformed.
@@ -81,6 +83,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Sendable {
             return "\(file): __metadata__: \(reason)"
         case let .missingTensor(file, tensor):
             return "\(file): no tensor named '\(tensor)'"
+        case let .shapeMismatch(file, tensor, expected, actual):
+            return "\(file): tensor '\(tensor)' has shape \(actual) but the model expects \(expected); check that config.json matches the weights"
         case let .notFloat(file, tensor, dtype):
             return "\(file): tensor '\(tensor)' has dtype \(dtype); expected F32, BF16, F16 or F64"
         case let .badIndex(file, reason):

@@ -73,6 +73,13 @@ public struct TensorView: @unchecked Sendable {
         try floatBuffer().toArray()
     }
 
+    /// The view itself when its shape is `expected`; else `shapeMismatch` naming file and tensor.
+    @discardableResult
+    public func expectingShape(_ expected: [Int]) throws(SafeTensorsError) -> TensorView {
+        guard shape == expected else { throw .shapeMismatch(file: file, tensor: name, expected: expected, actual: shape) }
+        return self
+    }
+
     /// A copy of the raw bytes.
     public func byteArray() -> [UInt8] { Array(bytes) }
 }

@@ -1,3 +1,4 @@
+import QwenCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -81,6 +82,11 @@ public final class SafeTensorsStore: @unchecked Sendable {
     public func tensor(_ name: String) throws(SafeTensorsError) -> TensorView {
         guard let t = self[name] else { throw .missingTensor(file: indexPath ?? files.first?.path ?? path, tensor: name) }
         return t
+    }
+
+    /// The tensor called `name`, checked to have `shape`, widened to fp32 in a new aligned buffer.
+    public func floats(_ name: String, shape: [Int]) throws(SafeTensorsError) -> AlignedBuffer<Float> {
+        try tensor(name).expectingShape(shape).floatBuffer()
     }
 
     /// Parses an index and opens its shards, checking that each holds what the index says.

@@ -1,6 +1,7 @@
 // qwenft-bench: micro-benchmarks of the compute core, run by Scripts/bench/*/run.sh.
 //
 //   qwenft-bench gemm [--tokens T] [--repeats R] [--json]
+//   qwenft-bench convert [--repeats R]
 //
 // gemm: our GEMM wrappers on the Qwen2.5-0.5B linear shapes at T tokens, in the three layouts a
 // Linear layer uses — forward y = x·Wᵀ (NT), input gradient dx = dy·W (NN), weight gradient
@@ -73,9 +74,32 @@ func runGemm(tokens T: Int, repeats: Int, json: Bool) {
     }
 }
 
+/// convert: fp32 <-> bf16 / f16 over 64M elements (a 0.5B model is 494M), elements per second.
+func runConvert(repeats: Int) {
+    Threading.configure(threads: nil)
+    let n = 1 << 26
+    let f = AlignedBuffer<Float>(count: n), h = AlignedBuffer<UInt16>(count: n)
+    fillRandom(f.pointer, n, seed: 4)
+    print("conversions over \(n) elements, threads=\(Threading.count), best of \(repeats)")
+    let cases: [(String, () -> Void)] = [
+        ("f32 -> bf16", { convertF32ToBF16(f.pointer, h.pointer, count: n) }),
+        ("bf16 -> f32", { convertBF16ToF32(h.pointer, f.pointer, count: n) }),
+        ("f32 -> f16", { convertF32ToF16(f.pointer, h.pointer, count: n) }),
+        ("f16 -> f32", { convertF16ToF32(h.pointer, f.pointer, count: n) }),
+    ]
+    for (name, run) in cases {
+        run()
+        var best = Double.infinity
+        for _ in 0..<repeats { best = min(best, seconds(run)) }
+        print(name.padding(toLength: 14, withPad: " ", startingAt: 0)
+              + String(format: "%8.1f ms  %7.2f G elements/s  %6.1f GB/s", best * 1000, Double(n) / best / 1e9, Double(n) * 6 / best / 1e9))
+    }
+}
+
 var args = Array(CommandLine.arguments.dropFirst())
-guard args.first == "gemm" else {
-    FileHandle.standardError.write(Data("usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json]\n".utf8))
+let mode = args.first ?? ""
+guard mode == "gemm" || mode == "convert" else {
+    FileHandle.standardError.write(Data("usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json] | convert [--repeats R]\n".utf8))
     exit(2)
 }
 args.removeFirst()
@@ -95,4 +119,4 @@ guard tokens > 0, repeats > 0 else {
     FileHandle.standardError.write(Data("qwenft-bench: --tokens and --repeats take positive integers\n".utf8))
     exit(2)
 }
-runGemm(tokens: tokens, repeats: repeats, json: json)
+if mode == "gemm" { runGemm(tokens: tokens, repeats: repeats, json: json) } else { runConvert(repeats: repeats) }
