@@ -93,3 +93,39 @@ import Testing
         #expect(r2.stderr.hasPrefix("qwenft: error:"))
     }
 }
+
+/// Each malformed file the issue names ends in `qwenft: error:` naming the file (and tensor), exit 1.
+@Suite struct InspectBadFileTests {
+    static let cases: [(label: String, header: String, data: Int, fragments: [String])] = [
+        ("unknown dtype", #"{"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}"#, 2, ["'w'", "unknown dtype"]),
+        ("shape/size mismatch", #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, 8, ["'w'", "needs 12 bytes"]),
+        ("range outside", #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, 8, ["'w'", "reach past"]),
+        ("overlap", #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12, ["'a'", "'b'", "overlapping"]),
+        ("bad JSON", #"{"w":{"dtype":"F32","#, 0, ["not valid JSON"]),
+        ("header past end", "", -1, ["past the end"]),
+        ("truncated", "", -2, ["truncated"]),
+    ]
+
+    @Test(arguments: 0..<cases.count)
+    func badFile(_ k: Int) throws {
+        let c = Self.cases[k]
+        var bytes: [UInt8]
+        switch c.data {
+        case -1: bytes = [0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0x7B, 0x7D]
+        case -2: bytes = [4, 0, 0]
+        default:
+            let h = Array(c.header.utf8)
+            var n = UInt64(h.count)
+            bytes = []
+            for _ in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: n)); n >>= 8 }
+            bytes += h + [UInt8](repeating: 0, count: c.data)
+        }
+        let path = try makeTempDir().appendingPathComponent("bad.safetensors").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let r = try runQwenft(["inspect", path, "--json"])
+        #expect(r.status == 1, "\(c.label)")
+        #expect(r.stderr.hasPrefix("qwenft: error: \(path): "), "\(c.label): \(r.stderr)")
+        for f in c.fragments { #expect(r.stderr.contains(f), "\(c.label): \(r.stderr)") }
+        #expect(r.stdout.isEmpty)
+    }
+}
