@@ -96,7 +96,7 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Sendable {
         case let .duplicateTensor(tensor, file, other):
             return "tensor '\(tensor)' is in both \(other) and \(file); a model's shards must not repeat tensors"
         case let .noSafetensors(folder):
-            return "\(folder): no model.safetensors, model.safetensors.index.json or single *.safetensors file in this folder"
+            return "\(folder): no model.safetensors, model.safetensors.index.json or single *.safetensors file in this folder; qwenft reads safetensors only (re-save a PyTorch .bin checkpoint with transformers' save_pretrained)"
         case let .badConfig(file, reason):
             return "\(file): \(reason)"
         case let .invalidTensor(tensor, reason):

@@ -23,8 +23,8 @@ public final class SafeTensorsStore: @unchecked Sendable {
     public static let indexFileName = "model.safetensors.index.json"
 
     /// Opens a safetensors file, a shard index (`*.safetensors.index.json`), or a folder holding
-    /// `model.safetensors.index.json`, `model.safetensors`, or exactly one index or one
-    /// `*.safetensors` file (an adapter folder, say).
+    /// `model.safetensors`, else `model.safetensors.index.json` (transformers' order), else exactly
+    /// one index or one `*.safetensors` file (an adapter folder, say).
     public init(path: String) throws(SafeTensorsError) {
         self.path = path
         var isDir = false
@@ -35,10 +35,11 @@ public final class SafeTensorsStore: @unchecked Sendable {
             let names = try listFolder(path)
             let indexes = names.filter { $0.hasSuffix(".safetensors.index.json") }.sorted()
             let files = names.filter { $0.hasSuffix(".safetensors") }.sorted()
-            if names.contains(Self.indexFileName) {
-                index = join(path, Self.indexFileName)
-            } else if names.contains("model.safetensors") {
+            // transformers' precedence: model.safetensors, then the index, then the only one there.
+            if names.contains("model.safetensors") {
                 single = join(path, "model.safetensors")
+            } else if names.contains(Self.indexFileName) {
+                index = join(path, Self.indexFileName)
             } else if indexes.count == 1 {
                 index = join(path, indexes[0])
             } else if indexes.isEmpty && files.count == 1 {
