@@ -44,7 +44,7 @@ let package = Package(
             ]),
 
         // Micro-benchmarks of the compute core (Scripts/bench/*/run.sh builds and runs it).
-        .executableTarget(name: "qwenft-bench", dependencies: ["QwenCore"], path: "Sources/qwenft-bench"),
+        .executableTarget(name: "qwenft-bench", dependencies: ["QwenCore", "SafeTensors"], path: "Sources/qwenft-bench"),
 
         // Tests: one target per library, plus end-to-end tests of the built binary.
         .testTarget(name: "QwenCoreTests", dependencies: ["QwenCore"], exclude: ["Fixtures"]),

@@ -63,7 +63,8 @@ public struct TensorView: @unchecked Sendable {
 
     /// The values widened to fp32 in a new 64-byte-aligned buffer.
     public func floatBuffer() throws(SafeTensorsError) -> AlignedBuffer<Float> {
-        let out = AlignedBuffer<Float>(count: elementCount)
+        guard dtype.isFloatStorage || dtype == .f64 else { throw .notFloat(file: file, tensor: name, dtype: dtype) }
+        let out = AlignedBuffer<Float>(uninitializedCount: elementCount)
         try copyFloats(into: out.pointer)
         return out
     }

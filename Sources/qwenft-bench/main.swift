@@ -2,12 +2,14 @@
 //
 //   qwenft-bench gemm [--tokens T] [--repeats R] [--json]
 //   qwenft-bench convert [--repeats R]
+//   qwenft-bench roundtrip IN OUT      (Scripts/bench/safetensors/run.sh)
 //
 // gemm: our GEMM wrappers on the Qwen2.5-0.5B linear shapes at T tokens, in the three layouts a
 // Linear layer uses — forward y = x·Wᵀ (NT), input gradient dx = dy·W (NN), weight gradient
 // dW = dyᵀ·x (TN). Prints the best of R timed runs (after one warm-up) as GFLOP/s.
 import Foundation
 import QwenCore
+import SafeTensors
 
 struct GemmCase {
     let layer: String   // which Linear: C→OC
@@ -96,10 +98,41 @@ func runConvert(repeats: Int) {
     }
 }
 
+/// roundtrip: every tensor of IN widened to fp32 (kept in memory, as a trainer holds weights),
+/// then narrowed back to bf16 and written to OUT.
+func runRoundtrip(_ src: String, _ dst: String) throws {
+    Threading.configure(threads: nil)
+    var held: [(name: String, shape: [Int], values: AlignedBuffer<Float>)] = []
+    let load = try seconds {
+        let store = try SafeTensorsStore(path: src)
+        for t in store.tensors { held.append((t.name, t.shape, try t.floatBuffer())) }
+    }
+    let save = try seconds {
+        try SafeTensorsWriter.write(held.map { TensorToWrite(name: $0.name, shape: $0.shape, pointer: $0.values.pointer, as: .bf16) },
+                                    to: dst)
+    }
+    print(String(format: "qwenft: load+widen %.2f s, narrow+save %.2f s, total %.2f s", load, save, load + save))
+}
+
+func seconds(_ body: () throws -> Void) throws -> Double {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+}
+
 var args = Array(CommandLine.arguments.dropFirst())
 let mode = args.first ?? ""
+if mode == "roundtrip", args.count == 3 {
+    do {
+        try runRoundtrip(args[1], args[2])
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("qwenft-bench: \(error)\n".utf8))
+        exit(1)
+    }
+}
 guard mode == "gemm" || mode == "convert" else {
-    FileHandle.standardError.write(Data("usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json] | convert [--repeats R]\n".utf8))
+    FileHandle.standardError.write(Data("usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json] | convert [--repeats R] | roundtrip IN OUT\n".utf8))
     exit(2)
 }
 args.removeFirst()
