@@ -114,6 +114,9 @@ import QwenCore
         expectError(["'i'", "cannot store Float values as I32"]) {
             try SafeTensorsWriter.write([TensorToWrite(name: "i", shape: [1], floats: [1], as: .i32)], to: p)
         }
+        expectError(["'big'", "too large"]) {
+            try SafeTensorsWriter.write([TensorToWrite(name: "big", dtype: .f32, shape: [1 << 40, 1 << 30], bytes: [])], to: p)
+        }
         expectError(["no/such/folder", "temporary file"]) {
             try SafeTensorsWriter.write([TensorToWrite(name: "a", shape: [1], floats: [1])], to: dir + "/no/such/folder/x.safetensors")
         }
