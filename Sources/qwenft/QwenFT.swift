@@ -11,6 +11,7 @@ struct QwenFT: ParsableCommand {
         subcommands: [
             TemplateCommand.self,
             TokenizeCommand.self,
+            InspectCommand.self,
         ])
 
     /// Runs the command; every error ends as `qwenft: error: …` on stderr with exit status 1
