@@ -26,19 +26,17 @@ struct QwenFT: ParsableCommand {
                 print(fullMessage(for: error))
                 Foundation.exit(0)
             }
-            let message = error is CLIError ? "\(error)" : describe(error)
-            FileHandle.standardError.write(Data("qwenft: error: \(message)\n".utf8))
+            FileHandle.standardError.write(Data("qwenft: error: \(describe(error))\n".utf8))
             Foundation.exit(1)
         }
     }
 
-    /// A library error's own description, or ArgumentParser's message for a usage error.
+    /// ArgumentParser's message for a usage error (without its "Error: " prefix), or the
+    /// library error's own description.
     private static func describe(_ error: Error) -> String {
-        if let e = error as? CustomStringConvertible, !(error is ValidationError) {
-            let s = e.description
-            if !s.isEmpty { return s }
-        }
-        return fullMessage(for: error)
+        var s = fullMessage(for: error)
+        if s.hasPrefix("Error: ") { s.removeFirst("Error: ".count) }
+        return s.isEmpty ? String(describing: error) : s
     }
 }
 
