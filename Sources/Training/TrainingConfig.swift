@@ -229,6 +229,25 @@ extension TrainingConfig {
     /// Clipping in effect: with DeepSpeed its `gradient_clipping` (0, no clipping, when absent).
     public var effectiveMaxGradNorm: Double { deepspeed.map(\.gradientClipping) ?? maxGradNorm }
 
+    public enum StepEvent: Sendable { case logging, evaluation, saving }
+
+    /// Every how many optimizer steps `event` happens, as transformers' `TrainerState.compute_steps`:
+    /// a value below 1 is a fraction of `totalSteps`, rounded up; eval_steps defaults to
+    /// logging_steps. nil when the event's strategy is not "steps" (saving/eval "no" or "epoch").
+    public func interval(_ event: StepEvent, totalSteps: Int) -> Int? {
+        let value: Double
+        switch event {
+        case .logging: value = loggingSteps
+        case .evaluation:
+            guard evalStrategy == .steps else { return nil }
+            value = evalSteps ?? loggingSteps
+        case .saving:
+            guard saveStrategy == .steps else { return nil }
+            value = saveSteps
+        }
+        return value < 1 ? max(1, Int((Double(totalSteps) * value).rounded(.up))) : Int(value)
+    }
+
     /// The LoRA target modules with "all-linear" expanded.
     public var resolvedLoraTargetModules: [String] {
         loraTargetModules == ["all-linear"] ? Self.loraModules : loraTargetModules

@@ -110,9 +110,14 @@ extension TrainingConfig {
         if !(maxGradNorm >= 0) { throw fail("max_grad_norm", "must be ≥ 0 (0 turns clipping off), got \(maxGradNorm)") }
         if !(0 ..< 1).contains(loraDropout) { throw fail("lora_dropout", "must be within [0, 1), got \(loraDropout)") }
         if !(loraAlpha > 0) { throw fail("lora_alpha", "must be > 0, got \(loraAlpha)") }
-        if !(loggingSteps > 0) { throw fail("logging_steps", "must be > 0, got \(loggingSteps)") }
-        if !(saveSteps > 0) { throw fail("save_steps", "must be > 0, got \(saveSteps)") }
-        if let e = evalSteps, !(e > 0) { throw fail("eval_steps", "must be > 0, got \(e)") }
+        func interval(_ key: String, _ v: Double) throws {
+            guard v > 0, v < 1 || v.rounded() == v else {
+                throw fail(key, "must be a whole number of steps ≥ 1, or a fraction of the total steps below 1, got \(v)")
+            }
+        }
+        try interval("logging_steps", loggingSteps)
+        try interval("save_steps", saveSteps)
+        if let e = evalSteps { try interval("eval_steps", e) }
         if let l = saveTotalLimit, l < 1 { throw fail("save_total_limit", "must be at least 1 (or null for no limit), got \(l)") }
         if let w = tokenizeNumWorkers, w < 1 { throw fail("tokenize_num_workers", "must be at least 1, got \(w)") }
         if bf16 && fp16 { throw fail("fp16", "bf16 and fp16 are both true; choose one") }

@@ -145,6 +145,16 @@ private func parse(_ extra: [(String, JSONValue)], overrides: [String] = []) thr
         #expect(pairs.count == ConfigKeys.all.count + 1)
     }
 
+    @Test func stepIntervalsAsTransformers() throws {
+        let c = try parse([("logging_steps", .double(0.1)), ("save_steps", .int(25)),
+                           ("eval_file", .string("e.jsonl")), ("eval_strategy", .string("steps"))])
+        #expect(c.interval(.logging, totalSteps: 95) == 10 && c.interval(.saving, totalSteps: 95) == 25)
+        #expect(c.interval(.evaluation, totalSteps: 95) == 10)   // eval_steps falls back to logging_steps
+        let d = try parse([("save_strategy", .string("epoch"))])
+        #expect(d.interval(.saving, totalSteps: 10) == nil && d.interval(.evaluation, totalSteps: 10) == nil)
+        #expect(message { try parse([("logging_steps", .double(7.5))]) }.contains("logging_steps"))
+    }
+
     // MARK: bad input
 
     @Test func unknownKeySuggestsClosest() {
