@@ -69,7 +69,7 @@ func halfLinearFused(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>
                      weight: WeightMatrix, N: Int, accumulate: Bool) {
     let OC = weight.rows, C = weight.cols
     let w = weight.base.assumingMemoryBound(to: UInt16.self)
-    let isBF16 = weight.dtype == .bfloat16
+    let isBF16 = weight.dtype == .bf16
     parallelChunks(OC, minChunk: 64) { range in
         for o in range {
             let row = w + o * C
@@ -117,6 +117,6 @@ public func dotBF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: 
 @inlinable
 public func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
     var s: Float = 0
-    for i in 0..<n { s += float16ToFloat(w[i]) * x[i] }
+    for i in 0..<n { s += floatFromF16(w[i]) * x[i] }
     return s
 }
