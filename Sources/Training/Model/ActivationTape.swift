@@ -57,6 +57,7 @@ final class TrainingWorkspace {
     let act, k, v, tmp, dropped: AlignedBuffer<Float>
     let dx, dln, datt, dq, dk, dv, dact, dgate, dup, dxa, attD: AlignedBuffer<Float>
     let logits, losses: AlignedBuffer<Float>
+    let attScratch: AlignedBuffer<Float>  // one block of attention scores and their gradient
 
     init(config c: Qwen2Config, B: Int, T: Int, lora: LoRASpec?, checkpointing: Bool, lmHeadRows: Int) {
         let N = B * T, C = c.hiddenSize, I = c.intermediateSize, L = c.numHiddenLayers
@@ -91,6 +92,7 @@ final class TrainingWorkspace {
         attD = AlignedBuffer(count: N * c.numAttentionHeads)
         logits = AlignedBuffer(count: lmHeadRows * c.vocabSize)
         losses = AlignedBuffer(count: lmHeadRows)
+        attScratch = AlignedBuffer(count: blockedAttentionScratch(T: T))
     }
 
     func tape(_ layer: Int) -> LayerTape { tapes[checkpointing ? 0 : layer] }

@@ -50,9 +50,9 @@ extension Qwen2TrainingPass {
         ropeForward(w.k.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0)
         kvStoreWrite(store: t.kStore.pointer, inp: w.k.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
         kvStoreWrite(store: t.vStore.pointer, inp: w.v.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
-        attentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
-                         vStore: t.vStore.pointer, keyMask: w.keyMask.pointer, B: B, T: T, NH: NH, KVH: KVH,
-                         hd: hd, S: T, firstPosition: 0)
+        blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
+                                vStore: t.vStore.pointer, keyMask: w.keyMask.pointer, scratch: w.attScratch.pointer,
+                                B: B, T: T, NH: NH, KVH: KVH, hd: hd)
         linear(.o, w.tmp.pointer, t.att.pointer)
         t.mid.pointer.update(from: input, count: N * C)
         residualAdd(t.mid.pointer, w.tmp.pointer, count: N * C)
@@ -101,10 +101,10 @@ extension Qwen2TrainingPass {
 
         // Attention: dx is now d mid = d attProj (and, through the residual, d input).
         try linearBack(.o, dinp: w.datt.pointer, accumulate: false, dout: dx, inp: t.att.pointer)
-        attentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.pointer,
-                          q: t.q.pointer, kStore: t.kStore.pointer, vStore: t.vStore.pointer, out: t.att.pointer,
-                          lse: t.lse.pointer, keyMask: w.keyMask.pointer, scratchD: w.attD.pointer,
-                          B: B, T: T, NH: NH, KVH: KVH, hd: hd)
+        blockedAttentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.pointer,
+                                 q: t.q.pointer, kStore: t.kStore.pointer, vStore: t.vStore.pointer, out: t.att.pointer,
+                                 lse: t.lse.pointer, keyMask: w.keyMask.pointer, scratchD: w.attD.pointer,
+                                 scratch: w.attScratch.pointer, B: B, T: T, NH: NH, KVH: KVH, hd: hd)
         ropeBackward(w.dq.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0)
         ropeBackward(w.dk.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0)
         try linearBack(.q, dinp: dln, accumulate: false, dout: w.dq.pointer, inp: t.ln1.pointer, hasBias: true)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Qwen2
+import QwenCore
 
 // Finite-difference tests of the per-layer backward kernels (GradientCheck.swift explains the
 // tolerance). Each builds L = Σ w ⊙ forward(x) so dout = w.
@@ -130,5 +131,40 @@ import Testing
             let kept = (0..<(N * C)).filter { dropout.factor($0) != 0 }.count
             #expect(kept > 0 && kept < N * C, "dropout keeps some and drops some")
         }
+    }
+}
+
+@Suite struct HalfWeightBackwardTests {
+    /// dinp through a bf16 / f16 weight widened tile by tile equals dinp through the f32 copy of
+    /// the same rounded values; the weight spans two scratch tiles.
+    @Test(arguments: [DType.bf16, .f16])
+    func tiledWideningMatchesFloat32(dtype: DType) {
+        let N = 3, OC = 1100, C = 1000  // OC·C > BackwardScratch.tileElements
+        var rng = TestRandom(seed: 9)
+        let weight = rng.normals(OC * C, scale: 0.05)
+        var bits = [UInt16](repeating: 0, count: OC * C)
+        var rounded = [Float](repeating: 0, count: OC * C)
+        weight.withUnsafeBufferPointer { src in
+            bits.withUnsafeMutableBytes { convertFromFloat(src.baseAddress!, $0.baseAddress!, dtype: dtype, count: OC * C) }
+        }
+        bits.withUnsafeBytes { convertToFloat($0.baseAddress!, dtype: dtype, &rounded, count: OC * C) }
+        let dout = rng.normals(N * OC), inp = rng.normals(N * C)
+        var viaHalf = [Float](repeating: 2, count: N * C), viaFloat = [Float](repeating: 2, count: N * C)
+        bits.withUnsafeBytes { raw in
+            linearBackward(dinp: &viaHalf, dweight: nil, dbias: nil, dout: dout, inp: inp,
+                           weight: WeightMatrix(rows: OC, cols: C, dtype: dtype, base: raw.baseAddress!), N: N,
+                           accumulateInput: true, scratch: BackwardScratch())
+        }
+        rounded.withUnsafeBufferPointer { wp in
+            linearBackward(dinp: &viaFloat, dweight: nil, dbias: nil, dout: dout, inp: inp,
+                           weight: WeightMatrix(rows: OC, cols: C, float32: wp.baseAddress!), N: N,
+                           accumulateInput: true, scratch: BackwardScratch())
+        }
+        var num = 0.0, den = 0.0
+        for i in viaHalf.indices {
+            num += Double(viaHalf[i] - viaFloat[i]) * Double(viaHalf[i] - viaFloat[i])
+            den += Double(viaFloat[i] - 2) * Double(viaFloat[i] - 2)
+        }
+        #expect((num / den).squareRoot() < 1e-6)
     }
 }
