@@ -10,7 +10,8 @@ import QwenCore
 //
 // q, out, dout, dq (B,T,NH,hd)     kStore, vStore (B,KVH,T,hd)     dk, dv (B,T,KVH,hd)
 // lse, scratchD (B,NH,T)           keyMask (B,T)                   scratch: blockedAttentionScratch(T:)
-// Products are threaded by BLAS; elementwise parts by parallelFor over rows (one writer each).
+// Products are threaded by BLAS; elementwise parts by parallelFor over rows (one writer each),
+// exponentials by fastExp.
 
 public let attentionQueryBlock = 128
 
@@ -48,11 +49,11 @@ public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: Unsaf
                         lrow[r] = -.infinity
                         return
                     }
+                    expShifted(row, count: last + 1, shift: m)
                     var sum: Float = 0
                     for j in 0...last {
-                        let p = mask[j] != 0 ? expf(row[j] - m) : 0
-                        row[j] = p
-                        sum += p
+                        if mask[j] == 0 { row[j] = 0 }
+                        sum += row[j]
                     }
                     let inv = 1 / sum
                     for j in 0...last { row[j] *= inv }
@@ -113,10 +114,10 @@ public func blockedAttentionBackward(dq: UnsafeMutablePointer<Float>, dk: Unsafe
                         dr.update(repeating: 0, count: keys)
                         return
                     }
+                    expShifted(pr, count: last + 1, shift: l)
                     for j in 0...last {
-                        let pj = mask[j] != 0 ? expf(pr[j] - l) : 0
-                        pr[j] = pj
-                        dr[j] = pj * (dr[j] - D) * scale
+                        if mask[j] == 0 { pr[j] = 0 }
+                        dr[j] = pr[j] * (dr[j] - D) * scale
                     }
                     if last + 1 < keys {
                         (pr + last + 1).update(repeating: 0, count: keys - last - 1)

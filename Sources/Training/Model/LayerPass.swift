@@ -60,7 +60,7 @@ extension Qwen2TrainingPass {
                        N: N, C: C, eps: c.rmsNormEps)
         linear(.gate, t.gate.pointer, t.ln2.pointer)
         linear(.up, t.up.pointer, t.ln2.pointer)
-        swigluForward(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I)
+        swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I)
         linear(.down, w.tmp.pointer, w.act.pointer)
         output.update(from: t.mid.pointer, count: N * C)
         residualAdd(output, w.tmp.pointer, count: N * C)
@@ -90,7 +90,7 @@ extension Qwen2TrainingPass {
         }
 
         // MLP: dx is d output = d mlpOut (and, through the residual, d mid).
-        swigluForward(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I)
+        swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I)
         try linearBack(.down, dinp: w.dact.pointer, accumulate: false, dout: dx, inp: w.act.pointer)
         swigluBackward(dgate: w.dgate.pointer, dup: w.dup.pointer, dout: w.dact.pointer,
                        gate: t.gate.pointer, up: t.up.pointer, count: N * I)

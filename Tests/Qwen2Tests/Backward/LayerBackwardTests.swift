@@ -168,3 +168,30 @@ import QwenCore
         #expect((num / den).squareRoot() < 1e-6)
     }
 }
+
+@Suite struct FastExpTests {
+    @Test func withinTwoUlpOfExpf() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let v = SIMD8<Float>(x, x + 0.01, x + 0.02, x + 0.03, x + 0.04, x + 0.05, x + 0.06, x + 0.07)
+            let f = fastExp(v)
+            for l in 0..<8 {
+                let want = expf(v[l])
+                worst = max(worst, abs(f[l] - want) / want.ulp)
+            }
+            x += 0.0731
+        }
+        #expect(worst <= 2, "fastExp is \(worst) ulp from expf")
+    }
+
+    @Test func swigluFastMatchesForward() {
+        let n = 37  // a SIMD tail too
+        var rng = TestRandom(seed: 8)
+        let g = rng.normals(n, scale: 4), u = rng.normals(n)
+        var a = [Float](repeating: 0, count: n), b = a
+        swigluForward(out: &a, gate: g, up: u, count: n)
+        swigluForwardFast(out: &b, gate: g, up: u, count: n)
+        for i in 0..<n { #expect(abs(a[i] - b[i]) <= 4 * max(abs(a[i]).ulp, Float.leastNormalMagnitude)) }
+    }
+}

@@ -110,6 +110,19 @@ func peakRSSMiB() -> Double {
             let flops = 4.0 * Double(T) * Double(24 * perLayerParams + c.vocabSize * c.hiddenSize)
             print(String(format: "per layer %.3f s, head %.3f s → 24 layers ≈ %.2f s/step, %.1f tokens/s, %.1f GFLOP/s (4·N·params)",
                          layer, head, full, Double(T) / full, flops / full / 1e9))
+            // The machine's GEMM rate right now, on a product of the step's shape, for reference.
+            let M = T, K = 896, Ncol = 4864
+            let a = AlignedBuffer<Float>(count: M * K), b = AlignedBuffer<Float>(count: Ncol * K)
+            let out = AlignedBuffer<Float>(count: M * Ncol)
+            var bestGemm = Double.infinity
+            for _ in 0..<5 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                GEMM.nt(M, Ncol, K, a.pointer, b.pointer, out.pointer)
+                bestGemm = min(bestGemm, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            let gemmRate = 2.0 * Double(M * K * Ncol) / bestGemm / 1e9
+            print(String(format: "GEMM (%d×%d×%d) now: %.1f GFLOP/s → the step runs at %.0f%% of it", M, K, Ncol,
+                         gemmRate, 100 * flops / full / 1e9 / gemmRate))
         }
     }
 }
