@@ -47,19 +47,30 @@ public final class ModelFolder {
             throw Qwen2Error.missingFile(path: url.appendingPathComponent("model.safetensors").path, hint: hint)
         }
         let weights = try StoredWeights(config: config, source: try SafeTensorsSource(path: path))
-        var lora: LoRAAdapter? = nil
-        if let adapter {
-            let dir = URL(fileURLWithPath: adapter)
-            let tensors = dir.appendingPathComponent("adapter_model.safetensors")
-            guard FileManager.default.fileExists(atPath: tensors.path) else {
-                throw Qwen2Error.missingFile(path: tensors.path, hint: "--adapter must be a PEFT adapter folder (adapter_config.json, adapter_model.safetensors).")
-            }
-            lora = try LoRAAdapter.load(configURL: dir.appendingPathComponent("adapter_config.json"),
-                                        tensors: try SafeTensorsSource(path: tensors.path), model: config)
-        }
-        model = Qwen2Model(weights: weights, adapter: lora)
+        let cfg = config
+        model = Qwen2Model(weights: weights, adapter: try adapter.map { try ModelFolder.loadAdapter($0, config: cfg) })
         tokenizer = try Tokenizer(modelFolder: path)
         tokenizerConfig = try TokenizerConfig.load(folder: path)
+    }
+
+    /// A PEFT LoRA adapter folder for a model of `config`.
+    public static func loadAdapter(_ path: String, config: Qwen2Config) throws -> LoRAAdapter {
+        let dir = URL(fileURLWithPath: path)
+        let tensors = dir.appendingPathComponent("adapter_model.safetensors")
+        guard FileManager.default.fileExists(atPath: tensors.path) else {
+            throw Qwen2Error.missingFile(path: tensors.path, hint: "--adapter must be a PEFT adapter folder (adapter_config.json, adapter_model.safetensors).")
+        }
+        return try LoRAAdapter.load(configURL: dir.appendingPathComponent("adapter_config.json"),
+                                    tensors: try SafeTensorsSource(path: tensors.path), model: config)
+    }
+
+    /// Only the model of a folder (config and weights, no tokenizer): for tools and tests.
+    public static func loadModel(path: String, adapter: String? = nil) throws -> Qwen2Model {
+        let url = URL(fileURLWithPath: path)
+        let config = try Qwen2Config.load(url.appendingPathComponent("config.json"))
+        try checkArchitecture(url.appendingPathComponent("config.json"))
+        let weights = try StoredWeights(config: config, source: try SafeTensorsSource(path: path))
+        return Qwen2Model(weights: weights, adapter: try adapter.map { try loadAdapter($0, config: config) })
     }
 
     /// Refuses configs whose `architectures` name something other than a Qwen2 causal LM.

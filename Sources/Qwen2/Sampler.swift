@@ -98,17 +98,28 @@ public func applyRepetitionPenalty(_ scores: inout [Float], history: [Int32], pe
     }
 }
 
-/// Keeps scores ≥ the k-th largest (ties at the threshold stay), the rest −∞.
+/// Keeps scores ≥ the k-th largest (ties at the threshold stay), the rest −∞. One pass that
+/// keeps the k best seen so far, so it costs O(V) for the usual small k, not a sort of the vocabulary.
 public func applyTopK(_ scores: inout [Float], k: Int) {
-    if k >= scores.count { return }
-    let threshold = scores.sorted(by: >)[k - 1]
+    if k >= scores.count || k <= 0 { return }
+    var best: [Float] = []  // ascending, at most k values
+    best.reserveCapacity(k + 1)
+    for v in scores where best.count < k || v > best[0] {
+        var lo = 0, hi = best.count
+        while lo < hi { let mid = (lo + hi) / 2; if best[mid] < v { lo = mid + 1 } else { hi = mid } }
+        best.insert(v, at: lo)
+        if best.count > k { best.removeFirst() }
+    }
+    let threshold = best[0]
     for i in scores.indices where scores[i] < threshold { scores[i] = -.infinity }
 }
 
 /// transformers' TopPLogitsWarper: sort ascending, drop tokens whose cumulative probability is
 /// ≤ 1 − p, always keeping the most likely one.
 public func applyTopP(_ scores: inout [Float], p: Double) {
-    let order = scores.indices.sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+    // Tokens already at −∞ have probability 0: they would be dropped anyway, so only the rest is sorted.
+    let order = scores.indices.filter { scores[$0] > -.infinity }
+        .sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
     let probs = softmax(order.map { scores[$0] })
     var cum: Double = 0
     for (rank, i) in order.enumerated() {

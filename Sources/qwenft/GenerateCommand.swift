@@ -31,6 +31,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Text tokenised as is, no template.")
     var rawPrompt: String?
 
+    @Option(name: .long, help: "Token ids as a JSON array, no tokenizer or template (benchmarks).")
+    var promptIds: String?
+
     @Option(name: .long, help: "With --prompt: a system message.")
     var system: String?
 
@@ -39,18 +42,22 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print {\"ids\":[…],\"text\":\"…\"} instead of streaming text.")
     var json = false
 
+    @Flag(name: .long, help: "Do not stop at end-of-sequence ids (always --max-new-tokens; benchmarks).")
+    var ignoreEos = false
+
     func validate() throws {
-        if [prompt, messages, rawPrompt].compactMap({ $0 }).count != 1 {
-            throw ValidationError("give exactly one of --prompt, --messages or --raw-prompt")
+        if [prompt, messages, rawPrompt, promptIds].compactMap({ $0 }).count != 1 {
+            throw ValidationError("give exactly one of --prompt, --messages, --raw-prompt or --prompt-ids")
         }
     }
 
     func run() throws {
         global.apply()
         let folder = try ModelFolder(path: model, adapter: adapter)
-        let text: String
+        var text = ""
         if let rawPrompt {
             text = rawPrompt
+        } else if promptIds != nil {
         } else {
             var list: [ChatMessage]
             if let messages {
@@ -61,7 +68,15 @@ struct GenerateCommand: ParsableCommand {
             }
             text = try folder.chatTemplate().render(list, addGenerationPrompt: true)
         }
-        let ids = folder.tokenizer.encodeIds(text, allowSpecial: true)
+        let ids: [Int32]
+        if let promptIds {
+            guard let list = try? JSONDecoder().decode([Int32].self, from: Data(promptIds.utf8)) else {
+                throw CLIError("--prompt-ids: expected a JSON array of token ids, like [1, 2, 3]")
+            }
+            ids = list
+        } else {
+            ids = folder.tokenizer.encodeIds(text, allowSpecial: true)
+        }
         let maxNew = sampling.maxTokens(folder.generationConfig)
         var sampler = Sampler(parameters: try sampling.parameters(folder.generationConfig), seed: sampling.seed)
         let generator = Generator(model: folder.model, capacity: ids.count + maxNew)
@@ -69,7 +84,7 @@ struct GenerateCommand: ParsableCommand {
         let out = FileHandle.standardOutput
         var produced = ""
         let result = try generator.generate(prompt: ids, maxNewTokens: maxNew, sampler: &sampler,
-                                            eos: folder.eosTokenIds) { id in
+                                            eos: ignoreEos ? [] : folder.eosTokenIds) { id in
             let piece = try decoder.push(Int(id))
             produced += piece
             if !json && !piece.isEmpty { out.write(Data(piece.utf8)) }
@@ -91,8 +106,10 @@ struct GenerateCommand: ParsableCommand {
 
 /// "N tokens, X tokens/s (prefill P tokens, Y tokens/s)" on stderr.
 func printStats(_ r: GenerationResult) {
-    let line = String(format: "[%d tokens, %.2f tokens/s; prefill %d tokens, %.1f tokens/s]\n",
-                      r.tokens.count, r.decodeTokensPerSecond, r.prefilledTokens, r.prefillTokensPerSecond)
+    let total = r.prefillSeconds + r.decodeSeconds
+    let line = String(format: "[%d tokens, %.2f tokens/s; prefill %d tokens, %.1f tokens/s; total %.2f tokens/s]\n",
+                      r.tokens.count, r.decodeTokensPerSecond, r.prefilledTokens, r.prefillTokensPerSecond,
+                      total > 0 ? Double(r.tokens.count) / total : 0)
     FileHandle.standardError.write(Data(line.utf8))
 }
 
