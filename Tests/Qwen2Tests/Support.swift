@@ -54,6 +54,7 @@ struct ModelExpectations: Decodable {
     struct Greedy: Decodable {
         let prompt: [Int32]
         let new_tokens: [Int32]
+        let new_tokens_repetition_penalty_1_05: [Int32]
     }
     struct Eval: Decodable {
         let loss: Double
