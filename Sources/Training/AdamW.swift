@@ -43,6 +43,15 @@ public final class AdamW: @unchecked Sendable {
         v = AlignedBuffer(count: self.range.count)
     }
 
+    /// m and v of `entry` when this optimizer's range holds all of it (nil for an entry that a
+    /// shard cuts or does not hold), for checkpoints keyed by parameter name.
+    public func moments(of entry: ParameterEntry) -> (m: UnsafeMutableBufferPointer<Float>, v: UnsafeMutableBufferPointer<Float>)? {
+        guard entry.offset >= range.lowerBound, entry.offset + entry.count <= range.upperBound else { return nil }
+        let o = entry.offset - range.lowerBound
+        return (UnsafeMutableBufferPointer(start: m.pointer + o, count: entry.count),
+                UnsafeMutableBufferPointer(start: v.pointer + o, count: entry.count))
+    }
+
     /// One update of `params[range]` from `grads[range]` at learning rate `lr`. The pointers are
     /// the starts of the full flat buffers (as `TrainableState.params/grads.pointer`).
     public func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Double) {
@@ -64,13 +73,16 @@ public final class AdamW: @unchecked Sendable {
             negStepSize: Float(-stepSize))
         let base = range.lowerBound
         let m = self.m.pointer, v = self.v.pointer
-        for seg in layout.segments(in: range) {
-            let decay = seg.decay && h.weightDecay != 0
-            let lo = seg.range.lowerBound
-            parallelChunks(seg.range.count, minChunk: 1 << 14) { r in
-                adamwUpdate(params: params + lo + r.lowerBound, grads: grads + lo + r.lowerBound,
-                            m: m + (lo - base) + r.lowerBound, v: v + (lo - base) + r.lowerBound,
-                            count: r.count, decay: decay, c)
+        let layout = self.layout
+        let decayOn = h.weightDecay != 0
+        // Threads split the range; each piece walks the entries it covers (LoRA has hundreds of
+        // small tensors, so splitting per tensor would leave most of them on one thread).
+        parallelChunks(range.count, minChunk: 1 << 14) { r in
+            let piece = (base + r.lowerBound) ..< (base + r.upperBound)
+            for seg in layout.segments(in: piece) {
+                let lo = seg.range.lowerBound
+                adamwUpdate(params: params + lo, grads: grads + lo, m: m + (lo - base), v: v + (lo - base),
+                            count: seg.range.count, decay: seg.decay && decayOn, c)
             }
         }
     }
@@ -95,28 +107,71 @@ public struct AdamWScalars: Sendable {
 ///                                        through MKL's vector math and is up to 1 ulp off, the
 ///                                        one place where we differ from torch in the last bit)
 ///   p += (-step_size · m) / denom       (addcdiv_)
-@inline(__always)
 public func adamwUpdate(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>,
                         m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
                         count: Int, decay: Bool, _ c: AdamWScalars) {
+    // p·1 is p exactly, so a no-decay range multiplies by 1 instead of branching.
+    let decayFactor: Float = decay ? c.decayFactor : 1
     let w = c.lerpWeight
-    let smallWeight = abs(w) < 0.5
+    var i = 0
+    if abs(w) < 0.5 {
+        // 4 lanes at a time (SSE2 is what the baseline x86-64 build has); the same operations
+        // lane by lane as the scalar tail below.
+        let df = SIMD4(repeating: decayFactor), w4 = SIMD4(repeating: w)
+        let b2 = SIMD4(repeating: c.beta2), omb2 = SIMD4(repeating: c.oneMinusBeta2)
+        let bc2 = SIMD4(repeating: c.biasCorrection2Sqrt), eps = SIMD4(repeating: c.eps)
+        let neg = SIMD4(repeating: c.negStepSize)
+        while i + 4 <= count {
+            let p = load4(params + i) * df
+            let g = load4(grads + i), mi = load4(m + i)
+            let mNew = fusedMultiplyAdd(w4, g - mi, mi)
+            let vNew = fusedMultiplyAdd(omb2 * g, g, load4(v + i) * b2)
+            let denom = vNew.squareRoot() / bc2 + eps
+            store4(params + i, p + neg * mNew / denom)
+            store4(m + i, mNew)
+            store4(v + i, vNew)
+            i += 4
+        }
+    }
     let wMinusOne = w - 1
-    for i in 0 ..< count {
-        var p = params[i]
-        if decay { p = p * c.decayFactor }
-        let g = grads[i]
-        let mi = m[i]
-        // at::native lerp_vec: small weight → fma(w, end - start, start), else fma(w - 1, end - start, end).
-        let mNew = smallWeight ? mi.addingProduct(w, g - mi) : g.addingProduct(wMinusOne, g - mi)
+    while i < count {
+        let p = params[i] * decayFactor
+        let g = grads[i], mi = m[i]
+        // at::native lerp: small weight → fma(w, end - start, start), else fma(w - 1, end - start, end).
+        let mNew = abs(w) < 0.5 ? fusedMultiplyAdd(w, g - mi, mi) : fusedMultiplyAdd(wMinusOne, g - mi, g)
         // torch's addcmul_ kernel is compiled with fp-contract: fma(value·g, g, v·beta2).
-        let vNew = (v[i] * c.beta2).addingProduct(c.oneMinusBeta2 * g, g)
+        let vNew = fusedMultiplyAdd(c.oneMinusBeta2 * g, g, v[i] * c.beta2)
         let denom = vNew.squareRoot() / c.biasCorrection2Sqrt + c.eps
-        p = p + c.negStepSize * mNew / denom
+        params[i] = p + c.negStepSize * mNew / denom
         m[i] = mNew
         v[i] = vNew
-        params[i] = p
+        i += 1
     }
+}
+
+@inline(__always) func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+}
+
+@inline(__always) func store4(_ p: UnsafeMutablePointer<Float>, _ x: SIMD4<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: x, as: SIMD4<Float>.self)
+}
+
+@inline(__always)
+func fusedMultiplyAdd(_ a: SIMD4<Float>, _ b: SIMD4<Float>, _ c: SIMD4<Float>) -> SIMD4<Float> {
+    let r = SIMD4<Double>(Double(a[0]), Double(a[1]), Double(a[2]), Double(a[3]))
+        * SIMD4<Double>(Double(b[0]), Double(b[1]), Double(b[2]), Double(b[3]))
+        + SIMD4<Double>(Double(c[0]), Double(c[1]), Double(c[2]), Double(c[3]))
+    return SIMD4<Float>(Float(r[0]), Float(r[1]), Float(r[2]), Float(r[3]))
+}
+
+/// a·b + c rounded once, as an fma: the f32 product is exact in double and the double sum is
+/// rounded to f32 (a double rounding that differs from a true fma only when the double sum lands
+/// exactly on an f32 midpoint, about once in 2^29). Unlike `Float.addingProduct` it vectorises
+/// without hardware fma (the package builds for baseline x86-64, where that is a libm call).
+@inline(__always)
+func fusedMultiplyAdd(_ a: Float, _ b: Float, _ c: Float) -> Float {
+    Float(Double(a) * Double(b) + Double(c))
 }
 
 /// Global-norm gradient clipping as `torch.nn.utils.clip_grad_norm_`: the 2-norm over all

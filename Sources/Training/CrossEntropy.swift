@@ -36,19 +36,52 @@ public func crossEntropyForwardBackward(dlogits: UnsafeMutablePointer<Float>, lo
         }
         let xt = x[t]  // read before d (which may be x) is overwritten
         var mx = -Float.infinity
-        for j in 0 ..< V { mx = max(mx, x[j]) }
-        // One exp per logit: d holds exp(x - max) until it is scaled to softmax · s. The sum is
-        // taken in double; torch sums the same f32 terms in f32 vectors.
-        var sum: Double = 0
-        for j in 0 ..< V {
-            let e = expf(x[j] - mx)
+        var j = 0
+        var mx8 = SIMD8<Float>(repeating: -.infinity)
+        while j + 8 <= V {
+            mx8 = pointwiseMax(mx8, UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self))
+            j += 8
+        }
+        mx = mx8.max()
+        while j < V { mx = max(mx, x[j]); j += 1 }
+        // One exp per logit: d holds exp(x - max) until it is scaled to softmax · s. Lanes sum
+        // blocks of 128 terms in f32, and the blocks are summed in double (torch sums the same
+        // f32 terms in f32 vectors throughout).
+        let m8 = SIMD8<Float>(repeating: mx)
+        var total: Double = 0
+        j = 0
+        while j + 8 <= V {
+            var block = SIMD8<Float>()
+            var k = 0
+            while k < 16 && j + 8 <= V {
+                let e = exp8(UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self) - m8)
+                UnsafeMutableRawPointer(d + j).storeBytes(of: e, as: SIMD8<Float>.self)
+                block += e
+                j += 8
+                k += 1
+            }
+            for l in 0 ..< 8 { total += Double(block[l]) }
+        }
+        var sum = total
+        while j < V {
+            var t8 = SIMD8<Float>(repeating: -.infinity)
+            t8[0] = x[j] - mx
+            let e = exp8(t8)[0]
             d[j] = e
             sum += Double(e)
+            j += 1
         }
         // torch: logp = (x - max) - log(sum); loss = -logp[target].
         losses[i] = -((xt - mx) - Float(log(sum)))
         let k = Float(Double(scale) / sum)
-        for j in 0 ..< V { d[j] *= k }
+        let k8 = SIMD8<Float>(repeating: k)
+        j = 0
+        while j + 8 <= V {
+            let v = UnsafeRawPointer(d + j).loadUnaligned(as: SIMD8<Float>.self) * k8
+            UnsafeMutableRawPointer(d + j).storeBytes(of: v, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < V { d[j] *= k; j += 1 }
         d[t] = d[t] - scale
     }
     var total: Double = 0

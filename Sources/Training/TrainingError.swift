@@ -13,7 +13,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// A command-line override that is malformed (`--KEY` without a value, not `--KEY`).
     case badOverride(argument: String, message: String)
     /// A DeepSpeed value set explicitly that contradicts the training arguments.
-    case deepSpeedMismatch(dsKey: String, dsValue: String, hfKey: String, hfValue: String)
+    case deepSpeedMismatch(source: String, dsKey: String, dsValue: String, hfKey: String, hfValue: String)
     /// A parameter name added twice to a layout, or asked for and not there.
     case duplicateParameter(name: String)
     case unknownParameter(name: String, suggestion: String?)
@@ -34,8 +34,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return "\(path): cannot read the config: \(message)"
         case let .badOverride(argument, message):
             return "command line: override \"\(argument)\": \(message)"
-        case let .deepSpeedMismatch(dsKey, dsValue, hfKey, hfValue):
-            return "deepspeed config: \(dsKey)=\(dsValue) contradicts \(hfKey)=\(hfValue); "
+        case let .deepSpeedMismatch(source, dsKey, dsValue, hfKey, hfValue):
+            return "\(source): DeepSpeed \(dsKey)=\(dsValue) contradicts \(hfKey)=\(hfValue); "
                 + "set one of them to the other's value, or set the DeepSpeed one to \"auto\"."
         case let .duplicateParameter(name):
             return "parameter layout: \"\(name)\" is added twice."
@@ -62,7 +62,7 @@ func closestMatch(to word: String, in candidates: [String]) -> String? {
     guard let (name, distance) = best else { return nil }
     let allowed = max(2, word.count / 3)
     if distance <= allowed { return name }
-    if let sub = candidates.first(where: { $0.contains(word) || (word.count >= 4 && word.contains($0) && $0.count >= 4) }) {
+    if word.count >= 4, let sub = candidates.first(where: { $0.contains(word) || (word.contains($0) && $0.count >= 4) }) {
         return sub
     }
     return nil

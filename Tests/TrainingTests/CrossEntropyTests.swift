@@ -96,3 +96,43 @@ private struct CEFixture: Decodable {
         #expect(LossNormalization.scale(labelledTokens: 0) == 0)
     }
 }
+
+@Suite struct VectorMathTests {
+    /// exp8 against double-precision exp over the range softmax uses and the edges.
+    @Test func exp8IsWithinTwoUlp() {
+        var worst: Float = 0
+        var x: Float = -90
+        while x < 89 {
+            let v = SIMD8<Float>((0 ..< 8).map { x + Float($0) * 0.0013 })
+            let e = exp8(v)
+            for l in 0 ..< 8 {
+                let ref = Float(Foundation.exp(Double(v[l])))
+                if ref == 0 || ref.isInfinite || ref < Float.leastNormalMagnitude {
+                    #expect(e[l] == 0 || e[l].isInfinite || e[l] < 2 * Float.leastNormalMagnitude, "exp(\(v[l]))")
+                    continue
+                }
+                worst = max(worst, abs(e[l] - ref) / ref.ulp)
+            }
+            x += 0.0173
+        }
+        #expect(worst <= 2, "worst \(worst) ulp")
+        let special = exp8(SIMD8<Float>(0, -.infinity, .infinity, .nan, -100, 100, 1, -1))
+        #expect(special[0] == 1 && special[1] == 0 && special[2] == .infinity && special[3].isNaN)
+        #expect(special[4] == 0 && special[5] == .infinity && abs(special[6] - 2.7182817) <= 2 * Float(2.7182817).ulp)
+    }
+}
+
+@Suite struct CrossEntropyNonFiniteTests {
+    /// NaN or Inf in a row's logits gives a NaN loss (the trainer skips such a step), never a trap.
+    @Test func nonFiniteLogitsGiveNaNLoss() throws {
+        let V = 19
+        for bad: Float in [.nan, .infinity, -.infinity] {
+            var logits = (0 ..< 2 * V).map { Float($0 % 5) }
+            logits[V + 3] = bad
+            var d = logits, losses = [Float](repeating: 0, count: 2)
+            let sum = try crossEntropyForwardBackward(dlogits: &d, losses: &losses, logits: logits, targets: [1, 2], N: 2, V: V, scale: 1)
+            #expect(losses[0].isFinite)
+            if bad == -.infinity { #expect(losses[1].isFinite && d[V + 3] == 0) } else { #expect(losses[1].isNaN && sum.isNaN) }
+        }
+    }
+}
