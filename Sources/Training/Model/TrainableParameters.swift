@@ -33,7 +33,7 @@ public struct LoRASpec: Sendable, Equatable {
         var chosen = Set<Projection>()
         for name in targetModules {
             let n = name.trimmingCharacters(in: .whitespaces)
-            if n == "all-linear" || n == "all_linear" {
+            if n == "all-linear" || n == "all_linear" || n == "all" {
                 chosen.formUnion(Projection.allCases)
             } else if let p = Projection(rawValue: n) {
                 chosen.insert(p)
@@ -58,6 +58,13 @@ public struct LoRASpec: Sendable, Equatable {
 
     /// PEFT's scaling: alpha / r, or alpha / √r with rsLoRA.
     public var scale: Float { LoRAAdapter.scale(alpha: alpha, rank: rank, rsLoRA: useRSLoRA) }
+
+    /// The LoRA keys of a training config: lora_rank, lora_alpha, lora_dropout, use_rslora,
+    /// lora_target_modules.
+    public init(config: TrainingConfig) throws {
+        try self.init(rank: config.loraRank, alpha: config.loraAlpha, dropout: Float(config.loraDropout),
+                      useRSLoRA: config.useRSLoRA, targetModules: config.loraTargetModules)
+    }
 }
 
 /// Full fine-tuning or LoRA.

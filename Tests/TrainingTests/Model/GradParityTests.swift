@@ -63,3 +63,23 @@ let gradTolerance = 1e-4
         print("grad parity \(name) lora\(checkpointing ? " +ckpt" : ""): \(layout.entries.count) tensors, worst ‖Δ‖/‖g‖ \(worst.0) (\(worst.1))")
     }
 }
+
+extension GradParityTests {
+    /// Continuing from a PEFT adapter folder: ModelFolder.loadAdapter → TrainableParameters.loadLoRA
+    /// gives the same gradients as PyTorch from that adapter.
+    @Test(arguments: gradCases)
+    func loraFromPEFTAdapterFolder(name: String) throws {
+        let f = try GradFixture(name)
+        let spec = try f.loraSpec
+        let adapter = try ModelFolder.loadAdapter(fixtureURL("grad-\(name)/adapter").path, config: f.config)
+        let state = TrainableState(layout: try TrainableParameters.loraLayout(config: f.config, spec: spec))
+        try TrainableParameters.loadLoRA(state, from: adapter, config: f.config, spec: spec)
+        let pass = try Qwen2TrainingPass(base: f.base, mode: .lora(spec), state: state)
+        state.zeroGrads()
+        _ = try pass.forwardBackward(f.batch, labelledTokens: f.expected.num_items)
+        for entry in state.layout.entries {
+            let err = relativeL2(UnsafeBufferPointer(try state.grad(entry.name)), try f.grads.floats("lora_grad.\(entry.name)"))
+            #expect(err < gradTolerance, "\(name) from adapter folder: \(entry.name) relative error \(err)")
+        }
+    }
+}
