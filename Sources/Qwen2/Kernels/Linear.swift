@@ -71,12 +71,14 @@ func halfLinearFused(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>
     let w = weight.base.assumingMemoryBound(to: UInt16.self)
     let isBF16 = weight.dtype == .bf16
     parallelChunks(OC, minChunk: 64) { range in
-        for o in range {
+        var o = range.lowerBound
+        while o < range.upperBound {
             let row = w + o * C
             for n in 0..<N {
                 let d = isBF16 ? dotBF16(row, inp + n * C, C) : dotF16(row, inp + n * C, C)
                 if accumulate { out[n * OC + o] += d } else { out[n * OC + o] = d }
             }
+            o += 1
         }
     }
 }
