@@ -4,12 +4,12 @@ import QwenCore
 // Linear layers over stored weights.
 // inp (N,C), weight (OC,C) in f32/bf16/f16, bias (OC) f32, out (N,OC): out = inp · weightᵀ + bias.
 //
-// fp32 weights go straight to BLAS. Half-precision weights are never widened whole: for a few
-// rows of input (decoding) a fused kernel reads the 2-byte weights once, which is what makes
-// bf16 decoding twice as fast as fp32 (it is memory-bound); for more rows, tiles of the weight
-// are widened into a cache-sized scratch and multiplied by BLAS.
+// For a few rows of input (decoding) a fused kernel reads each weight once in its stored dtype,
+// which is what makes bf16 decoding twice as fast as fp32 (it is memory-bound). For more rows,
+// fp32 weights go straight to BLAS, and half-precision ones are widened tile by tile into a
+// cache-sized scratch and multiplied by BLAS, never widened whole.
 
-/// Rows of input at or below which half-precision weights use the fused dot-product kernel.
+/// Rows of input at or below which the fused dot-product kernel runs instead of BLAS.
 let fusedRowLimit = 4
 
 /// Reusable fp32 scratch for widened weight tiles; one per model run (not shared across threads).
@@ -29,15 +29,12 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
                           scratch: LinearScratch, accumulate: Bool = false) {
     let OC = weight.rows, C = weight.cols
     if N == 0 || OC == 0 { return }
-    if let w = weight.float32 {
-        if N == 1 {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(OC), Int32(C), 1, w, Int32(C), inp, 1,
-                        accumulate ? 1 : 0, out, 1)
-        } else {
-            GEMM.nt(N, OC, C, inp, w, out, accumulate: accumulate)
-        }
-    } else if N <= fusedRowLimit {
-        halfLinearFused(out: out, inp: inp, weight: weight, N: N, accumulate: accumulate)
+    if N <= fusedRowLimit {
+        // Decoding: memory-bound dot products on our own threads. (Handing fp32 to BLAS's sgemv
+        // is as fast alone, but its threads spin between calls and fight ours for the cores.)
+        fusedLinear(out: out, inp: inp, weight: weight, N: N, accumulate: accumulate)
+    } else if let w = weight.float32 {
+        GEMM.nt(N, OC, C, inp, w, out, accumulate: accumulate)
     } else {
         let tileRows = max(1, min(OC, LinearScratch.tileElements / max(1, C)))
         let tile = scratch.tile()
@@ -63,18 +60,22 @@ public func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Fl
     }
 }
 
-/// The fused half-precision kernel: each output row's weights are read once and dotted with all
-/// N input rows, output rows split across threads.
-func halfLinearFused(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+/// The decoding kernel: each output row's weights are read once, in their stored dtype, and
+/// dotted with all N input rows; output rows split across threads.
+func fusedLinear(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                      weight: WeightMatrix, N: Int, accumulate: Bool) {
     let OC = weight.rows, C = weight.cols
-    let w = weight.base.assumingMemoryBound(to: UInt16.self)
-    let isBF16 = weight.dtype == .bf16
+    let dtype = weight.dtype
     parallelChunks(OC, minChunk: 64) { range in
         for o in range {
-            let row = w + o * C
             for n in 0..<N {
-                let d = isBF16 ? dotBF16(row, inp + n * C, C) : dotF16(row, inp + n * C, C)
+                let x = inp + n * C
+                let d: Float
+                switch dtype {
+                case .f32: d = dot(weight.base.assumingMemoryBound(to: Float.self) + o * C, x, C)
+                case .bf16: d = dotBF16(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
+                default: d = dotF16(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
+                }
                 if accumulate { out[n * OC + o] += d } else { out[n * OC + o] = d }
             }
         }
