@@ -12,6 +12,10 @@ struct QwenFT: ParsableCommand {
             TemplateCommand.self,
             TokenizeCommand.self,
             InspectCommand.self,
+            GenerateCommand.self,
+            ChatCommand.self,
+            EvalCommand.self,
+            InitCommand.self,
         ])
 
     /// Runs the command; every error ends as `qwenft: error: …` on stderr with exit status 1
