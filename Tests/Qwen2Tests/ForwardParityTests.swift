@@ -62,3 +62,27 @@ import Testing
         #expect(maxAbsDiff(got, want) < 1e-5)
     }
 }
+
+extension LinearKernelTests {
+    /// dinp = dout · W for bf16 weights (tiled widening) against the fp32 product, across tiles.
+    @Test func backwardInputOverHalfWeightsMatchesFloat32() {
+        let OC = 1200, C = 1000, N = 3  // OC·C > one scratch tile, so several tiles accumulate
+        var bits = [UInt16](repeating: 0, count: OC * C)
+        var wide = [Float](repeating: 0, count: OC * C)
+        for i in 0..<(OC * C) {
+            bits[i] = bf16Bits(fromFloat: Float((i * 7919) % 101) / 50 - 1)
+            wide[i] = floatFromBF16(bits[i])
+        }
+        let dout = (0..<(N * OC)).map { Float(($0 * 31) % 17) / 8 - 1 }
+        var want = [Float](repeating: 0, count: N * C), got = [Float](repeating: 1, count: N * C)
+        let scratch = LinearScratch()
+        wide.withUnsafeBufferPointer { w in
+            linearBackwardInput(dinp: &want, dout: dout, weight: WeightMatrix(rows: OC, cols: C, float32: w.baseAddress!), N: N, scratch: scratch)
+        }
+        bits.withUnsafeBufferPointer { w in
+            linearBackwardInput(dinp: &got, dout: dout, weight: WeightMatrix(rows: OC, cols: C, dtype: .bf16, base: UnsafeRawPointer(w.baseAddress!)),
+                                N: N, scratch: scratch)
+        }
+        #expect(maxAbsDiff(got, want) < 1e-3)
+    }
+}

@@ -121,3 +121,28 @@ public func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: I
     for i in 0..<n { s += floatFromF16(w[i]) * x[i] }
     return s
 }
+
+/// The input gradient of a frozen Linear layer, for backward passes:
+/// dinp (N,C) (+)= dout (N,OC) · weight (OC,C). Half-precision weights are widened tile by tile
+/// as in the forward, so no fp32 copy of the whole matrix is ever made.
+public func linearBackwardInput(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                weight: WeightMatrix, N: Int, scratch: LinearScratch, accumulate: Bool = false) {
+    let OC = weight.rows, C = weight.cols
+    if N == 0 || C == 0 { return }
+    if let w = weight.float32 {
+        GEMM.nn(N, C, OC, dout, w, dinp, accumulate: accumulate)
+        return
+    }
+    let tileRows = max(1, min(OC, LinearScratch.tileElements / max(1, C)))
+    let tile = scratch.tile()
+    var r0 = 0
+    while r0 < OC {
+        let rows = min(tileRows, OC - r0)
+        parallelChunks(rows, minChunk: 16) { r in
+            weight.widenRows((r0 + r.lowerBound)..<(r0 + r.upperBound), into: tile + r.lowerBound * C)
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(rows),
+                    1, dout + r0, Int32(OC), tile, Int32(C), (accumulate || r0 > 0) ? 1 : 0, dinp, Int32(C))
+        r0 += rows
+    }
+}
