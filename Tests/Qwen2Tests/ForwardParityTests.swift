@@ -86,3 +86,34 @@ extension LinearKernelTests {
         #expect(maxAbsDiff(got, want) < 1e-3)
     }
 }
+
+extension LinearKernelTests {
+    /// Several matrices in one pass give what separate calls give, bit for bit.
+    @Test func manyMatricesInOnePassEqualSeparateCalls() {
+        let C = 40
+        let shapes = [70, 9, 130]
+        let mats = shapes.map { rows in (0..<(rows * C)).map { Float(($0 * 13) % 29) / 14 - 1 } }
+        let biases = shapes.map { rows in (0..<rows).map { Float($0) / 7 } }
+        let x = (0..<(2 * C)).map { Float($0 % 9) / 4 - 1 }
+        let scratch = LinearScratch()
+        var separate = shapes.map { [Float](repeating: 0, count: 2 * $0) }
+        var together = separate
+        for i in 0..<3 {
+            mats[i].withUnsafeBufferPointer { w in
+                linearForward(out: &separate[i], inp: x, weight: WeightMatrix(rows: shapes[i], cols: C, float32: w.baseAddress!),
+                              bias: biases[i], N: 2, scratch: scratch)
+            }
+        }
+        let outs = (0..<3).map { i in UnsafeMutablePointer<Float>.allocate(capacity: 2 * shapes[i]) }
+        defer { outs.forEach { $0.deallocate() } }
+        withExtendedLifetime((mats, biases)) {
+            let parts = (0..<3).map { i in
+                (out: outs[i], weight: WeightMatrix(rows: shapes[i], cols: C, float32: mats[i].withUnsafeBufferPointer { $0.baseAddress! }),
+                 bias: Optional(biases[i].withUnsafeBufferPointer { $0.baseAddress! }))
+            }
+            linearForwardMany(parts, inp: x, N: 2, scratch: scratch)
+        }
+        for i in 0..<3 { together[i] = Array(UnsafeBufferPointer(start: outs[i], count: 2 * shapes[i])) }
+        #expect(together == separate)
+    }
+}
