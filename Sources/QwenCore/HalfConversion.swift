@@ -26,51 +26,43 @@ public func floatFromBF16(_ bits: UInt16) -> Float {
 }
 
 /// The f16 bits nearest to `x` (ties to even), with f16 subnormals and overflow to ±Inf.
+/// Written without branches (every case computed, then selected) so bulk loops vectorise.
 @inlinable @inline(__always)
 public func f16Bits(fromFloat x: Float) -> UInt16 {
     let w = x.bitPattern
-    let sign = UInt16(truncatingIfNeeded: (w >> 16) & 0x8000)
+    let sign = (w >> 16) & 0x8000
     let a = w & 0x7FFF_FFFF
-    if a > 0x7F80_0000 {
-        // NaN: quiet, payload's top 10 bits kept (F16C vcvtps2ph).
-        return sign | 0x7E00 | UInt16(truncatingIfNeeded: (a >> 13) & 0x3FF)
-    }
+    // Normal f16 (|x| in [2^-14, 65520)): rebias the exponent (127 → 15) and round the 13
+    // dropped mantissa bits half to even; a carry into the exponent is the right answer.
+    let normal = ((a &+ 0xFFF &+ ((a >> 13) & 1)) >> 13) &- (112 << 10)
+    // Subnormal or zero (|x| < 2^-14): in |x| + 0.5 the last mantissa bit is worth 2^-24, the
+    // f16 subnormal step, so the FPU's own round-half-even does the rounding; the low bits are
+    // then the count of steps (1024 = rounded up to the smallest normal, also correct).
+    let subnormal = (Float(bitPattern: a) + 0.5).bitPattern &- 0x3F00_0000
+    // NaN: quiet, payload's top 10 bits kept (F16C vcvtps2ph).
+    let nan = 0x7E00 | ((a >> 13) & 0x3FF)
+    var r = a < 0x3880_0000 ? subnormal : normal
     // 65520 is halfway between 65504 (the largest f16) and 65536; ties-to-even rounds it up.
-    if a >= 0x477F_F000 { return sign | 0x7C00 }
-    if a >= 0x3880_0000 {
-        // Normal f16: rebias the exponent (127 → 15) and round the 13 dropped mantissa bits.
-        let rounded = a &+ 0xFFF &+ ((a >> 13) & 1)
-        return sign | UInt16(truncatingIfNeeded: (rounded >> 13) &- (112 << 10))
-    }
-    // 2^-25 is halfway to the smallest subnormal 2^-24 and ties to even zero.
-    if a <= 0x3300_0000 { return sign }
-    // Subnormal f16: the value m · 2^(e-150) counted in units of 2^-24 is m >> (126 - e).
-    let e = a >> 23
-    let m = (a & 0x7F_FFFF) | 0x80_0000
-    let shift = 126 &- e
-    let half: UInt32 = 1 << (shift &- 1)
-    let rest = m & ((1 << shift) &- 1)
-    var q = m >> shift
-    if rest > half || (rest == half && q & 1 == 1) { q &+= 1 }
-    return sign | UInt16(truncatingIfNeeded: q)
+    r = a >= 0x477F_F000 ? 0x7C00 : r
+    r = a > 0x7F80_0000 ? nan : r
+    return UInt16(truncatingIfNeeded: r | sign)
 }
 
 /// The fp32 value of f16 bits (exact); NaN keeps its sign and payload and is quieted (F16C).
+/// Branch-free like `f16Bits(fromFloat:)`.
 @inlinable @inline(__always)
 public func floatFromF16(_ bits: UInt16) -> Float {
     let h = UInt32(bits)
     let sign = (h & 0x8000) << 16
-    let e = (h >> 10) & 0x1F
-    let m = h & 0x3FF
-    if e == 0x1F {
-        return Float(bitPattern: m == 0 ? sign | 0x7F80_0000 : sign | 0x7FC0_0000 | (m << 13))
-    }
-    if e == 0 {
-        // Zero or subnormal: m · 2^-24, exact in fp32.
-        let magnitude = Float(m) * 0x1p-24
-        return Float(bitPattern: sign | magnitude.bitPattern)
-    }
-    return Float(bitPattern: sign | ((e &+ 112) << 23) | (m << 13))
+    let magnitude = h & 0x7FFF
+    let mantissa = magnitude & 0x3FF
+    let normal = (magnitude << 13) &+ (112 << 23)
+    // Zero or subnormal: mantissa · 2^-24, exact in fp32.
+    let subnormal = (Float(Int32(bitPattern: mantissa)) * 0x1p-24).bitPattern
+    let infOrNaN = 0x7F80_0000 | (mantissa << 13) | (mantissa != 0 ? 0x40_0000 : 0)
+    var r = magnitude < 0x400 ? subnormal : normal
+    r = magnitude >= 0x7C00 ? infOrNaN : r
+    return Float(bitPattern: r | sign)
 }
 
 // MARK: - Bulk converters (threaded over `Threading.count`)

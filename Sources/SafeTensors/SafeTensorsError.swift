@@ -31,6 +31,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Sendable {
     case badMetadata(file: String, key: String?, reason: String)
     /// A tensor that was asked for is absent.
     case missingTensor(file: String, tensor: String)
+    /// A tensor has another shape than the model expects.
+    case shapeMismatch(file: String, tensor: String, expected: [Int], actual: [Int])
     /// A tensor's values were asked for as Float but its dtype is not a float type.
     case notFloat(file: String, tensor: String, dtype: DType)
     /// A shard index is malformed.
@@ -43,6 +45,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Sendable {
     case duplicateTensor(tensor: String, file: String, otherFile: String)
     /// A folder holds no safetensors file we know how to read.
     case noSafetensors(folder: String)
+    /// A model folder's config.json is unreadable.
+    case badConfig(file: String, reason: String)
     /// A tensor handed to the writer is inconsistent (bytes vs shape × dtype, bad name).
     case invalidTensor(tensor: String, reason: String)
 
@@ -79,6 +83,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Sendable {
             return "\(file): __metadata__: \(reason)"
         case let .missingTensor(file, tensor):
             return "\(file): no tensor named '\(tensor)'"
+        case let .shapeMismatch(file, tensor, expected, actual):
+            return "\(file): tensor '\(tensor)' has shape \(actual) but the model expects \(expected); check that config.json matches the weights"
         case let .notFloat(file, tensor, dtype):
             return "\(file): tensor '\(tensor)' has dtype \(dtype); expected F32, BF16, F16 or F64"
         case let .badIndex(file, reason):
@@ -90,7 +96,9 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Sendable {
         case let .duplicateTensor(tensor, file, other):
             return "tensor '\(tensor)' is in both \(other) and \(file); a model's shards must not repeat tensors"
         case let .noSafetensors(folder):
-            return "\(folder): no model.safetensors, model.safetensors.index.json or single *.safetensors file in this folder"
+            return "\(folder): no model.safetensors, model.safetensors.index.json or single *.safetensors file in this folder; qwenft reads safetensors only (re-save a PyTorch .bin checkpoint with transformers' save_pretrained)"
+        case let .badConfig(file, reason):
+            return "\(file): \(reason)"
         case let .invalidTensor(tensor, reason):
             return "tensor '\(tensor)': \(reason)"
         }

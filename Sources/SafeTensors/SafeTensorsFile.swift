@@ -63,7 +63,8 @@ public struct TensorView: @unchecked Sendable {
 
     /// The values widened to fp32 in a new 64-byte-aligned buffer.
     public func floatBuffer() throws(SafeTensorsError) -> AlignedBuffer<Float> {
-        let out = AlignedBuffer<Float>(count: elementCount)
+        guard dtype.isFloatStorage || dtype == .f64 else { throw .notFloat(file: file, tensor: name, dtype: dtype) }
+        let out = AlignedBuffer<Float>(uninitializedCount: elementCount)
         try copyFloats(into: out.pointer)
         return out
     }
@@ -71,6 +72,13 @@ public struct TensorView: @unchecked Sendable {
     /// The values widened to fp32 as an array.
     public func floats() throws(SafeTensorsError) -> [Float] {
         try floatBuffer().toArray()
+    }
+
+    /// The view itself when its shape is `expected`; else `shapeMismatch` naming file and tensor.
+    @discardableResult
+    public func expectingShape(_ expected: [Int]) throws(SafeTensorsError) -> TensorView {
+        guard shape == expected else { throw .shapeMismatch(file: file, tensor: name, expected: expected, actual: shape) }
+        return self
     }
 
     /// A copy of the raw bytes.
@@ -147,7 +155,7 @@ enum SafeTensorsHeader {
         guard bytes.count >= 8 else { throw .truncated(file: file, size: bytes.count) }
         var n: UInt64 = 0
         for i in (0..<8).reversed() { n = n << 8 | UInt64(bytes[i]) }
-        guard n > 0 else { throw .truncated(file: file, size: bytes.count) }
+        guard n > 0 else { throw .badHeader(file: file, tensor: nil, reason: "the header length is 0; a header holds at least {}") }
         guard n <= UInt64(safetensorsMaxHeaderLength) else { throw .headerTooLarge(file: file, length: n) }
         guard n <= UInt64(bytes.count - 8) else { throw .headerPastEnd(file: file, length: n, fileSize: bytes.count) }
         let headerLength = Int(n)

@@ -1,3 +1,4 @@
+import QwenCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -22,8 +23,8 @@ public final class SafeTensorsStore: @unchecked Sendable {
     public static let indexFileName = "model.safetensors.index.json"
 
     /// Opens a safetensors file, a shard index (`*.safetensors.index.json`), or a folder holding
-    /// `model.safetensors.index.json`, `model.safetensors`, or exactly one index or one
-    /// `*.safetensors` file (an adapter folder, say).
+    /// `model.safetensors`, else `model.safetensors.index.json` (transformers' order), else exactly
+    /// one index or one `*.safetensors` file (an adapter folder, say).
     public init(path: String) throws(SafeTensorsError) {
         self.path = path
         var isDir = false
@@ -34,10 +35,11 @@ public final class SafeTensorsStore: @unchecked Sendable {
             let names = try listFolder(path)
             let indexes = names.filter { $0.hasSuffix(".safetensors.index.json") }.sorted()
             let files = names.filter { $0.hasSuffix(".safetensors") }.sorted()
-            if names.contains(Self.indexFileName) {
-                index = join(path, Self.indexFileName)
-            } else if names.contains("model.safetensors") {
+            // transformers' precedence: model.safetensors, then the index, then the only one there.
+            if names.contains("model.safetensors") {
                 single = join(path, "model.safetensors")
+            } else if names.contains(Self.indexFileName) {
+                index = join(path, Self.indexFileName)
             } else if indexes.count == 1 {
                 index = join(path, indexes[0])
             } else if indexes.isEmpty && files.count == 1 {
@@ -81,6 +83,11 @@ public final class SafeTensorsStore: @unchecked Sendable {
     public func tensor(_ name: String) throws(SafeTensorsError) -> TensorView {
         guard let t = self[name] else { throw .missingTensor(file: indexPath ?? files.first?.path ?? path, tensor: name) }
         return t
+    }
+
+    /// The tensor called `name`, checked to have `shape`, widened to fp32 in a new aligned buffer.
+    public func floats(_ name: String, shape: [Int]) throws(SafeTensorsError) -> AlignedBuffer<Float> {
+        try tensor(name).expectingShape(shape).floatBuffer()
     }
 
     /// Parses an index and opens its shards, checking that each holds what the index says.

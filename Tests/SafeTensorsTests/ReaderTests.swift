@@ -71,3 +71,13 @@ import QwenCore
         #expect(try t.floats() == floats)
     }
 }
+
+@Suite struct ShapeCheckTests {
+    @Test func shapesAreCheckedByName() throws {
+        let store = try SafeTensorsStore(path: fixtures.appendingPathComponent("tiny-qwen2").path)
+        #expect(try store.floats("model.norm.weight", shape: [16]).count == 16)
+        expectError(["model-00002-of-00002.safetensors", "'model.norm.weight'", "shape [16]", "expects [32]"]) {
+            _ = try store.floats("model.norm.weight", shape: [32])
+        }
+    }
+}
