@@ -1,10 +1,13 @@
 // Expression evaluation with Python's operator semantics and jinja2's attribute/item lookup.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 let globalNames: Set<String> = ["range", "namespace", "dict", "raise_exception", "strftime_now", "lipsum", "cycler", "joiner"]
 
-func undefinedMessage(_ hint: String) -> String {
-    hint.isEmpty ? "undefined value used" : hint
-}
+func undefinedMessage(_ reason: UndefinedReason) -> String { reason.message }
 
 extension Interpreter {
     func eval(_ e: Expr) throws -> Value {
@@ -12,33 +15,33 @@ extension Interpreter {
         case .literal(let v):
             return v
         case .name(let n):
-            if let v = scope.lookup(n) { return v }
-            if globalNames.contains(n) { return .callable(Callable(.global(n))) }
-            return .undefined(hint: "'\(n)' is undefined")
-        case .attribute(let obj, let name):
-            return try getAttribute(try eval(obj), name)
+            if let v = scope.lookup(n.id) { return v }
+            if globalNames.contains(n.name) { return .callable(Callable(.global(n.name))) }
+            return .undefined(.name(n.name))
+        case .attribute(let obj, let member):
+            return try getMember(try eval(obj), member)
         case .subscript(let obj, let key):
             return try getItem(try eval(obj), try eval(key))
         case .slice(let obj, let start, let stop, let step):
             return try slice(try eval(obj), start.map(eval), stop.map(eval), step.map(eval))
         case .call(let callee, let args):
-            if case .attribute(let obj, let name) = callee {
+            if case .attribute(let obj, let member) = callee {
                 // Method call: dispatch without materialising a bound method.
                 let receiver = try eval(obj)
-                if let r = try callMethodDirect(receiver, name, args) { return r }
+                if let r = try callMethodDirect(receiver, member, args) { return r }
+                return try callValue(try getMember(receiver, member), args)
             }
             return try callValue(try eval(callee), args)
         case .filter(let v, let name, let args):
-            if name == "default" || name == "d" {
-                return try applyFilter(name, try eval(v), args)
-            }
             return try applyFilter(name, try eval(v), args)
         case .test(let v, let name, let args, let negated):
             let r = try applyTest(name, try eval(v), args)
             return .bool(negated ? !r : r)
         case .negate(let x):
             switch try eval(x) {
-            case .int(let i): return .int(-i)
+            case .int(let i):
+                if i == Int.min { throw fail("integer overflow (beyond 64-bit) in unary -") }
+                return .int(-i)
             case .float(let d): return .float(-d)
             case .bool(let b): return .int(b ? -1 : 0)
             case let v:
@@ -70,7 +73,7 @@ extension Interpreter {
         case .conditional(let then, let test, let otherwise):
             if try eval(test).isTruthy { return try eval(then) }
             if let otherwise { return try eval(otherwise) }
-            return .undefined(hint: "the inline if-expression was false and has no else section")
+            return .undefined(.text("the inline if-expression was false and has no else section"))
         case .list(let items):
             return .array(try items.map(eval))
         case .tuple(let items):
@@ -90,6 +93,21 @@ extension Interpreter {
 
     // MARK: - Attribute and item access
 
+    /// `obj.name` with what `name` can mean worked out by the parser.
+    @inline(__always) func getMember(_ obj: Value, _ member: Member) throws -> Value {
+        switch obj {
+        case .dict(let d):
+            if member.isDictMethod { return .callable(Callable(.method(obj, member.name))) }
+            if let v = d[member.name] { return v }
+            return .undefined(.attribute(owner: "dict", name: member.name))
+        case .loop(let state):
+            if let a = member.loopAttribute { return state.attribute(a) }
+            return try getAttribute(obj, member.name)
+        default:
+            return try getAttribute(obj, member.name)
+        }
+    }
+
     /// `obj.name`: jinja2 tries Python's getattr first (so `d.items` is the method), then `obj[name]`.
     func getAttribute(_ obj: Value, _ name: String) throws -> Value {
         switch obj {
@@ -98,14 +116,14 @@ extension Interpreter {
         case .dict(let d):
             if dictMethods.contains(name) { return .callable(Callable(.method(obj, name))) }
             if let v = d[name] { return v }
-            return .undefined(hint: "'dict object' has no attribute '\(name)'")
+            return .undefined(.attribute(owner: "dict", name: name))
         case .namespace(let d):
             if let v = d[name] { return v }
-            return .undefined(hint: "'Namespace object' has no attribute '\(name)'")
+            return .undefined(.text("'Namespace object' has no attribute '\(name)'"))
         case .loop(let state):
-            if let v = state.attribute(name) { return v }
+            if let a = LoopAttribute(rawValue: name) { return state.attribute(a) }
             if name == "cycle" || name == "changed" { return .callable(Callable(.method(obj, name))) }
-            return .undefined(hint: "'LoopContext object' has no attribute '\(name)'")
+            return .undefined(.text("'LoopContext object' has no attribute '\(name)'"))
         case .string:
             if stringMethods.contains(name) { return .callable(Callable(.method(obj, name))) }
         case .list(let l):
@@ -113,7 +131,7 @@ extension Interpreter {
         default:
             break
         }
-        return .undefined(hint: "'\(obj.typeName) object' has no attribute '\(name)'")
+        return .undefined(.attribute(owner: obj.typeName, name: name))
     }
 
     /// `obj[key]`: item first, then attribute for string keys (jinja2's `getitem`).
@@ -129,26 +147,26 @@ extension Interpreter {
         case (.list(let l), _):
             guard let i = key.intIndex else {
                 if case .string(let k) = key { return try getAttribute(obj, k) }
-                return .undefined(hint: "'\(obj.typeName) object' has no element \(key.pythonRepr)")
+                return .undefined(.text("'\(obj.typeName) object' has no element \(key.pythonRepr)"))
             }
             let idx = i < 0 ? i + l.items.count : i
             guard idx >= 0 && idx < l.items.count else {
-                return .undefined(hint: "'\(obj.typeName) object' has no element \(i)")
+                return .undefined(.text("'\(obj.typeName) object' has no element \(i)"))
             }
             return l.items[idx]
         case (.string(let s), _):
             guard let i = key.intIndex else {
                 if case .string(let k) = key { return try getAttribute(obj, k) }
-                return .undefined(hint: "'str object' has no element \(key.pythonRepr)")
+                return .undefined(.text("'str object' has no element \(key.pythonRepr)"))
             }
             let scalars = Array(s.unicodeScalars)
             let idx = i < 0 ? i + scalars.count : i
-            guard idx >= 0 && idx < scalars.count else { return .undefined(hint: "'str object' has no element \(i)") }
+            guard idx >= 0 && idx < scalars.count else { return .undefined(.text("'str object' has no element \(i)") )}
             return .string(String(scalars[idx]))
         case (_, .string(let k)):
             return try getAttribute(obj, k)
         default:
-            return .undefined(hint: "'\(obj.typeName) object' has no element \(key.pythonRepr)")
+            return .undefined(.text("'\(obj.typeName) object' has no element \(key.pythonRepr)"))
         }
     }
 
@@ -199,16 +217,27 @@ extension Interpreter {
         if case .undefined(let h) = a { throw fail(undefinedMessage(h)) }
         if case .undefined(let h) = b { throw fail(undefinedMessage(h)) }
         switch (op, a, b) {
-        case (.add, .string(let x), .string(let y)): return .string(x + y)
+        case (.add, .string(let x), .string(let y)):
+            if x.utf8.count + y.utf8.count > options.maxOutputBytes {
+                throw JinjaError.limit(message: "string longer than \(options.maxOutputBytes) bytes", line: line)
+            }
+            return .string(x + y)
         case (.add, .list(let x), .list(let y)) where x.isTuple == y.isTuple:
+            if x.items.count + y.items.count > options.maxListLength {
+                throw JinjaError.limit(message: "list longer than \(options.maxListLength) items", line: line)
+            }
             return .list(ListBox(x.items + y.items, isTuple: x.isTuple))
+        case (.mod, .string(let format), _):
+            // Python's printf-style `"%s: %d" % (a, b)`.
+            if case .list(let l) = b, l.isTuple { return .string(try percentFormat(format, l.items)) }
+            return .string(try percentFormat(format, [b]))
         case (.mul, .string(let s), _), (.mul, _, .string(let s)):
             guard let n = (a.isString ? b : a).intIndex else { break }
-            if n > 0, s.utf8.count * n > options.maxOutputBytes { throw JinjaError.limit(message: "string repetition larger than \(options.maxOutputBytes) bytes", line: line) }
+            if n > 0, s.utf8.count.multipliedReportingOverflow(by: n).overflow || s.utf8.count * n > options.maxOutputBytes { throw JinjaError.limit(message: "string repetition larger than \(options.maxOutputBytes) bytes", line: line) }
             return .string(n > 0 ? String(repeating: s, count: n) : "")
         case (.mul, .list(let l), _), (.mul, _, .list(let l)):
             guard let n = (a.isList ? b : a).intIndex else { break }
-            if n > 0, l.items.count * n > options.maxRange { throw JinjaError.limit(message: "list repetition longer than \(options.maxRange) items", line: line) }
+            if n > 0, l.items.count.multipliedReportingOverflow(by: n).overflow || l.items.count * n > options.maxRange { throw JinjaError.limit(message: "list repetition longer than \(options.maxRange) items", line: line) }
             var r: [Value] = []
             for _ in 0..<max(0, n) { r += l.items }
             return .list(ListBox(r, isTuple: l.isTuple))
@@ -243,11 +272,13 @@ extension Interpreter {
             return .float(Double(x) / Double(y))
         case .floorDiv:
             if y == 0 { throw fail("integer division or modulo by zero") }
+            if x == Int.min && y == -1 { throw fail("integer overflow (beyond 64-bit) in '//'") }
             var q = x / y
             if (x % y != 0) && ((x < 0) != (y < 0)) { q -= 1 }
             return .int(q)
         case .mod:
             if y == 0 { throw fail("integer division or modulo by zero") }
+            if y == -1 { return .int(0) }
             var r = x % y
             if r != 0 && ((r < 0) != (y < 0)) { r += y }
             return .int(r)
@@ -339,8 +370,3 @@ extension Value {
     var isFloat: Bool { if case .float = self { return true }; return false }
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
