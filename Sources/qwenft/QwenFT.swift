@@ -9,9 +9,10 @@ struct QwenFT: ParsableCommand {
         abstract: "Fine-tune, run and inspect Qwen2-family language models.",
         version: "0.1.0",
         subcommands: [
-            TemplateCommand.self,
+            InspectCommand.self,
             TokenizeCommand.self,
             InspectCommand.self,
+            TemplateCommand.self,
             GenerateCommand.self,
             ChatCommand.self,
             EvalCommand.self,
