@@ -11,7 +11,6 @@ struct QwenFT: ParsableCommand {
         subcommands: [
             InspectCommand.self,
             TokenizeCommand.self,
-            InspectCommand.self,
             TemplateCommand.self,
             GenerateCommand.self,
             ChatCommand.self,
