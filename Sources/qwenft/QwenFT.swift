@@ -10,6 +10,7 @@ struct QwenFT: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             TokenizeCommand.self,
+            TemplateCommand.self,
         ])
 
     /// Runs the command; every error ends as `qwenft: error: …` on stderr with exit status 1
