@@ -43,6 +43,15 @@ public final class AdamW: @unchecked Sendable {
         v = AlignedBuffer(count: self.range.count)
     }
 
+    /// m and v of `entry` when this optimizer's range holds all of it (nil for an entry that a
+    /// shard cuts or does not hold), for checkpoints keyed by parameter name.
+    public func moments(of entry: ParameterEntry) -> (m: UnsafeMutableBufferPointer<Float>, v: UnsafeMutableBufferPointer<Float>)? {
+        guard entry.offset >= range.lowerBound, entry.offset + entry.count <= range.upperBound else { return nil }
+        let o = entry.offset - range.lowerBound
+        return (UnsafeMutableBufferPointer(start: m.pointer + o, count: entry.count),
+                UnsafeMutableBufferPointer(start: v.pointer + o, count: entry.count))
+    }
+
     /// One update of `params[range]` from `grads[range]` at learning rate `lr`. The pointers are
     /// the starts of the full flat buffers (as `TrainableState.params/grads.pointer`).
     public func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Double) {
@@ -64,13 +73,16 @@ public final class AdamW: @unchecked Sendable {
             negStepSize: Float(-stepSize))
         let base = range.lowerBound
         let m = self.m.pointer, v = self.v.pointer
-        for seg in layout.segments(in: range) {
-            let decay = seg.decay && h.weightDecay != 0
-            let lo = seg.range.lowerBound
-            parallelChunks(seg.range.count, minChunk: 1 << 14) { r in
-                adamwUpdate(params: params + lo + r.lowerBound, grads: grads + lo + r.lowerBound,
-                            m: m + (lo - base) + r.lowerBound, v: v + (lo - base) + r.lowerBound,
-                            count: r.count, decay: decay, c)
+        let layout = self.layout
+        let decayOn = h.weightDecay != 0
+        // Threads split the range; each piece walks the entries it covers (LoRA has hundreds of
+        // small tensors, so splitting per tensor would leave most of them on one thread).
+        parallelChunks(range.count, minChunk: 1 << 14) { r in
+            let piece = (base + r.lowerBound) ..< (base + r.upperBound)
+            for seg in layout.segments(in: piece) {
+                let lo = seg.range.lowerBound
+                adamwUpdate(params: params + lo, grads: grads + lo, m: m + (lo - base), v: v + (lo - base),
+                            count: seg.range.count, decay: seg.decay && decayOn, c)
             }
         }
     }

@@ -20,7 +20,7 @@ public struct DeepSpeedSettings: Sendable, Equatable {
     }
 
     public struct Scheduler: Sendable, Equatable {
-        /// "WarmupLR" or "WarmupDecayLR".
+        /// "WarmupLR", "WarmupDecayLR" or "WarmupCosineLR".
         public var type: String
         public var warmupMinLR: Double
         public var warmupMaxLR: Double
@@ -28,6 +28,9 @@ public struct DeepSpeedSettings: Sendable, Equatable {
         public var warmupNumSteps: Int?
         public var totalNumSteps: Int?
         public var warmupType: DeepSpeedWarmup.Kind
+        /// WarmupCosineLR only.
+        public var warmupMinRatio: Double = 0
+        public var cosMinRatio: Double = 0.0001
     }
 
     /// The file it came from, or "inline".
@@ -113,9 +116,9 @@ public struct DeepSpeedSettings: Sendable, Equatable {
         }
         if let sch = Resolver.get(cfg, "scheduler") {
             let type = try r.string(sch["type"] ?? .null, "scheduler.type")
-            guard ["WarmupLR", "WarmupDecayLR"].contains(type) else {
+            guard ["WarmupLR", "WarmupDecayLR", "WarmupCosineLR"].contains(type) else {
                 throw TrainingError.badConfigValue(key: "deepspeed.scheduler.type", source: source,
-                                                   message: "\"\(type)\" is not supported; use \"WarmupLR\" or \"WarmupDecayLR\", or remove the scheduler section to use lr_scheduler_type")
+                                                   message: "\"\(type)\" is not supported; use \"WarmupLR\", \"WarmupDecayLR\" or \"WarmupCosineLR\", or remove the scheduler section to use lr_scheduler_type")
             }
             func num(_ name: String) throws -> Double? {
                 guard let v = Resolver.get(cfg, "scheduler.params.\(name)"), v != .string("auto") else { return nil }
@@ -136,7 +139,9 @@ public struct DeepSpeedSettings: Sendable, Equatable {
             s.scheduler = Scheduler(type: type, warmupMinLR: try num("warmup_min_lr") ?? 0,
                                     warmupMaxLR: try num("warmup_max_lr") ?? args.learningRate,
                                     warmupNumSteps: try int("warmup_num_steps"), totalNumSteps: try int("total_num_steps"),
-                                    warmupType: kind)
+                                    warmupType: kind,
+                                    warmupMinRatio: try num("warmup_min_ratio") ?? 0,
+                                    cosMinRatio: try num("cos_min_ratio") ?? 0.0001)
         }
         return s
     }

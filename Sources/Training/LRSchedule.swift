@@ -18,6 +18,26 @@ public enum LRSchedule: Sendable, Equatable {
     case deepSpeedWarmup(DeepSpeedWarmup)
     /// DeepSpeed `WarmupDecayLR`: min → max over the warmup, then linear decay to 0 at total.
     case deepSpeedWarmupDecay(DeepSpeedWarmup, totalSteps: Int)
+    /// DeepSpeed `WarmupCosineLR`: ratios of the optimizer's LR, warmup_min_ratio → 1 over the
+    /// warmup, then a half cosine down to cos_min_ratio at total.
+    case deepSpeedWarmupCosine(DeepSpeedWarmupCosine)
+}
+
+/// DeepSpeed `WarmupCosineLR`'s parameters.
+public struct DeepSpeedWarmupCosine: Sendable, Equatable {
+    public var totalSteps: Int
+    public var warmupMinRatio: Double
+    public var warmupSteps: Int
+    public var cosMinRatio: Double
+    public var kind: DeepSpeedWarmup.Kind
+    public init(totalSteps: Int, warmupMinRatio: Double = 0, warmupSteps: Int = 1000, cosMinRatio: Double = 0.0001,
+                kind: DeepSpeedWarmup.Kind = .log) {
+        self.totalSteps = totalSteps
+        self.warmupMinRatio = warmupMinRatio
+        self.warmupSteps = warmupSteps
+        self.cosMinRatio = cosMinRatio
+        self.kind = kind
+    }
 }
 
 /// DeepSpeed's warmup parameters (`scheduler.params` of a DeepSpeed config).
@@ -81,6 +101,8 @@ public struct LRScheduler: Sendable, Equatable {
             return Self.deepSpeed(p, total: nil, iteration: k - 1)
         case let .deepSpeedWarmupDecay(p, total):
             return Self.deepSpeed(p, total: total, iteration: k - 1)
+        case let .deepSpeedWarmupCosine(p):
+            return baseLR * Self.deepSpeedCosine(p, iteration: k - 1)
         }
     }
 
@@ -106,6 +128,29 @@ public struct LRScheduler: Sendable, Equatable {
 }
 
 extension LRScheduler {
+    /// WarmupCosineLR.get_lr_ratio; before the first step DeepSpeed sets the LR to 0.
+    static func deepSpeedCosine(_ p: DeepSpeedWarmupCosine, iteration it: Int) -> Double {
+        if it < 0 { return 0.0 }
+        let w = max(2, p.warmupSteps)
+        if it < w {
+            var ratio: Double
+            switch p.kind {
+            case .log: ratio = (1.0 / log(Double(w))) * log(Double(it + 1))
+            case .linear: ratio = Double(it) / Double(w)
+            }
+            let delta = 1.0 - p.warmupMinRatio
+            ratio = p.warmupMinRatio + ratio * delta
+            return ratio
+        }
+        let realLast = it - w + 1
+        let realTotal = max(1, p.totalSteps - w)
+        let progress = min(1.0, Double(realLast) / Double(realTotal))
+        let delta = 1.0 - p.cosMinRatio
+        var ratio = (1 + cos(Double.pi * progress)) / 2
+        ratio = max(0.0, p.cosMinRatio + delta * ratio)
+        return ratio
+    }
+
     /// Warmup steps as transformers' `TrainingArguments.get_warmup_steps`: `warmup_steps` ≥ 1 is a
     /// count (truncated), 0 < `warmup_steps` < 1 a ratio, else `ceil(total · warmup_ratio)`
     /// (transformers 4.x's `warmup_ratio`, used when warmup_steps is 0).

@@ -211,8 +211,15 @@ extension TrainingConfig {
     public func learningRateScheduler(totalSteps: Int) throws -> LRScheduler {
         let warm = warmupSteps(totalSteps: totalSteps)
         if let ds = try deepspeed?.finalized(totalSteps: totalSteps, warmupSteps: warm), let s = ds.scheduler {
-            let p = DeepSpeedWarmup(minLR: s.warmupMinLR, maxLR: s.warmupMaxLR, warmupSteps: s.warmupNumSteps ?? max(1, warm), kind: s.warmupType)
-            let schedule: LRSchedule = s.type == "WarmupDecayLR" ? .deepSpeedWarmupDecay(p, totalSteps: s.totalNumSteps ?? totalSteps) : .deepSpeedWarmup(p)
+            let steps = s.warmupNumSteps ?? max(1, warm), total = s.totalNumSteps ?? totalSteps
+            if s.type == "WarmupCosineLR" {
+                let lr = ds.optimizer?.lr ?? learningRate
+                let p = DeepSpeedWarmupCosine(totalSteps: total, warmupMinRatio: s.warmupMinRatio, warmupSteps: steps,
+                                              cosMinRatio: s.cosMinRatio, kind: s.warmupType)
+                return LRScheduler(baseLR: lr, schedule: .deepSpeedWarmupCosine(p))
+            }
+            let p = DeepSpeedWarmup(minLR: s.warmupMinLR, maxLR: s.warmupMaxLR, warmupSteps: steps, kind: s.warmupType)
+            let schedule: LRSchedule = s.type == "WarmupDecayLR" ? .deepSpeedWarmupDecay(p, totalSteps: total) : .deepSpeedWarmup(p)
             return LRScheduler(baseLR: s.warmupMaxLR, schedule: schedule)
         }
         let schedule = try LRSchedule.transformers(lrSchedulerType, warmupSteps: warm, totalSteps: totalSteps,

@@ -62,7 +62,7 @@ func closestMatch(to word: String, in candidates: [String]) -> String? {
     guard let (name, distance) = best else { return nil }
     let allowed = max(2, word.count / 3)
     if distance <= allowed { return name }
-    if let sub = candidates.first(where: { $0.contains(word) || (word.count >= 4 && word.contains($0) && $0.count >= 4) }) {
+    if word.count >= 4, let sub = candidates.first(where: { $0.contains(word) || (word.contains($0) && $0.count >= 4) }) {
         return sub
     }
     return nil

@@ -76,6 +76,18 @@ import Testing
         #expect(try tok.decode([2001, 2003, 2000], skipSpecialTokens: true) == "foo")
     }
 
+    @Test func addedTokenFlagsMatchHF() throws {
+        let tok = try Tokenizer(tokenizerJSON: fixtures.appendingPathComponent("tiny-flags.json").path)
+        let cases = try parseJSON([UInt8](try Data(contentsOf: fixtures.appendingPathComponent("tiny-flags-expected.json")))) as! [[String: Any]]
+        for c in cases {
+            let text = c["text"] as! String
+            let enc = tok.encodeWithOffsets(text)
+            #expect(enc.ids == ints(c["ids"]!), "\(quoted(text))")
+            let offsets = (c["offsets"] as! [Any]).map(ints)
+            #expect(enc.characterOffsets(in: text).map { [$0.lowerBound, $0.upperBound] } == offsets, "\(quoted(text))")
+        }
+    }
+
     @Test func missingFile() {
         #expect(throws: TokenizerError.unreadable(path: "/no/such/tokenizer.json", reason: "no such file")) {
             try Tokenizer(tokenizerJSON: "/no/such/tokenizer.json")

@@ -27,8 +27,9 @@ private struct OptimizerFixture: Decodable {
     /// CPU (we sum in double), and torch's CPU sqrt (MKL vector math) is up to 1 ulp off the
     /// correctly rounded one. With torch's sqrt substituted, the numpy replay of our operation
     /// order in Scripts/fixtures/optimizer.py reproduces torch bit for bit (it prints the count).
-    @Test(arguments: [false, true]) func matchesTorchTwentySteps(useTorchNorm: Bool) throws {
-        let fx = try loadFixture("optimizer.json", as: OptimizerFixture.self)
+    @Test(arguments: [(false, "optimizer.json"), (true, "optimizer.json"), (true, "optimizer_small_beta1.json")])
+    func matchesTorchTwentySteps(useTorchNorm: Bool, file: String) throws {
+        let fx = try loadFixture(file, as: OptimizerFixture.self)
         let layout = try ParameterLayout(zip(fx.names, fx.shapes).map { ($0, $1) })
         #expect(layout.entries.map(\.decay) == fx.decay)
         let state = TrainableState(layout: layout)
@@ -64,7 +65,7 @@ private struct OptimizerFixture: Decodable {
                 }
             }
         }
-        print("AdamW vs torch (torch's norm: \(useTorchNorm)): max relative error \(worst), \(differing) elements not bit-identical over \(fx.steps.count) steps")
+        print("AdamW vs torch (\(file), torch's norm: \(useTorchNorm)): max relative error \(worst), \(differing) elements not bit-identical over \(fx.steps.count) steps")
     }
 
     /// Two shards updated separately give the same bits as one unsharded update.
@@ -94,6 +95,15 @@ private struct OptimizerFixture: Decodable {
             s1.step(params: sharded.params.pointer, grads: sharded.grads.pointer, lr: 1e-2)
         }
         #expect(whole.params.toArray() == sharded.params.toArray())
+    }
+
+    @Test func momentsByName() throws {
+        let layout = try ParameterLayout([("a", [5]), ("b", [40]), ("c", [3])])   // offsets 0, 16, 64
+        let whole = AdamW(layout: layout, hyper: .init())
+        whole.m[17] = 7
+        #expect(whole.moments(of: layout.entries[1])?.m[1] == 7 && whole.moments(of: layout.entries[1])?.v.count == 40)
+        let shard = AdamW(layout: layout, hyper: .init(), range: 32 ..< 80)
+        #expect(shard.moments(of: layout.entries[1]) == nil && shard.moments(of: layout.entries[2])?.m.count == 3)
     }
 
     @Test func clipCoefficientIsTorchs() {

@@ -121,3 +121,18 @@ private struct CEFixture: Decodable {
         #expect(special[4] == 0 && special[5] == .infinity && abs(special[6] - 2.7182817) <= 2 * Float(2.7182817).ulp)
     }
 }
+
+@Suite struct CrossEntropyNonFiniteTests {
+    /// NaN or Inf in a row's logits gives a NaN loss (the trainer skips such a step), never a trap.
+    @Test func nonFiniteLogitsGiveNaNLoss() throws {
+        let V = 19
+        for bad: Float in [.nan, .infinity, -.infinity] {
+            var logits = (0 ..< 2 * V).map { Float($0 % 5) }
+            logits[V + 3] = bad
+            var d = logits, losses = [Float](repeating: 0, count: 2)
+            let sum = try crossEntropyForwardBackward(dlogits: &d, losses: &losses, logits: logits, targets: [1, 2], N: 2, V: V, scale: 1)
+            #expect(losses[0].isFinite)
+            if bad == -.infinity { #expect(losses[1].isFinite && d[V + 3] == 0) } else { #expect(losses[1].isNaN && sum.isNaN) }
+        }
+    }
+}

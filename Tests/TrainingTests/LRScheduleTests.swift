@@ -5,7 +5,7 @@ import Testing
 private struct ScheduleFixture: Decodable {
     struct Kwargs: Decodable {
         let num_cycles, min_lr, min_lr_rate: Double?
-        let warmup_min_lr, warmup_max_lr: Double?
+        let warmup_min_lr, warmup_max_lr, warmup_min_ratio, cos_min_ratio: Double?
         let warmup_num_steps: Int?
         let warmup_type: String?
     }
@@ -33,6 +33,11 @@ private struct ScheduleFixture: Decodable {
                 let s = try LRSchedule.transformers(t, warmupSteps: c.warmup_steps!, totalSteps: c.total_steps,
                                                     baseLR: c.base_lr!, kwargs: kw)
                 scheduler = LRScheduler(baseLR: c.base_lr!, schedule: s)
+            } else if c.type == "WarmupCosineLR" {
+                let p = DeepSpeedWarmupCosine(totalSteps: c.total_steps, warmupMinRatio: c.kwargs.warmup_min_ratio!,
+                                              warmupSteps: c.kwargs.warmup_num_steps!, cosMinRatio: c.kwargs.cos_min_ratio!,
+                                              kind: DeepSpeedWarmup.Kind(rawValue: c.kwargs.warmup_type!)!)
+                scheduler = LRScheduler(baseLR: c.base_lr!, schedule: .deepSpeedWarmupCosine(p))
             } else {
                 let p = DeepSpeedWarmup(minLR: c.kwargs.warmup_min_lr!, maxLR: c.kwargs.warmup_max_lr!,
                                         warmupSteps: c.kwargs.warmup_num_steps!,

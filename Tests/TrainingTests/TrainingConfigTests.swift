@@ -112,6 +112,16 @@ private func parse(_ extra: [(String, JSONValue)], overrides: [String] = []) thr
         #expect(s.schedule == .deepSpeedWarmup(DeepSpeedWarmup(minLR: 0, maxLR: 3e-4, warmupSteps: 2, kind: .log)))
     }
 
+    @Test func deepSpeedWarmupCosine() throws {
+        let sched: JSONValue = .object([("scheduler", .object([("type", .string("WarmupCosineLR")), ("params", .object([
+            ("warmup_min_ratio", .double(0.1)), ("cos_min_ratio", .double(0.05)), ("warmup_num_steps", .string("auto")),
+            ("total_num_steps", .string("auto")), ("warmup_type", .string("linear"))]))]))])
+        let c = try parse([("deepspeed", sched), ("learning_rate", .double(2e-4)), ("warmup_steps", .int(4))])
+        let s = try c.learningRateScheduler(totalSteps: 20)
+        #expect(s.schedule == .deepSpeedWarmupCosine(DeepSpeedWarmupCosine(totalSteps: 20, warmupMinRatio: 0.1, warmupSteps: 4, cosMinRatio: 0.05, kind: .linear)))
+        #expect(s.baseLR == 2e-4 && s.learningRate(afterSteps: 0) == 0)
+    }
+
     @Test func llamaFactoryConfigs() throws {
         let lora = try TrainingConfig.load(path: configFixtures + "/llamafactory-qwen2-7b-lora-sft.json")
         #expect(lora.trainMode == .lora && lora.loraTargetModules == ["all-linear"] && lora.maxSeqLength == 1024)
