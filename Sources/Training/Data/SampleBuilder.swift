@@ -46,7 +46,8 @@ final class SampleBuilder {
         } else {
             eos = eosText.map { Array($0.utf8) }
         }
-        eosId = (eosText ?? "<|endoftext|>").isEmpty ? nil : tokenizer.id(forToken: eosText ?? "<|endoftext|>").map(Int32.init)
+        // Appended to pre-training text so the model learns where a document ends.
+        eosId = tokenizer.id(forToken: eosText ?? "<|endoftext|>").map(Int32.init)
     }
 
     /// ids and labels (−100 where not trained) of one record.
@@ -100,6 +101,8 @@ final class SampleBuilder {
         var spans: [Range<Int>] = []
         var cursor = 0
         for i in roles.indices where roles[i] == "assistant" {
+            // OpenAI's fine-tuning format: "weight": 0 keeps an assistant message out of the loss.
+            if case .dict(let m) = messages[i], let w = m["weight"], w.pyEquals(.int(0)) { continue }
             let prompt = try render(messages[..<i], tools, generationPrompt: true)
             let upTo = i == messages.count - 1 ? full : try render(messages[...i], tools, generationPrompt: false)
             guard upTo.starts(with: prompt) else {
