@@ -20,6 +20,8 @@ final class SampleBuilder {
     let context: [String: Value]
     let eos: [UInt8]?
     let eosId: Int32?
+    /// The id of `eos` when the template itself prints it (then every answer must end with it).
+    let closingId: Int32?
 
     init(source: ChatTemplateSource, tokenizer: Tokenizer, tokenizerConfig: TokenizerConfig, trainOnPrompt: Bool) throws {
         self.source = source
@@ -48,6 +50,11 @@ final class SampleBuilder {
         }
         // Appended to pre-training text so the model learns where a document ends.
         eosId = tokenizer.id(forToken: eosText ?? "<|endoftext|>").map(Int32.init)
+        if let eos, source.source.contains(String(decoding: eos, as: UTF8.self)) {
+            closingId = tokenizer.id(forToken: String(decoding: eos, as: UTF8.self)).map(Int32.init)
+        } else {
+            closingId = nil
+        }
     }
 
     /// ids and labels (−100 where not trained) of one record.
@@ -59,7 +66,15 @@ final class SampleBuilder {
             return (ids, ids)
         case let .chat(messages, roles, tools):
             let (text, spans) = try chatSpans(messages, roles, tools)
-            return label(text, spans)
+            var (ids, labels) = label(text, spans)
+            // A template that ends the conversation without closing the last answer (Qwen1.5's
+            // first template prints <|im_end|> only before another message): add the eos token,
+            // labelled, or the model never learns to stop.
+            if let eos, let closingId, !text.utf8.reversed().drop(while: { [0x20, 0x0A, 0x0D, 0x09].contains($0) }).starts(with: eos.reversed()) {
+                ids.append(closingId)
+                labels.append(closingId)
+            }
+            return (ids, labels)
         case let .record(value, output):
             let (text, spans) = try recordSpans(value, output)
             return label(text, spans)
@@ -132,6 +147,9 @@ final class SampleBuilder {
                 end = at + eos.count
             } else {
                 while end > from && [0x20, 0x0A, 0x0D, 0x09].contains(full[end - 1]) { end -= 1 }
+                // Templates that print the closing eos only when another message follows (Qwen1.5's
+                // first template): the eos is right after the turn in the whole conversation.
+                if let eos, full[end...].starts(with: eos) { end += eos.count }
             }
             if end > start { spans.append(start..<end) }
             cursor = end

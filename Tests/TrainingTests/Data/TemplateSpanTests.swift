@@ -25,6 +25,7 @@ import Testing
                                                  options: DatasetOptions(maxSeqLength: 4096))
             } catch let DatasetError.badRecords(problems, _) {
                 #expect([.templateFailed, .spansUnrecoverable].contains(problems[0].kind), "\(name): \(problems[0])")
+                if ProcessInfo.processInfo.environment["QWENFT_SHOW_SPANS"] != nil { print(name, problems[0]) }
                 continue
             }
             let ids = Array(data.ids(0)), labels = Array(data.labels(0))
@@ -40,15 +41,23 @@ import Testing
             }
             #expect(runs.count == 2, "\(name): \(runs)")
             if runs.count == 2 {
-                #expect(runs[0].trimmingCharacters(in: .whitespaces).hasPrefix("It is forty-two."), "\(name): \(runs[0])")
-                #expect(runs[1].trimmingCharacters(in: .whitespaces).hasPrefix("That makes thirteen."), "\(name): \(runs[1])")
+                // A token that straddles the answer's edge is labelled, as transformers' masks do
+                // (with the Qwen vocabulary other templates' markers are plain text: "<|assistant|>\n"
+                // can end in a ">\n" token).
+                // Around the answer only its end-of-turn marker (<|im_end|>, <|eot_id|>, </s>…).
+                for (run, answer) in zip(runs, ["It is forty-two.", "That makes thirteen."]) {
+                    let rest = run.replacingOccurrences(of: answer, with: "")
+                    #expect(run.contains(answer) && rest.count <= 24, "\(name): \(run)")
+                }
                 #expect(!runs.joined().contains("6 plus 7"), "\(name)")
             }
             labelled.append(name)
+            if ProcessInfo.processInfo.environment["QWENFT_SHOW_SPANS"] != nil { print(name, runs) }
         }
         for must in ["qwen2_5_instruct.jinja", "qwen2_instruct.jinja", "qwen1_5_chat.jinja", "qwen3.jinja", "llama3_1_instruct.jinja"] {
             #expect(labelled.contains(must), "\(must) should give labels")
         }
+        // Every labelled answer ends the way generation must stop (an end-of-turn marker).
         print("templates with recoverable spans: \(labelled.count)/\(names.count)")
     }
 
@@ -88,5 +97,23 @@ import Testing
         let data = try loadDataset([folder.path])
         #expect(data.count == 4)
         #expect(data.report.files.count == 2)
+    }
+}
+
+@Suite struct StoppingTests {
+    /// Qwen1.5's first template prints <|im_end|> after a message only when another follows:
+    /// every answer must still end with a labelled <|im_end|>, or the model never learns to stop.
+    @Test func everyAnswerEndsWithLabelledImEnd() throws {
+        let source = try String(contentsOf: TemplateSpanTests.templates.appendingPathComponent("qwen1_5_chat.jinja"), encoding: .utf8)
+        let (tok, cfg) = try qwen()
+        let dir = try dataTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = try write(TemplateSpanTests.conversation + "\n", "c.jsonl", in: dir)
+        let data = try TokenizedDataset.load(files: [path], tokenizer: tok, tokenizerConfig: cfg,
+                                             template: ChatTemplateSource(source: source, origin: "qwen1.5"),
+                                             options: DatasetOptions(maxSeqLength: 512))
+        let text = try tok.decode(zip(data.ids(0), data.labels(0)).map { $0.1 == -100 ? 0 : Int($0.0) }.filter { $0 != 0 })
+        #expect(text == "It is forty-two.<|im_end|>That makes thirteen.<|im_end|>")
+        #expect(data.ids(0).last == Int32(tok.id(forToken: "<|im_end|>")!))
     }
 }
