@@ -192,6 +192,10 @@ import Testing
         }
         #expect(throws: TokenizerError.self) { try tok.decode([-1]) }
         #expect(throws: TokenizerError.self) { try tok.streamingDecoder().push(99999) }
+        // As HF: ids past the vocabulary (a model's padding rows) can be skipped instead.
+        #expect(try tok.decode([39, 5000, 301], skipUnknownIds: true) == (try tok.decode([39, 301])))
+        #expect(try tok.streamingDecoder(skipUnknownIds: true).push(5000) == "")
+        #expect(!tok.isKnown(5000) && tok.isKnown(2000) && tok.isKnown(39))
     }
 
     @Test func idListParsing() throws {
