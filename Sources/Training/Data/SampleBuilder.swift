@@ -125,10 +125,23 @@ final class SampleBuilder {
                     + "add_generation_prompt as the start of messages 0...\(i), so message \(i)'s tokens cannot be told apart; "
                     + "use another template_name or train_on_prompt: true")
             }
-            let turn = upTo[prompt.count...]
+            var turn = upTo[prompt.count...]
             let start: Int
             if full.starts(with: upTo) && prompt.count >= cursor {
                 start = prompt.count
+            } else if full.starts(with: prompt) && prompt.count >= cursor {
+                // The turn ends differently when the conversation goes on (Phi-3 prints eos_token
+                // after the last message only): keep the part both renders share, cut back to
+                // a line end so no piece of the next message's marker is taken.
+                start = prompt.count
+                var shared = 0
+                while shared < turn.count && start + shared < full.count && turn[turn.startIndex + shared] == full[start + shared] { shared += 1 }
+                if shared < turn.count {
+                    var cut = shared
+                    while cut > 0 && full[start + cut - 1] != 0x0A { cut -= 1 }
+                    shared = cut
+                }
+                turn = turn.prefix(shared)
             } else if let at = find(Array(turn), in: full, from: cursor) {
                 start = at
             } else {
