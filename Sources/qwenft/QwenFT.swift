@@ -16,6 +16,8 @@ struct QwenFT: ParsableCommand {
             ChatCommand.self,
             EvalCommand.self,
             InitCommand.self,
+            TokenizeCommand.self,
+            TemplateCommand.self,
         ])
 
     /// Runs the command; every error ends as `qwenft: error: …` on stderr with exit status 1
