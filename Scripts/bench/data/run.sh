@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 THREADS=${1:-2}
 RECORDS=${2:-10000}
-PY=${PYTHON:-/work/main/.venv/bin/python}
+PY=${PYTHON:-.venv/bin/python}
 DATA=${QWENFT_BENCH_DATA:-/tmp/qwenft-bench-data}
 export QWENFT_VOCAB=${QWENFT_VOCAB:-$PWD/.cache/qwen-vocab/qwen.tiktoken}
 # -enable-testing: the test targets use @testable imports.

@@ -4,11 +4,11 @@
 # greedy, 2 threads, in float32 and bfloat16. Prints tokens/s (decode, and overall incl. prefill),
 # prefill tokens/s, peak RSS, the ratio, and whether both produced the same ids.
 #
-#   Scripts/bench/generate/run.sh            # PYTHON=/work/main/.venv/bin/python by default
+#   Scripts/bench/generate/run.sh            # PYTHON=.venv/bin/python by default
 #   THREADS=2 NEW=64 DTYPES="float32 bfloat16" Scripts/bench/generate/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-PYTHON="${PYTHON:-/work/main/.venv/bin/python}"
+PYTHON="${PYTHON:-.venv/bin/python}"
 THREADS="${THREADS:-2}"
 NEW="${NEW:-64}"
 DTYPES="${DTYPES:-float32 bfloat16}"

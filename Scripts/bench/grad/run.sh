@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 LAYERS=${1:-4}; T=${2:-256}; REPS=${3:-2}; THREADS=${4:-2}
-PY=${PYTHON:-/work/main/.venv/bin/python}
+PY=${PYTHON:-.venv/bin/python}
 ours=$(QWENFT_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS QWENFT_BENCH_GRAD=1 QWENFT_BENCH_SINGLE=1 \
        QWENFT_BENCH_CKPT=0 QWENFT_BENCH_LAYERS=$LAYERS QWENFT_BENCH_T=$T QWENFT_BENCH_REPS=$REPS \
        /usr/bin/time -v swift test --skip-build --filter loraStepOnQwen25Shapes 2>&1 | grep -E "^layers|Maximum resident")

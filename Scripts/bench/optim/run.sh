@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 THREADS=${1:-2}
-PY=${PYTHON:-/work/main/.venv/bin/python}
+PY=${PYTHON:-.venv/bin/python}
 swift build -c release --build-tests -Xswiftc -enable-testing | grep -E "error|Build" || true
 echo "== qwenft"
 QWENFT_BENCH=1 QWENFT_THREADS=$THREADS /usr/bin/time -v swift test -c release -Xswiftc -enable-testing --skip-build --filter KernelBenchmarks 2>&1 \

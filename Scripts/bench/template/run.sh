@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 N=${1:-20000}
-PY=${PYTHON:-/work/main/.venv/bin/python}
+PY=${PYTHON:-.venv/bin/python}
 swift build -c release --product qwenft >/dev/null
 BIN=.build/release/qwenft
 TPL=Tests/JinjaTests/Fixtures/templates/qwen2_5_instruct.jinja

@@ -5,7 +5,7 @@
 #   Scripts/bench/tokenizer/run.sh            (PYTHON=/path/to/python to override the venv)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-PYTHON="${PYTHON:-/work/main/.venv/bin/python}"
+PYTHON="${PYTHON:-.venv/bin/python}"
 VOCAB="${QWENFT_VOCAB:-$(Scripts/fetch-vocab.sh)}"
 swift build -c release --product qwenft 2>&1 | grep -E "error|Compiling|Build complete" || true
 exec "$PYTHON" Scripts/bench/tokenizer/run.py "$VOCAB" "$(swift build -c release --show-bin-path)/qwenft"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Creates .venv with the Python oracles the fixture generators and benchmarks compare against
+# (transformers, peft, tokenizers, tiktoken, jinja2, safetensors, torch, numpy). Only needed to
+# regenerate fixtures or run Scripts/bench/; the tests never use it. About 6 GB (torch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q numpy safetensors "tokenizers==0.23.3" "tiktoken==0.14.0" "jinja2==3.1.6" \
+    "torch==2.15.0" "transformers==5.23.0" "peft==0.21.2"
+echo "$(pwd)/.venv/bin/python"
