@@ -43,6 +43,9 @@ let package = Package(
                 "QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed", "Training",
             ]),
 
+        // Micro-benchmarks of the compute core (Scripts/bench/*/run.sh builds and runs it).
+        .executableTarget(name: "qwenft-bench", dependencies: ["QwenCore", "SafeTensors"], path: "Sources/qwenft-bench"),
+
         // Tests: one target per library, plus end-to-end tests of the built binary.
         .testTarget(name: "QwenCoreTests", dependencies: ["QwenCore"], exclude: ["Fixtures"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], exclude: ["Fixtures"]),

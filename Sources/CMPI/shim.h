@@ -11,4 +11,6 @@ static inline MPI_Datatype qwenft_mpi_int64(void) { return MPI_INT64_T; }
 static inline MPI_Op qwenft_mpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op qwenft_mpi_max(void) { return MPI_MAX; }
 static inline int qwenft_mpi_success(void) { return MPI_SUCCESS; }
+static inline void *qwenft_mpi_in_place(void) { return MPI_IN_PLACE; }
+static inline MPI_Errhandler qwenft_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 #endif

@@ -16,6 +16,17 @@ public final class AlignedBuffer<Element>: @unchecked Sendable {
         pointer = raw.bindMemory(to: Element.self, capacity: max(1, count))
     }
 
+    /// Allocates `count` elements left uninitialised, for a buffer the caller overwrites in full
+    /// at once (saves a pass over memory). Element must be a trivial type such as Float.
+    public init(uninitializedCount count: Int) {
+        precondition(count >= 0, "AlignedBuffer count must be non-negative")
+        precondition(_isPOD(Element.self), "uninitialised AlignedBuffer needs a trivial element type")
+        self.count = count
+        let bytes = max(1, count * MemoryLayout<Element>.stride)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: Self.alignment)
+        pointer = raw.bindMemory(to: Element.self, capacity: max(1, count))
+    }
+
     /// Allocates and copies `values`.
     public convenience init(_ values: [Element]) {
         self.init(count: values.count)

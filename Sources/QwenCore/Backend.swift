@@ -22,6 +22,11 @@ public protocol Backend: Sendable {
     func copy(_ out: UnsafeMutablePointer<Float>, from inp: UnsafePointer<Float>, count: Int)
     /// out[i] += inp[i]
     func add(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int)
+
+    /// out[i] = Float(inp[i]) for inp stored as `dtype` (F32, BF16, F16 or F64), rounding as PyTorch.
+    func convertToFloat(_ out: UnsafeMutablePointer<Float>, from inp: UnsafeRawPointer, dtype: DType, count: Int)
+    /// out[i] = inp[i] stored as `dtype` (F32, BF16, F16 or F64), rounding as PyTorch.
+    func convertFromFloat(_ out: UnsafeMutableRawPointer, dtype: DType, from inp: UnsafePointer<Float>, count: Int)
 }
 
 /// The CPU backend: OpenBLAS for products, `parallelChunks` for elementwise loops.
@@ -56,5 +61,12 @@ public struct CPUBackend: Backend {
         parallelChunks(count, minChunk: 1 << 16) { r in
             for i in r { out[i] += inp[i] }
         }
+    }
+
+    public func convertToFloat(_ out: UnsafeMutablePointer<Float>, from inp: UnsafeRawPointer, dtype: DType, count: Int) {
+        QwenCore.convertToFloat(inp, dtype: dtype, out, count: count)
+    }
+    public func convertFromFloat(_ out: UnsafeMutableRawPointer, dtype: DType, from inp: UnsafePointer<Float>, count: Int) {
+        QwenCore.convertFromFloat(inp, out, dtype: dtype, count: count)
     }
 }

@@ -9,6 +9,7 @@ struct QwenFT: ParsableCommand {
         abstract: "Fine-tune, run and inspect Qwen2-family language models.",
         version: "0.1.0",
         subcommands: [
+            InspectCommand.self,
         ])
 
     /// Runs the command; every error ends as `qwenft: error: …` on stderr with exit status 1

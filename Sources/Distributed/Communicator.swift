@@ -1,0 +1,122 @@
+import QwenCore
+
+/// Collective operations across the processes of one training run, over flat Float buffers
+/// (gradients, parameters, optimizer state). Every rank calls the same operations in the same
+/// order with the same counts, as with MPI. Results are deterministic for a given world size.
+public protocol Communicator: AnyObject, Sendable {
+    /// This process's index, 0..<size.
+    var rank: Int { get }
+    /// The number of processes.
+    var size: Int { get }
+
+    /// buffer[i] = Σ over ranks of buffer[i], in place, on every rank.
+    func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(DistributedError)
+
+    /// buffer[i] = Σ over ranks of buffer[i] for Double buffers (loss sums, token counts).
+    func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws(DistributedError)
+
+    /// input holds size × chunkCount values; output (chunkCount) = Σ over ranks of this rank's
+    /// chunk input[rank·chunkCount ..< (rank+1)·chunkCount]. ZeRO's gradient step.
+    func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                          chunkCount: Int) throws(DistributedError)
+
+    /// output (size × chunkCount) = every rank's input (chunkCount) in rank order. ZeRO's
+    /// parameter step.
+    func allGather(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                   chunkCount: Int) throws(DistributedError)
+
+    /// Copies `byteCount` bytes at `buffer` on rank `root` to every rank's `buffer`.
+    func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(DistributedError)
+
+    /// Returns once every rank has called it.
+    func barrier() throws(DistributedError)
+}
+
+extension Communicator {
+    /// True on rank 0, the rank that logs and saves.
+    public var isMain: Bool { rank == 0 }
+
+    /// buffer[i] = mean over ranks of buffer[i], in place: the sum scaled by 1/size.
+    public func allReduceAverage(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(DistributedError) {
+        try allReduceSum(buffer, count: count)
+        if size > 1 {
+            let scale = 1 / Float(size)
+            parallelChunks(count, minChunk: 1 << 16) { r in
+                for i in r { buffer[i] *= scale }
+            }
+        }
+    }
+
+    /// The sum over ranks of one Double (a loss sum, a token count).
+    public func allReduceSum(_ value: Double) throws(DistributedError) -> Double {
+        var v = value
+        try allReduceSum(&v, count: 1)
+        return v
+    }
+
+    /// Array conveniences for small buffers.
+    public func allReduceSum(_ values: inout [Float]) throws(DistributedError) {
+        let n = values.count
+        try values.withUnsafeMutableBufferPointer { (p: inout UnsafeMutableBufferPointer<Float>) throws(DistributedError) in
+            if let base = p.baseAddress { try allReduceSum(base, count: n) }
+        }
+    }
+}
+
+/// One process, no peers: every collective is the identity (or a copy).
+public final class SingleProcessCommunicator: Communicator, @unchecked Sendable {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(DistributedError) {}
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws(DistributedError) {}
+
+    public func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                 chunkCount: Int) throws(DistributedError) {
+        if UnsafePointer(output) != input { output.update(from: input, count: chunkCount) }
+    }
+
+    public func allGather(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                          chunkCount: Int) throws(DistributedError) {
+        if UnsafePointer(output) != input { output.update(from: input, count: chunkCount) }
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(DistributedError) {
+        guard root == 0 else { throw .badRoot(root: root, size: 1) }
+    }
+
+    public func barrier() throws(DistributedError) {}
+}
+
+/// How a flat buffer of `count` values splits into `size` equal contiguous shards (ZeRO): the
+/// buffer is padded to a multiple of `size`, and rank r owns [r·shardCount, (r+1)·shardCount).
+public struct ShardLayout: Equatable, Sendable {
+    public let count: Int
+    public let size: Int
+    /// Values per rank (the padded count / size).
+    public let shardCount: Int
+    /// count rounded up to a multiple of size: allocate buffers that take part in
+    /// reduce-scatter / all-gather with this many elements.
+    public var paddedCount: Int { shardCount * size }
+
+    public init(count: Int, size: Int) {
+        precondition(count >= 0 && size >= 1, "ShardLayout needs count ≥ 0 and size ≥ 1")
+        self.count = count
+        self.size = size
+        shardCount = (count + size - 1) / size
+    }
+
+    /// The indices of the unpadded buffer that `rank` owns (possibly empty at the tail).
+    public func range(of rank: Int) -> Range<Int> {
+        let lo = min(count, rank * shardCount)
+        return lo..<min(count, lo + shardCount)
+    }
+}
+
+/// A communicator for this process: MPI when launched by mpirun (or another PMI launcher),
+/// else a single process.
+public func makeCommunicator() throws(DistributedError) -> Communicator {
+    if MPICommunicator.launchedUnderMPI() { return try MPICommunicator.world() }
+    return SingleProcessCommunicator()
+}

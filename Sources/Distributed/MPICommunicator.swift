@@ -1,0 +1,124 @@
+import CMPI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// MPI_COMM_WORLD through Open MPI. Created once per process (`world()`); MPI is initialised
+/// only here, so a plain `qwenft` run never touches MPI. Errors come back as `DistributedError`
+/// (the communicator's handler is set to MPI_ERRORS_RETURN) rather than aborting the process.
+/// A rank that gives up while others may sit in a collective should call `abort(status:)`, which
+/// ends every rank, instead of exiting alone.
+public final class MPICommunicator: Communicator, @unchecked Sendable {
+    public let rank: Int
+    public let size: Int
+    private let comm: MPI_Comm?
+
+    nonisolated(unsafe) private static var shared: MPICommunicator?
+
+    /// Largest element count handed to one MPI call (its counts are Int32).
+    static let maxCountPerCall = 1 << 30
+
+    /// True when mpirun started this process (Open MPI sets OMPI_COMM_WORLD_SIZE).
+    public static func launchedUnderMPI() -> Bool {
+        getenv("OMPI_COMM_WORLD_SIZE") != nil
+    }
+
+    /// The world communicator, initialising MPI on first use; MPI_Finalize runs at exit.
+    public static func world() throws(DistributedError) -> MPICommunicator {
+        if let s = shared { return s }
+        var initialized: Int32 = 0
+        MPI_Initialized(&initialized)
+        if initialized == 0 {
+            try check("MPI_Init", MPI_Init(nil, nil))
+            atexit { MPICommunicator.finalizeIfNeeded() }
+        }
+        let comm = qwenft_mpi_comm_world()
+        try check("MPI_Comm_set_errhandler", MPI_Comm_set_errhandler(comm, qwenft_mpi_errors_return()))
+        var r: Int32 = 0, s: Int32 = 0
+        try check("MPI_Comm_rank", MPI_Comm_rank(comm, &r))
+        try check("MPI_Comm_size", MPI_Comm_size(comm, &s))
+        let c = MPICommunicator(rank: Int(r), size: Int(s), comm: comm)
+        shared = c
+        return c
+    }
+
+    private init(rank: Int, size: Int, comm: MPI_Comm?) {
+        self.rank = rank
+        self.size = size
+        self.comm = comm
+    }
+
+    static func finalizeIfNeeded() {
+        var finalized: Int32 = 0
+        MPI_Finalized(&finalized)
+        if finalized == 0 { MPI_Finalize() }
+    }
+
+    /// Ends every rank of the job with `status` (MPI_Abort).
+    public func abort(status: Int32) -> Never {
+        MPI_Abort(comm, status)
+        exit(status)
+    }
+
+    static func check(_ op: String, _ code: Int32) throws(DistributedError) {
+        guard code != qwenft_mpi_success() else { return }
+        var buffer = [CChar](repeating: 0, count: 1024)
+        var length: Int32 = 0
+        MPI_Error_string(code, &buffer, &length)
+        throw .mpi(operation: op, code: code, message: String(cString: buffer))
+    }
+
+    /// Runs `body(offset, n)` over 0..<count in pieces one MPI call can take.
+    private func inPieces(_ count: Int, _ body: (Int, Int32) throws(DistributedError) -> Void) throws(DistributedError) {
+        var offset = 0
+        while offset < count {
+            let n = min(Self.maxCountPerCall, count - offset)
+            try body(offset, Int32(n))
+            offset += n
+        }
+    }
+
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(DistributedError) {
+        try inPieces(count) { (offset, n) throws(DistributedError) in
+            try Self.check("MPI_Allreduce", MPI_Allreduce(qwenft_mpi_in_place(), buffer + offset, n,
+                                                          qwenft_mpi_float(), qwenft_mpi_sum(), comm))
+        }
+    }
+
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws(DistributedError) {
+        try inPieces(count) { (offset, n) throws(DistributedError) in
+            try Self.check("MPI_Allreduce", MPI_Allreduce(qwenft_mpi_in_place(), buffer + offset, n,
+                                                          qwenft_mpi_double(), qwenft_mpi_sum(), comm))
+        }
+    }
+
+    /// `output` must not overlap `input`.
+    public func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                 chunkCount: Int) throws(DistributedError) {
+        guard chunkCount <= Int(Int32.max) else { throw .countTooLarge(operation: "reduce-scatter", count: chunkCount) }
+        try Self.check("MPI_Reduce_scatter_block",
+                       MPI_Reduce_scatter_block(input, output, Int32(chunkCount), qwenft_mpi_float(), qwenft_mpi_sum(), comm))
+    }
+
+    /// In place when `input` is this rank's chunk of `output` (output + rank·chunkCount).
+    public func allGather(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                          chunkCount: Int) throws(DistributedError) {
+        guard chunkCount <= Int(Int32.max) else { throw .countTooLarge(operation: "all-gather", count: chunkCount) }
+        let inPlace = UnsafePointer(output + rank * chunkCount) == input
+        let send: UnsafeRawPointer? = inPlace ? UnsafeRawPointer(qwenft_mpi_in_place()) : UnsafeRawPointer(input)
+        try Self.check("MPI_Allgather",
+                       MPI_Allgather(send, Int32(chunkCount), qwenft_mpi_float(),
+                                     output, Int32(chunkCount), qwenft_mpi_float(), comm))
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(DistributedError) {
+        guard (0..<size).contains(root) else { throw .badRoot(root: root, size: size) }
+        try inPieces(byteCount) { (offset, n) throws(DistributedError) in
+            try Self.check("MPI_Bcast", MPI_Bcast(buffer + offset, n, qwenft_mpi_byte(), Int32(root), comm))
+        }
+    }
+
+    public func barrier() throws(DistributedError) {
+        try Self.check("MPI_Barrier", MPI_Barrier(comm))
+    }
+}
