@@ -26,7 +26,7 @@ let package = Package(
         // Libraries.
         .target(name: "QwenCore", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "SafeTensors", dependencies: ["QwenCore"], swiftSettings: fastMath),
-        .target(name: "Tokenizer", dependencies: ["CJSON"], swiftSettings: fastMath),
+        .target(name: "Tokenizer", dependencies: ["QwenCore", "CJSON"], swiftSettings: fastMath),
         .target(name: "Jinja", dependencies: []),
         .target(name: "Qwen2", dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja"],
                 swiftSettings: fastMath),

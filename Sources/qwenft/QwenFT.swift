@@ -10,6 +10,11 @@ struct QwenFT: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             InspectCommand.self,
+            TokenizeCommand.self,
+            GenerateCommand.self,
+            ChatCommand.self,
+            EvalCommand.self,
+            InitCommand.self,
         ])
 
     /// Runs the command; every error ends as `qwenft: error: …` on stderr with exit status 1

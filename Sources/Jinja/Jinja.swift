@@ -1,1 +1,0 @@
-// Jinja: see README.

@@ -1,0 +1,104 @@
+import Foundation
+import SafeTensors
+import Tokenizer
+
+/// The tensors of a safetensors file, shard index or folder, as a TensorSource (mapped, no copy).
+public final class SafeTensorsSource: TensorSource {
+    public let store: SafeTensorsStore
+    public var path: String { store.indexPath ?? store.files.first?.path ?? store.path }
+    public var tensorNames: [String] { store.names }
+
+    public init(path: String) throws {
+        store = try SafeTensorsStore(path: path)
+    }
+
+    public func tensor(named name: String) -> StoredTensor? {
+        guard let t = store[name] else { return nil }
+        return StoredTensor(dtype: t.dtype, shape: t.shape, data: t.rawPointer)
+    }
+}
+
+/// A Hugging Face Qwen2 model folder opened for inference: config, generation defaults, weights
+/// (kept in their stored dtype), optionally a PEFT LoRA adapter, and the tokenizer with its chat
+/// template.
+public final class ModelFolder {
+    public let url: URL
+    public let config: Qwen2Config
+    public let generationConfig: GenerationConfig
+    public let model: Qwen2Model
+    public let tokenizer: Tokenizer
+    public let tokenizerConfig: TokenizerConfig
+
+    /// Opens `path`; `adapter` is a PEFT adapter folder applied unmerged.
+    public init(path: String, adapter: String? = nil) throws {
+        url = URL(fileURLWithPath: path)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+            throw Qwen2Error.missingFile(path: path, hint: "--model must be a model folder (config.json, model.safetensors, tokenizer).")
+        }
+        config = try Qwen2Config.load(url.appendingPathComponent("config.json"))
+        try Self.checkArchitecture(url.appendingPathComponent("config.json"))
+        generationConfig = try GenerationConfig.load(url.appendingPathComponent("generation_config.json"))
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        guard names.contains(where: { $0.hasSuffix(".safetensors") || $0.hasSuffix(".safetensors.index.json") }) else {
+            let hint = names.contains(where: { $0.hasSuffix(".bin") })
+                ? "Only safetensors weights are read; convert pytorch_model.bin with transformers' save_pretrained(safe_serialization=True)."
+                : "The folder has no model.safetensors or model.safetensors.index.json."
+            throw Qwen2Error.missingFile(path: url.appendingPathComponent("model.safetensors").path, hint: hint)
+        }
+        let weights = try StoredWeights(config: config, source: try SafeTensorsSource(path: path))
+        let cfg = config
+        model = Qwen2Model(weights: weights, adapter: try adapter.map { try ModelFolder.loadAdapter($0, config: cfg) })
+        tokenizer = try Tokenizer(modelFolder: path)
+        tokenizerConfig = try TokenizerConfig.load(folder: path)
+    }
+
+    /// A PEFT LoRA adapter folder for a model of `config`.
+    public static func loadAdapter(_ path: String, config: Qwen2Config) throws -> LoRAAdapter {
+        let dir = URL(fileURLWithPath: path)
+        let tensors = dir.appendingPathComponent("adapter_model.safetensors")
+        guard FileManager.default.fileExists(atPath: tensors.path) else {
+            throw Qwen2Error.missingFile(path: tensors.path, hint: "--adapter must be a PEFT adapter folder (adapter_config.json, adapter_model.safetensors).")
+        }
+        return try LoRAAdapter.load(configURL: dir.appendingPathComponent("adapter_config.json"),
+                                    tensors: try SafeTensorsSource(path: tensors.path), model: config)
+    }
+
+    /// Only the model of a folder (config and weights, no tokenizer): for tools and tests.
+    public static func loadModel(path: String, adapter: String? = nil) throws -> Qwen2Model {
+        let url = URL(fileURLWithPath: path)
+        let config = try Qwen2Config.load(url.appendingPathComponent("config.json"))
+        try checkArchitecture(url.appendingPathComponent("config.json"))
+        let weights = try StoredWeights(config: config, source: try SafeTensorsSource(path: path))
+        return Qwen2Model(weights: weights, adapter: try adapter.map { try loadAdapter($0, config: config) })
+    }
+
+    /// Refuses configs whose `architectures` name something other than a Qwen2 causal LM.
+    static func checkArchitecture(_ url: URL) throws {
+        guard let data = FileManager.default.contents(atPath: url.path),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let archs = obj["architectures"] as? [String] else { return }
+        let known = ["Qwen2ForCausalLM", "Qwen2Model"]
+        if let a = archs.first(where: { !known.contains($0) }) {
+            throw Qwen2Error.unsupportedConfig(path: url.path, key: "architectures",
+                                               detail: "\(a) is not supported: qwenft runs Qwen2ForCausalLM (Qwen1.5, Qwen2, Qwen2.5)")
+        }
+    }
+
+    /// The ids generation stops at: generation_config's eos_token_id (a list in Qwen2.5), the
+    /// config's, and the tokenizer's eos token.
+    public var eosTokenIds: Set<Int32> {
+        var ids = Set((generationConfig.eosTokenIds.isEmpty ? config.eosTokenIds : generationConfig.eosTokenIds).map { Int32($0) })
+        if let eos = tokenizerConfig.eosToken, let id = tokenizer.id(forToken: eos) { ids.insert(Int32(id)) }
+        return ids
+    }
+
+    /// The folder's chat template, or a clear error naming the folder.
+    public func chatTemplate() throws -> ChatTemplate {
+        guard let source = tokenizerConfig.chatTemplate() else {
+            throw Qwen2Error.missingFile(path: url.appendingPathComponent("tokenizer_config.json").path,
+                                        hint: "The model has no chat template (tokenizer_config.json \"chat_template\" or chat_template.jinja); use --raw-prompt.")
+        }
+        return try ChatTemplate(source: source, bosToken: tokenizerConfig.bosToken, eosToken: tokenizerConfig.eosToken)
+    }
+}

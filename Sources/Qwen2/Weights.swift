@@ -1,0 +1,61 @@
+import QwenCore
+
+/// A row-major matrix (rows, cols) in its stored dtype: `rows` outputs of a Linear layer, each a
+/// row of `cols` inputs (PyTorch's weight layout). `dtype` is F32, BF16 or F16.
+/// The memory belongs to whoever handed it out
+/// (a mapped safetensors file, a WeightProvider's buffer) and must outlive every use.
+public struct WeightMatrix: @unchecked Sendable {
+    public let rows: Int
+    public let cols: Int
+    public let dtype: DType
+    public let base: UnsafeRawPointer
+
+    public init(rows: Int, cols: Int, dtype: DType, base: UnsafeRawPointer) {
+        self.rows = rows
+        self.cols = cols
+        self.dtype = dtype
+        self.base = base
+    }
+
+    public init(rows: Int, cols: Int, float32 pointer: UnsafePointer<Float>) {
+        self.init(rows: rows, cols: cols, dtype: .f32, base: UnsafeRawPointer(pointer))
+    }
+
+    public var count: Int { rows * cols }
+
+    /// The fp32 pointer when the matrix is stored in fp32 (no copy needed), else nil.
+    public var float32: UnsafePointer<Float>? {
+        dtype == .f32 ? base.assumingMemoryBound(to: Float.self) : nil
+    }
+
+    /// Writes rows `range` as fp32 into `out` ((range.count, cols), row-major).
+    public func widenRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let start = range.lowerBound * cols, n = range.count * cols
+        switch dtype {
+        case .f32:
+            out.update(from: base.assumingMemoryBound(to: Float.self) + start, count: n)
+        case .bf16:
+            widenBF16(base.assumingMemoryBound(to: UInt16.self) + start, out, n)
+        default:
+            let h = base.assumingMemoryBound(to: UInt16.self) + start
+            for i in 0..<n { out[i] = floatFromF16(h[i]) }
+        }
+    }
+}
+
+/// fp32 from bfloat16 bits, 8 at a time (the bf16 is the top half of the fp32).
+@inlinable
+public func widenBF16(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    var i = 0
+    while i + 8 <= n {
+        let h = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<UInt16>.self)
+        let w = SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16
+        UnsafeMutableRawPointer(dst + i).storeBytes(of: unsafeBitCast(w, to: SIMD8<Float>.self),
+                                                    as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n {
+        dst[i] = Float(bitPattern: UInt32(src[i]) << 16)
+        i += 1
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+
+/// What `tokenizer_config.json` (and a sibling `chat_template.jinja`) say about a tokenizer: its
+/// eos/pad/bos tokens and chat templates. Templates come, in that order of precedence, from
+/// `chat_template.jinja`, the `chat_template` key (a string, or a list of {"name", "template"}),
+/// and `additional_chat_templates/NAME.jinja`.
+public struct TokenizerConfig: Equatable, Sendable {
+    public var eosToken: String?
+    public var padToken: String?
+    public var bosToken: String?
+    public var unkToken: String?
+    /// Named templates; the unnamed one (a plain string or chat_template.jinja) is "default".
+    public var chatTemplates: [String: String]
+    public var modelMaxLength: Int?
+    public var addBosToken: Bool
+    public var addEosToken: Bool
+    public var splitSpecialTokens: Bool
+
+    public init(eosToken: String? = nil, padToken: String? = nil, bosToken: String? = nil, unkToken: String? = nil,
+                chatTemplates: [String: String] = [:], modelMaxLength: Int? = nil,
+                addBosToken: Bool = false, addEosToken: Bool = false, splitSpecialTokens: Bool = false) {
+        self.eosToken = eosToken
+        self.padToken = padToken
+        self.bosToken = bosToken
+        self.unkToken = unkToken
+        self.chatTemplates = chatTemplates
+        self.modelMaxLength = modelMaxLength
+        self.addBosToken = addBosToken
+        self.addEosToken = addEosToken
+        self.splitSpecialTokens = splitSpecialTokens
+    }
+
+    /// The template with this name; nil name means the default one ("default", or the only one).
+    public func chatTemplate(named name: String? = nil) -> String? {
+        if let name { return chatTemplates[name] }
+        if let t = chatTemplates["default"] { return t }
+        return chatTemplates.count == 1 ? chatTemplates.values.first : nil
+    }
+
+    /// The names of the templates, sorted.
+    public var chatTemplateNames: [String] { chatTemplates.keys.sorted() }
+
+    /// Reads the config of a model folder. A folder with neither tokenizer_config.json nor
+    /// chat_template.jinja gives an empty config.
+    public static func load(folder: String) throws -> TokenizerConfig {
+        let dir = URL(fileURLWithPath: folder)
+        let path = dir.appendingPathComponent("tokenizer_config.json").path
+        var config = TokenizerConfig()
+        if FileManager.default.fileExists(atPath: path) {
+            config = try parse(Data(try readFile(path)), path: path)
+        }
+        let extra = dir.appendingPathComponent("additional_chat_templates")
+        if let names = try? FileManager.default.contentsOfDirectory(atPath: extra.path) {
+            for file in names.sorted() where file.hasSuffix(".jinja") {
+                let p = extra.appendingPathComponent(file).path
+                config.chatTemplates[String(file.dropLast(6))] = try readText(p)
+            }
+        }
+        let jinja = dir.appendingPathComponent("chat_template.jinja").path
+        if FileManager.default.fileExists(atPath: jinja) {
+            config.chatTemplates["default"] = try readText(jinja)
+        }
+        return config
+    }
+
+    /// Parses tokenizer_config.json's content.
+    public static func parse(_ data: Data, path: String) throws -> TokenizerConfig {
+        let any: Any
+        do {
+            any = try JSONSerialization.jsonObject(with: data, options: [])
+        } catch {
+            throw TokenizerError.malformed(path: path, location: "top level", reason: "invalid JSON (\(error.localizedDescription))")
+        }
+        guard let obj = any as? [String: Any] else {
+            throw TokenizerError.malformed(path: path, location: "top level", reason: "expected a JSON object")
+        }
+        func token(_ key: String) throws -> String? {
+            switch obj[key] {
+            case nil, is NSNull: return nil
+            case let s as String: return s
+            case let d as [String: Any]:
+                if let s = d["content"] as? String { return s }
+                throw TokenizerError.malformed(path: path, location: key, reason: "expected a string or an object with \"content\"")
+            default:
+                throw TokenizerError.malformed(path: path, location: key, reason: "expected a string or an object with \"content\"")
+            }
+        }
+        func flag(_ key: String) throws -> Bool {
+            switch obj[key] {
+            case nil, is NSNull: return false
+            case let b as Bool: return b
+            default: throw TokenizerError.malformed(path: path, location: key, reason: "expected true or false")
+            }
+        }
+        var config = TokenizerConfig(eosToken: try token("eos_token"), padToken: try token("pad_token"),
+                                     bosToken: try token("bos_token"), unkToken: try token("unk_token"),
+                                     addBosToken: try flag("add_bos_token"), addEosToken: try flag("add_eos_token"),
+                                     splitSpecialTokens: try flag("split_special_tokens"))
+        if let n = obj["model_max_length"] as? NSNumber { config.modelMaxLength = n.doubleValue < 1e15 ? n.intValue : nil }
+        switch obj["chat_template"] {
+        case nil, is NSNull: break
+        case let s as String: config.chatTemplates["default"] = s
+        case let list as [Any]:
+            for (k, item) in list.enumerated() {
+                guard let d = item as? [String: Any], let name = d["name"] as? String, let t = d["template"] as? String else {
+                    throw TokenizerError.malformed(path: path, location: "chat_template[\(k)]",
+                                                   reason: "expected an object with string \"name\" and \"template\"")
+                }
+                config.chatTemplates[name] = t
+            }
+        default:
+            throw TokenizerError.malformed(path: path, location: "chat_template", reason: "expected a string or a list of {\"name\", \"template\"}")
+        }
+        return config
+    }
+
+    /// tokenizer_config.json for a Qwen2-style folder, as transformers writes it (the default
+    /// template inline as "chat_template").
+    public func jsonData(addedTokens: [AddedToken] = QwenSpecialTokens.qwen2) -> Data {
+        var decoder: [String: Any] = [:]
+        for t in addedTokens {
+            decoder[String(t.id)] = ["content": t.content, "lstrip": t.lstrip, "normalized": t.normalized,
+                                     "rstrip": t.rstrip, "single_word": t.singleWord, "special": t.special]
+        }
+        var obj: [String: Any] = [
+            "add_bos_token": addBosToken, "add_prefix_space": false, "added_tokens_decoder": decoder,
+            "additional_special_tokens": addedTokens.filter(\.special).map(\.content).filter { $0 != eosToken && $0 != padToken },
+            "bos_token": bosToken ?? NSNull(), "clean_up_tokenization_spaces": false,
+            "eos_token": eosToken ?? NSNull(), "errors": "replace", "pad_token": padToken ?? NSNull(),
+            "split_special_tokens": splitSpecialTokens, "tokenizer_class": "Qwen2Tokenizer", "unk_token": unkToken ?? NSNull(),
+        ]
+        if let m = modelMaxLength { obj["model_max_length"] = m }
+        if chatTemplates.count == 1, let t = chatTemplates["default"] {
+            obj["chat_template"] = t
+        } else if !chatTemplates.isEmpty {
+            obj["chat_template"] = chatTemplateNames.map { ["name": $0, "template": chatTemplates[$0]!] }
+        }
+        return (try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+    }
+}
+
+private func readText(_ path: String) throws -> String {
+    let bytes = try readFile(path)
+    guard let s = String(validating: bytes, as: UTF8.self) else {
+        throw TokenizerError.malformed(path: path, location: "content", reason: "not valid UTF-8")
+    }
+    return s
+}

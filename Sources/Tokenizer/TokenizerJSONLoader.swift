@@ -1,0 +1,179 @@
+import Foundation
+
+/// The Qwen pre-tokenizer pattern, as tokenizer.json's Split pre-tokenizer spells it.
+public let qwenPretokenizePattern =
+    #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+extension Tokenizer {
+    /// Loads a Hugging Face tokenizer.json with a byte-level BPE model, an NFC (or no)
+    /// normalizer, the Qwen Split + ByteLevel pre-tokenizer and a ByteLevel decoder. Merges may be
+    /// "a b" strings or ["a", "b"] pairs; a merge's rank is its index.
+    public convenience init(tokenizerJSON path: String) throws {
+        let doc = try JSONDocument(bytes: try readFile(path), path: path)
+        let root = doc.root
+        guard root.isObject else {
+            throw TokenizerError.malformed(path: path, location: "top level", reason: "expected a JSON object, found \(root.kind)")
+        }
+        try checkPipeline(root, path: path)
+        guard let model = root["model"], model.isObject else {
+            throw TokenizerError.malformed(path: path, location: "model", reason: "missing the \"model\" object")
+        }
+        if let type = model["type"]?.string, type != "BPE" {
+            throw TokenizerError.unsupported(path: path, location: "model.type", what: "the \(quoted(type)) model (only BPE)")
+        }
+        if model["byte_fallback"]?.bool == true {
+            throw TokenizerError.unsupported(path: path, location: "model.byte_fallback", what: "byte_fallback")
+        }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
+            if let s = model[key]?.string, !s.isEmpty {
+                throw TokenizerError.unsupported(path: path, location: "model.\(key)", what: "a non-empty \(key)")
+            }
+        }
+        if let d = model["dropout"], !d.isNull {
+            throw TokenizerError.unsupported(path: path, location: "model.dropout", what: "BPE dropout")
+        }
+
+        // Vocabulary: byte-level strings -> ids.
+        guard let vocab = model["vocab"], vocab.isObject else {
+            throw TokenizerError.malformed(path: path, location: "model.vocab", reason: "missing the vocabulary object")
+        }
+        var entries: [(id: Int, bytes: ArraySlice<UInt8>)] = []
+        entries.reserveCapacity(160_000)
+        try vocab.forEachMember { key, value in
+            guard let id = value.int, id >= 0, id < 100_000_000 else {
+                throw TokenizerError.malformed(path: path, location: "model.vocab[\(quoted(String(decoding: key, as: UTF8.self)))]",
+                                               reason: "the id must be a non-negative integer, found \(value.kind)")
+            }
+            guard let bytes = ByteLevel.decode(key) else {
+                throw TokenizerError.malformed(path: path, location: "model.vocab[\(quoted(String(decoding: key, as: UTF8.self)))]",
+                                               reason: "the token is not in the byte-level alphabet")
+            }
+            entries.append((id, bytes[...]))
+        }
+        let tokens = TokenBytes(entries: entries)
+        try checkByteTokens(tokens, path: path)
+
+        // Merges.
+        guard let merges = model["merges"], merges.isArray else {
+            throw TokenizerError.malformed(path: path, location: "model.merges", reason: "missing the merges array")
+        }
+        var pairs = PairTable(capacity: merges.count)
+        for k in 0..<merges.count {
+            let m = merges[k]
+            let where_ = "model.merges[\(k)]"
+            var left: [UInt8]?, right: [UInt8]?
+            var names = ("", "")
+            if m.isString {
+                guard let s = m.string, let space = s.firstIndex(of: " "), s.lastIndex(of: " ") == space else {
+                    throw TokenizerError.malformed(path: path, location: where_, reason: "expected \"left right\" (one space)")
+                }
+                names = (String(s[..<space]), String(s[s.index(after: space)...]))
+            } else if m.isArray && m.count == 2, let a = m[0].string, let b = m[1].string {
+                names = (a, b)
+            } else {
+                throw TokenizerError.malformed(path: path, location: where_, reason: "expected \"left right\" or [\"left\", \"right\"], found \(m.kind)")
+            }
+            left = ByteLevel.decode(names.0)
+            right = ByteLevel.decode(names.1)
+            guard let l = left, let a = tokens.lookup(l) else {
+                throw TokenizerError.unknownToken(path: path, location: where_, token: names.0)
+            }
+            guard let r = right, let b = tokens.lookup(r) else {
+                throw TokenizerError.unknownToken(path: path, location: where_, token: names.1)
+            }
+            guard let merged = tokens.lookup(l + r) else {
+                throw TokenizerError.unknownToken(path: path, location: where_, token: names.0 + names.1)
+            }
+            pairs.set(Int32(a), Int32(b), rank: UInt32(k), merged: Int32(merged))
+        }
+
+        // Added tokens.
+        var added: [AddedToken] = []
+        if let list = root["added_tokens"], !list.isNull {
+            guard list.isArray else {
+                throw TokenizerError.malformed(path: path, location: "added_tokens", reason: "expected an array, found \(list.kind)")
+            }
+            for k in 0..<list.count {
+                let t = list[k]
+                guard let id = t["id"]?.int, id >= 0, id < 100_000_000, let content = t["content"]?.string, !content.isEmpty else {
+                    throw TokenizerError.malformed(path: path, location: "added_tokens[\(k)]",
+                                                   reason: "expected an object with an integer \"id\" and a non-empty \"content\"")
+                }
+                added.append(AddedToken(id: id, content: content, special: t["special"]?.bool ?? false,
+                                        lstrip: t["lstrip"]?.bool ?? false, rstrip: t["rstrip"]?.bool ?? false,
+                                        normalized: t["normalized"]?.bool ?? false, singleWord: t["single_word"]?.bool ?? false))
+            }
+        }
+        self.init(tokens: tokens, pairs: pairs, addedTokens: added,
+                  wholePieceShortcut: model["ignore_merges"]?.bool ?? false, source: path)
+    }
+}
+
+/// Checks that the normalizer, pre-tokenizer and decoder are the ones we implement.
+private func checkPipeline(_ root: JSONNode, path: String) throws {
+    if let norm = root["normalizer"], !norm.isNull {
+        let steps = norm["type"]?.string == "Sequence" ? (0..<(norm["normalizers"]?.count ?? 0)).map { norm["normalizers"]![$0] } : [norm]
+        for s in steps where s["type"]?.string != "NFC" {
+            throw TokenizerError.unsupported(path: path, location: "normalizer", what: "the \(quoted(s["type"]?.string ?? s.kind)) normalizer (only NFC)")
+        }
+    }
+    guard let pre = root["pre_tokenizer"], !pre.isNull else {
+        throw TokenizerError.unsupported(path: path, location: "pre_tokenizer", what: "a missing pre-tokenizer (Qwen's Split + ByteLevel expected)")
+    }
+    let steps = pre["type"]?.string == "Sequence" ? (0..<(pre["pretokenizers"]?.count ?? 0)).map { pre["pretokenizers"]![$0] } : [pre]
+    var sawSplit = false, sawByteLevel = false
+    for s in steps {
+        switch s["type"]?.string {
+        case "Split":
+            let pattern = s["pattern"]?["Regex"]?.string ?? s["pattern"]?["String"]?.string
+            guard pattern == qwenPretokenizePattern else {
+                throw TokenizerError.unsupported(path: path, location: "pre_tokenizer Split.pattern",
+                                                 what: "the pattern \(quoted(pattern ?? "?")) (only Qwen's)")
+            }
+            if let b = s["behavior"]?.string, b != "Isolated" {
+                throw TokenizerError.unsupported(path: path, location: "pre_tokenizer Split.behavior", what: "behavior \(quoted(b)) (only Isolated)")
+            }
+            if s["invert"]?.bool == true {
+                throw TokenizerError.unsupported(path: path, location: "pre_tokenizer Split.invert", what: "invert: true")
+            }
+            sawSplit = true
+        case "ByteLevel":
+            if s["use_regex"]?.bool != false {
+                throw TokenizerError.unsupported(path: path, location: "pre_tokenizer ByteLevel.use_regex", what: "GPT-2's ByteLevel regex (use_regex: true)")
+            }
+            if s["add_prefix_space"]?.bool == true {
+                throw TokenizerError.unsupported(path: path, location: "pre_tokenizer ByteLevel.add_prefix_space", what: "add_prefix_space: true")
+            }
+            sawByteLevel = true
+        default:
+            throw TokenizerError.unsupported(path: path, location: "pre_tokenizer", what: "the \(quoted(s["type"]?.string ?? s.kind)) pre-tokenizer")
+        }
+    }
+    if !sawSplit || !sawByteLevel {
+        throw TokenizerError.unsupported(path: path, location: "pre_tokenizer", what: "a pre-tokenizer without both Split (Qwen's pattern) and ByteLevel")
+    }
+    if let dec = root["decoder"], !dec.isNull, dec["type"]?.string != "ByteLevel" {
+        throw TokenizerError.unsupported(path: path, location: "decoder", what: "the \(quoted(dec["type"]?.string ?? dec.kind)) decoder (only ByteLevel)")
+    }
+}
+
+extension Tokenizer {
+    /// Loads the tokenizer of a model folder: tokenizer.json, else qwen.tiktoken (Qwen1).
+    public convenience init(modelFolder path: String) throws {
+        let folder = URL(fileURLWithPath: path)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+            throw TokenizerError.unreadable(path: path, reason: "not a folder")
+        }
+        let json = folder.appendingPathComponent("tokenizer.json").path
+        if FileManager.default.fileExists(atPath: json) { try self.init(tokenizerJSON: json); return }
+        let tik = folder.appendingPathComponent("qwen.tiktoken").path
+        if FileManager.default.fileExists(atPath: tik) { try self.init(tiktoken: tik); return }
+        throw TokenizerError.noTokenizerInFolder(path: path)
+    }
+
+    /// Loads a tokenizer file by its kind: *.tiktoken, else tokenizer.json.
+    public convenience init(file path: String) throws {
+        if path.hasSuffix(".tiktoken") { try self.init(tiktoken: path) } else { try self.init(tokenizerJSON: path) }
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import Qwen2
+
+/// `qwenft eval`: next-token loss and accuracy on a JSONL of {"text": …} records.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Loss and next-token accuracy of a model (and adapter) on a JSONL of {\"text\": …}.",
+        discussion: "Every token after the first of each record is a target; the loss is their mean over all records.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .long, help: "Model folder.")
+    var model: String
+
+    @Option(name: .long, help: "PEFT LoRA adapter folder, applied unmerged.")
+    var adapter: String?
+
+    @Option(name: .long, help: "JSONL file, one {\"text\": …} per line.")
+    var data: String
+
+    @Option(name: .long, help: "Cut each record to this many tokens (default: max_position_embeddings).")
+    var maxSeqLength: Int?
+
+    @Flag(name: .long, help: "Print {\"loss\":…, \"token_accuracy\":…, \"tokens\":…} for scripts.")
+    var json = false
+
+    func validate() throws {
+        if let n = maxSeqLength, n < 2 { throw ValidationError("--max-seq-length must be at least 2") }
+    }
+
+    func run() throws {
+        global.apply()
+        let texts = try readTextRecords(data)
+        let folder = try ModelFolder(path: model, adapter: adapter)
+        let r = try evaluate(model: folder.model, tokenizer: folder.tokenizer, texts: texts, maxSeqLength: maxSeqLength)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            var d = try encoder.encode(r)
+            d.append(0x0a)
+            FileHandle.standardOutput.write(d)
+        } else {
+            print(String(format: "loss %.6f  token_accuracy %.4f  tokens %d  records %d", r.loss, r.tokenAccuracy, r.tokens, r.records))
+        }
+    }
+}

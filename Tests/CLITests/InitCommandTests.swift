@@ -1,0 +1,39 @@
+import Foundation
+import Testing
+
+@Suite struct InitCommandTests {
+    @Test func writesAHuggingFaceFolderDeterministically() throws {
+        let dir = try TinyModel.folder()
+        for f in ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/" + f), "missing \(f)")
+        }
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as! [String: Any]
+        #expect(config["hidden_size"] as? Int == 64)
+        #expect(config["num_hidden_layers"] as? Int == 2)
+        #expect(config["tie_word_embeddings"] as? Bool == true)
+        let again = try makeTempDir().appendingPathComponent("again").path
+        let r = try runQwenft(["init", "--preset", "tiny", "--seed", "7", "--out", again])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(FileManager.default.contentsEqual(atPath: dir + "/model.safetensors", andPath: again + "/model.safetensors"))
+    }
+
+    @Test func bfloat16WeightsAreHalfTheSize() throws {
+        let dir = try makeTempDir().path
+        let r = try runQwenft(["init", "--preset", "tiny", "--dtype", "bfloat16", "--out", dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        let size = try FileManager.default.attributesOfItem(atPath: dir + "/model.safetensors")[.size] as! Int
+        #expect(size < 151_936 * 64 * 2 + 1_000_000)
+    }
+
+    @Test func unknownPresetIsAnError() throws {
+        let r = try runQwenft(["init", "--preset", "huge", "--out", try makeTempDir().path])
+        #expect(r.status == 1)
+        #expect(r.stderr.hasPrefix("qwenft: error:") && r.stderr.contains("huge") && r.stderr.contains("qwen2.5-0.5b"))
+    }
+
+    @Test func missingTokenizerFileIsAnError() throws {
+        let r = try runQwenft(["init", "--preset", "tiny", "--tokenizer", "/nonexistent/qwen.tiktoken", "--out", try makeTempDir().path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("/nonexistent/qwen.tiktoken"))
+    }
+}

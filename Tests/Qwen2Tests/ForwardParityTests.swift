@@ -1,0 +1,64 @@
+import Foundation
+import QwenCore
+import Testing
+@testable import Qwen2
+
+/// Logits of the whole padded batch against transformers' Qwen2ForCausalLM (eager, fp32).
+@Suite struct ForwardParityTests {
+    static let models = ["tied-mha", "untied-gqa2", "gqa7-hd128"]
+
+    func batchLogits(_ model: Qwen2Model, _ e: ModelExpectations) throws -> [Float] {
+        let B = e.input_ids.count, T = e.input_ids[0].count
+        let cache = KVCache(config: model.config, batch: B, capacity: T)
+        let hidden = try model.forward(ids: e.input_ids.flatMap { $0 }, attentionMask: e.attention_mask.flatMap { $0 },
+                                       B: B, T: T, cache: cache)
+        return model.logits(hidden: hidden, rows: Array(0..<(B * T)))
+    }
+
+    @Test(arguments: models)
+    func logitsMatchTransformers(name: String) throws {
+        let e = try ModelExpectations.load(name)
+        let model = try fixtureModel(name)
+        let want = try FixtureTensors(qwen2Fixtures.appendingPathComponent(name).appendingPathComponent("expected.safetensors"))
+        let got = try batchLogits(model, e)
+        let diff = maxAbsDiff(got, try want.floats("logits"))
+        #expect(diff < 1e-4, "\(name): max |Δ| \(diff)")
+    }
+}
+
+@Suite struct LinearKernelTests {
+    /// The fused half-precision kernels (1…4 rows, any row count and width) against widened fp32 BLAS.
+    @Test(arguments: [1, 3, 4, 7])
+    func halfPrecisionLinearMatchesWidenedFloat32(N: Int) {
+        let OC = 13, C = 37
+        var bits = [UInt16](repeating: 0, count: OC * C), f16 = bits
+        var wide = [Float](repeating: 0, count: OC * C)
+        for i in 0..<(OC * C) {
+            let v = Float((i * 7919) % 101) / 50 - 1
+            bits[i] = bf16Bits(fromFloat: v)
+            f16[i] = f16Bits(fromFloat: v)
+            wide[i] = floatFromBF16(bits[i])
+        }
+        let x = (0..<(N * C)).map { Float(($0 * 31) % 17) / 8 - 1 }
+        let bias = (0..<OC).map { Float($0) / 10 }
+        var want = [Float](repeating: 0, count: N * OC), got = want
+        let scratch = LinearScratch()
+        wide.withUnsafeBufferPointer { w in
+            linearForward(out: &want, inp: x, weight: WeightMatrix(rows: OC, cols: C, float32: w.baseAddress!), bias: bias, N: N, scratch: scratch)
+        }
+        bits.withUnsafeBufferPointer { w in
+            linearForward(out: &got, inp: x, weight: WeightMatrix(rows: OC, cols: C, dtype: .bf16, base: UnsafeRawPointer(w.baseAddress!)),
+                          bias: bias, N: N, scratch: scratch)
+        }
+        #expect(maxAbsDiff(got, want) < 1e-5)
+        for i in 0..<(OC * C) { wide[i] = floatFromF16(f16[i]) }
+        wide.withUnsafeBufferPointer { w in
+            linearForward(out: &want, inp: x, weight: WeightMatrix(rows: OC, cols: C, float32: w.baseAddress!), bias: bias, N: N, scratch: scratch)
+        }
+        f16.withUnsafeBufferPointer { w in
+            linearForward(out: &got, inp: x, weight: WeightMatrix(rows: OC, cols: C, dtype: .f16, base: UnsafeRawPointer(w.baseAddress!)),
+                          bias: bias, N: N, scratch: scratch)
+        }
+        #expect(maxAbsDiff(got, want) < 1e-5)
+    }
+}

@@ -1,3 +1,0 @@
-import Testing
-@testable import Qwen2
-@Test func Qwen2Builds() {}
