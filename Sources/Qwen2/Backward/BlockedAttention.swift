@@ -1,0 +1,138 @@
+import CBLAS
+import Foundation
+import QwenCore
+
+// Training attention in BLAS blocks: the same math as attentionForward / attentionBackward
+// (GQA, causal, key padding mask, log-sum-exp kept), but each (row, query head) is processed a
+// block of `attentionQueryBlock` queries at a time as matrix products, so the T² work runs at GEMM
+// speed. A block's scores (rows × keys up to the block's last query) live in `scratch`, never the
+// whole (T × T) matrix: the probabilities are recomputed in backward from q, k and the lse.
+//
+// q, out, dout, dq (B,T,NH,hd)     kStore, vStore (B,KVH,T,hd)     dk, dv (B,T,KVH,hd)
+// lse, scratchD (B,NH,T)           keyMask (B,T)                   scratch: blockedAttentionScratch(T:)
+// Products are threaded by BLAS; elementwise parts by parallelFor over rows (one writer each),
+// exponentials by fastExp.
+
+public let attentionQueryBlock = 128
+
+/// Floats of scratch blockedAttention{Forward,Backward} need for sequences of T tokens.
+public func blockedAttentionScratch(T: Int) -> Int { 2 * min(T, attentionQueryBlock) * T }
+
+public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
+                                    q: UnsafePointer<Float>, kStore: UnsafePointer<Float>,
+                                    vStore: UnsafePointer<Float>, keyMask: UnsafePointer<UInt8>,
+                                    scratch: UnsafeMutablePointer<Float>,
+                                    B: Int, T: Int, NH: Int, KVH: Int, hd: Int) {
+    let rep = NH / KVH
+    let scale = Float(1 / Double(hd).squareRoot())
+    let ldq = Int32(NH * hd)
+    for b in 0..<B {
+        let mask = keyMask + b * T
+        for h in 0..<NH {
+            let kv = (b * KVH + h / rep) * T * hd
+            var i0 = 0
+            while i0 < T {
+                let rows = min(attentionQueryBlock, T - i0), keys = i0 + rows
+                let qb = q + ((b * T + i0) * NH + h) * hd
+                let s = scratch
+                // s (rows, keys) = q_blk · kᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(hd),
+                            scale, qb, ldq, kStore + kv, Int32(hd), 0, s, Int32(keys))
+                let lrow = lse + (b * NH + h) * T + i0
+                parallelFor(rows, minChunk: 8) { r in
+                    let row = s + r * keys
+                    let last = i0 + r  // inclusive: causal
+                    var m = -Float.infinity
+                    for j in 0...last where mask[j] != 0 { m = max(m, row[j]) }
+                    if m == -.infinity {
+                        row.update(repeating: 0, count: keys)
+                        lrow[r] = -.infinity
+                        return
+                    }
+                    expShifted(row, count: last + 1, shift: m)
+                    var sum: Float = 0
+                    for j in 0...last {
+                        if mask[j] == 0 { row[j] = 0 }
+                        sum += row[j]
+                    }
+                    let inv = 1 / sum
+                    for j in 0...last { row[j] *= inv }
+                    if last + 1 < keys { (row + last + 1).update(repeating: 0, count: keys - last - 1) }
+                    lrow[r] = m + logf(sum)
+                }
+                // out_blk (rows, hd) = p · v
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(keys),
+                            1, s, Int32(keys), vStore + kv, Int32(hd), 0, out + ((b * T + i0) * NH + h) * hd, ldq)
+                i0 += rows
+            }
+        }
+    }
+}
+
+public func blockedAttentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+                                     dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                     q: UnsafePointer<Float>, kStore: UnsafePointer<Float>,
+                                     vStore: UnsafePointer<Float>, out: UnsafePointer<Float>,
+                                     lse: UnsafePointer<Float>, keyMask: UnsafePointer<UInt8>,
+                                     scratchD: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                                     B: Int, T: Int, NH: Int, KVH: Int, hd: Int) {
+    let rep = NH / KVH
+    let scale = Float(1 / Double(hd).squareRoot())
+    let ldq = Int32(NH * hd), ldk = Int32(KVH * hd)
+    parallelFor(B * NH * T, minChunk: 64) { item in
+        let t = item % T, h = (item / T) % NH, b = item / (T * NH)
+        let off = ((b * T + t) * NH + h) * hd
+        scratchD[item] = dot(dout + off, out + off, hd)
+    }
+    dk.update(repeating: 0, count: B * T * KVH * hd)
+    dv.update(repeating: 0, count: B * T * KVH * hd)
+    let blockFloats = min(T, attentionQueryBlock) * T
+    for b in 0..<B {
+        let mask = keyMask + b * T
+        for h in 0..<NH {
+            let kh = h / rep
+            let kv = (b * KVH + kh) * T * hd
+            var i0 = 0
+            while i0 < T {
+                let rows = min(attentionQueryBlock, T - i0), keys = i0 + rows
+                let qb = q + ((b * T + i0) * NH + h) * hd
+                let dob = dout + ((b * T + i0) * NH + h) * hd
+                let p = scratch, ds = scratch + blockFloats
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(hd),
+                            scale, qb, ldq, kStore + kv, Int32(hd), 0, p, Int32(keys))
+                // ds (rows, keys) = dout_blk · vᵀ, then ds = p ⊙ (ds − D)·scale
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(hd),
+                            1, dob, ldq, vStore + kv, Int32(hd), 0, ds, Int32(keys))
+                let lrow = lse + (b * NH + h) * T + i0
+                let drow = scratchD + (b * NH + h) * T + i0
+                parallelFor(rows, minChunk: 8) { r in
+                    let pr = p + r * keys, dr = ds + r * keys
+                    let l = lrow[r], D = drow[r]
+                    let last = i0 + r
+                    if !l.isFinite {
+                        pr.update(repeating: 0, count: keys)
+                        dr.update(repeating: 0, count: keys)
+                        return
+                    }
+                    expShifted(pr, count: last + 1, shift: l)
+                    for j in 0...last {
+                        if mask[j] == 0 { pr[j] = 0 }
+                        dr[j] = pr[j] * (dr[j] - D) * scale
+                    }
+                    if last + 1 < keys {
+                        (pr + last + 1).update(repeating: 0, count: keys - last - 1)
+                        (dr + last + 1).update(repeating: 0, count: keys - last - 1)
+                    }
+                }
+                // dq_blk (rows, hd) = ds · k;  dk (keys, hd) += dsᵀ · q_blk;  dv (keys, hd) += pᵀ · dout_blk
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(keys),
+                            1, ds, Int32(keys), kStore + kv, Int32(hd), 0, dq + ((b * T + i0) * NH + h) * hd, ldq)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(keys), Int32(hd), Int32(rows),
+                            1, ds, Int32(keys), qb, ldq, 1, dk + (b * T * KVH + kh) * hd, ldk)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(keys), Int32(hd), Int32(rows),
+                            1, p, Int32(keys), dob, ldq, 1, dv + (b * T * KVH + kh) * hd, ldk)
+                i0 += rows
+            }
+        }
+    }
+}

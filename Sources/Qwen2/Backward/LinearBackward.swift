@@ -1,0 +1,67 @@
+import CBLAS
+import QwenCore
+
+// Linear backward. Forward: out (N,OC) = inp (N,C) · weightᵀ + bias, weight (OC,C) stored
+// f32/bf16/f16, bias (OC).
+// dinp    (N,C)  = dout · weight        (overwritten, or added to with `accumulateInput`)
+// dweight (OC,C) += doutᵀ · inp         (nil for a frozen weight)
+// dbias   (OC)   += Σ_n dout[n]         (nil when there is no trainable bias)
+// Half-precision weights are widened a tile of rows at a time into `scratch`, never whole.
+
+/// Reusable fp32 scratch for widened weight tiles in backward (one per training pass, not shared
+/// across threads).
+public final class BackwardScratch: @unchecked Sendable {
+    public static let tileElements = 1 << 20
+    private var buffer: AlignedBuffer<Float>?
+    public init() {}
+    func tile() -> UnsafeMutablePointer<Float> {
+        if let buffer { return buffer.pointer }
+        let b = AlignedBuffer<Float>(count: Self.tileElements)
+        buffer = b
+        return b.pointer
+    }
+}
+
+public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
+                           dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                           inp: UnsafePointer<Float>, weight: WeightMatrix, N: Int,
+                           accumulateInput: Bool = false, scratch: BackwardScratch) {
+    let OC = weight.rows, C = weight.cols
+    if N == 0 { return }
+    if let dinp {
+        if let w = weight.float32 {
+            GEMM.nn(N, C, OC, dout, w, dinp, accumulate: accumulateInput)
+        } else {
+            let tileRows = max(1, min(OC, BackwardScratch.tileElements / max(1, C)))
+            let tile = scratch.tile()
+            var r0 = 0
+            while r0 < OC {
+                let rows = min(tileRows, OC - r0)
+                parallelChunks(rows, minChunk: 16) { r in
+                    weight.widenRows((r0 + r.lowerBound)..<(r0 + r.upperBound), into: tile + r.lowerBound * C)
+                }
+                // dinp (N,C) (+)= dout[:, r0..<r0+rows] (N,rows; row stride OC) · tile (rows,C)
+                let beta: Float = (r0 == 0 && !accumulateInput) ? 0 : 1
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(rows),
+                            1, dout + r0, Int32(OC), tile, Int32(C), beta, dinp, Int32(C))
+                r0 += rows
+            }
+        }
+    }
+    if let dweight {
+        GEMM.tn(OC, C, N, dout, inp, dweight, accumulate: true)
+    }
+    if let dbias {
+        biasBackward(dbias: dbias, dout: dout, N: N, OC: OC)
+    }
+}
+
+/// dbias (OC) += Σ_n dout[n] (N,OC); columns split across threads, rows summed in order.
+public func biasBackward(dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, N: Int, OC: Int) {
+    parallelChunks(OC, minChunk: 64) { cols in
+        for n in 0..<N {
+            let row = dout + n * OC
+            for o in cols { dbias[o] += row[o] }
+        }
+    }
+}

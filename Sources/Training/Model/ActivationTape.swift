@@ -1,0 +1,109 @@
+import QwenCore
+import Qwen2
+
+// What the training forward keeps for backward, per decoder layer, and the scratch both share.
+// N = B·T tokens, C hidden, Q = heads·hd, KV = kv heads·hd, I intermediate, r LoRA rank.
+
+/// One layer's saved activations. Without gradient checkpointing there is one per layer; with it,
+/// only each layer's input is kept and a single tape is refilled by recomputation in backward.
+final class LayerTape {
+    let ln1, rstd1, q, kStore, vStore, att, lse, mid, ln2, rstd2, gate, up: AlignedBuffer<Float>
+    /// xa = dropout(x)·Aᵀ (N,r) of each LoRA target.
+    var loraXA: [Projection: AlignedBuffer<Float>] = [:]
+
+    init(config c: Qwen2Config, N: Int, lora: LoRASpec?) {
+        let C = c.hiddenSize, I = c.intermediateSize
+        ln1 = AlignedBuffer(count: N * C)             // input norm output
+        rstd1 = AlignedBuffer(count: N)
+        q = AlignedBuffer(count: N * c.qDim)          // rotated queries (B,T,NH,hd)
+        kStore = AlignedBuffer(count: N * c.kvDim)    // rotated keys (B,KVH,T,hd)
+        vStore = AlignedBuffer(count: N * c.kvDim)    // values (B,KVH,T,hd)
+        att = AlignedBuffer(count: N * c.qDim)        // attention output, o_proj's input
+        lse = AlignedBuffer(count: N * c.numAttentionHeads)  // (B,NH,T)
+        mid = AlignedBuffer(count: N * C)             // residual after attention
+        ln2 = AlignedBuffer(count: N * C)
+        rstd2 = AlignedBuffer(count: N)
+        gate = AlignedBuffer(count: N * I)
+        up = AlignedBuffer(count: N * I)
+        if let lora {
+            for p in lora.targets { loraXA[p] = AlignedBuffer(count: N * lora.rank) }
+        }
+    }
+
+    /// Floats one tape holds for N tokens (the activation memory of one layer).
+    static func floats(config c: Qwen2Config, N: Int, lora: LoRASpec?) -> Int {
+        let perToken = 3 * c.hiddenSize + 2 * c.qDim + 2 * c.kvDim + c.numAttentionHeads + 2
+            + 2 * c.intermediateSize + (lora.map { $0.rank * $0.targets.count } ?? 0)
+        return N * perToken
+    }
+}
+
+/// Buffers one training pass reuses for a batch of up to N tokens: the residual stream, the
+/// final norm, per-layer inputs, the tapes, and the backward's gradients of activations.
+final class TrainingWorkspace {
+    let N: Int
+    let B: Int
+    let T: Int
+    let checkpointing: Bool
+    /// Each layer's input (N,C), and the last layer's output at index L (the final norm's input).
+    let layerInputs: [AlignedBuffer<Float>]
+    let tapes: [LayerTape]
+    let final: AlignedBuffer<Float>       // final-normed hidden (N,C)
+    let rstdFinal: AlignedBuffer<Float>   // (N)
+    let keyMask: AlignedBuffer<UInt8>     // (B,T)
+    let ids: AlignedBuffer<Int32>         // (N)
+    let targets: AlignedBuffer<Int32>     // (N) labels shifted by one
+    // Scratch (not saved between forward and backward).
+    let act, k, v, tmp, dropped: AlignedBuffer<Float>
+    let dx, dln, datt, dq, dk, dv, dact, dgate, dup, dxa, attD: AlignedBuffer<Float>
+    let logits, losses: AlignedBuffer<Float>
+    let attScratch: AlignedBuffer<Float>  // one block of attention scores and their gradient
+
+    init(config c: Qwen2Config, B: Int, T: Int, lora: LoRASpec?, checkpointing: Bool, lmHeadRows: Int) {
+        let N = B * T, C = c.hiddenSize, I = c.intermediateSize, L = c.numHiddenLayers
+        self.N = N
+        self.B = B
+        self.T = T
+        self.checkpointing = checkpointing
+        layerInputs = (0...L).map { _ in AlignedBuffer(count: N * C) }
+        tapes = (0..<(checkpointing ? 1 : L)).map { _ in LayerTape(config: c, N: N, lora: lora) }
+        final = AlignedBuffer(count: N * C)
+        rstdFinal = AlignedBuffer(count: N)
+        keyMask = AlignedBuffer(count: N)
+        ids = AlignedBuffer(count: N)
+        targets = AlignedBuffer(count: N)
+        act = AlignedBuffer(count: N * I)
+        k = AlignedBuffer(count: N * c.kvDim)
+        v = AlignedBuffer(count: N * c.kvDim)
+        tmp = AlignedBuffer(count: N * C)
+        let r = lora?.rank ?? 0
+        let dropout = (lora?.dropout ?? 0) > 0
+        dropped = AlignedBuffer(count: dropout ? N * max(C, c.qDim, I) : 0)
+        dx = AlignedBuffer(count: N * C)
+        dln = AlignedBuffer(count: N * C)
+        datt = AlignedBuffer(count: N * c.qDim)
+        dq = AlignedBuffer(count: N * c.qDim)
+        dk = AlignedBuffer(count: N * c.kvDim)
+        dv = AlignedBuffer(count: N * c.kvDim)
+        dact = AlignedBuffer(count: N * I)
+        dgate = AlignedBuffer(count: N * I)
+        dup = AlignedBuffer(count: N * I)
+        dxa = AlignedBuffer(count: N * max(1, r))
+        attD = AlignedBuffer(count: N * c.numAttentionHeads)
+        logits = AlignedBuffer(count: lmHeadRows * c.vocabSize)
+        losses = AlignedBuffer(count: lmHeadRows)
+        attScratch = AlignedBuffer(count: blockedAttentionScratch(T: T))
+    }
+
+    func tape(_ layer: Int) -> LayerTape { tapes[checkpointing ? 0 : layer] }
+
+    /// Bytes of activations kept from forward to backward: the layer inputs and the tapes
+    /// (scratch, which both modes need equally, is not counted).
+    var savedActivationBytes: Int {
+        let floats = layerInputs.reduce(0) { $0 + $1.count } + tapes.reduce(0) { acc, t in
+            acc + [t.ln1, t.rstd1, t.q, t.kStore, t.vStore, t.att, t.lse, t.mid, t.ln2, t.rstd2, t.gate, t.up]
+                .reduce(0) { $0 + $1.count } + t.loraXA.values.reduce(0) { $0 + $1.count }
+        }
+        return floats * MemoryLayout<Float>.stride
+    }
+}

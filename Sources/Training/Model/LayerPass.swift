@@ -1,0 +1,116 @@
+import QwenCore
+import Qwen2
+
+// One decoder layer's training forward (filling its tape) and backward (consuming it), over the
+// layer's weights from the WeightProvider and, in LoRA mode, the adapter in the parameter store.
+// Residual stream: input → mid = input + o(attn(norm1(input))) → output = mid + down(mlp(norm2(mid))).
+
+extension Qwen2TrainingPass {
+    /// The LoRA pair of projection p in layer l, if it is a target: A (r,in), B (out,r) and grads.
+    struct LoRAPair {
+        let A, B: UnsafeMutablePointer<Float>
+        let dA, dB: UnsafeMutablePointer<Float>
+        let rows, cols: Int
+    }
+
+    func loraPair(_ l: Int, _ p: Projection) throws -> LoRAPair? {
+        guard let spec = lora, spec.targets.contains(p) else { return nil }
+        let a = try state.layout.require(TrainableParameters.loraName(layer: l, p, "A"))
+        let b = try state.layout.require(TrainableParameters.loraName(layer: l, p, "B"))
+        let s = p.shape(config)
+        return LoRAPair(A: state.param(a), B: state.param(b), dA: state.grad(a), dB: state.grad(b), rows: s.rows, cols: s.cols)
+    }
+
+    func dropout(_ l: Int, _ p: Projection, stream: UInt64, on: Bool) -> LoRADropout {
+        let index = UInt64(Projection.allCases.firstIndex(of: p) ?? 0)
+        return LoRADropout(p: on ? (lora?.dropout ?? 0) : 0, seed: dropoutSeed,
+                           stream: (stream << 20) | (UInt64(l) << 3) | index)
+    }
+
+    func layerForward(_ l: Int, _ lw: LayerWeights, w: TrainingWorkspace, tape t: LayerTape,
+                      stream: UInt64, dropoutOn: Bool) {
+        let c = config
+        let B = w.B, T = w.T, N = w.N, C = c.hiddenSize, I = c.intermediateSize
+        let NH = c.numAttentionHeads, KVH = c.numKeyValueHeads, hd = c.headDim
+        let input = w.layerInputs[l].pointer, output = w.layerInputs[l + 1].pointer
+        func linear(_ p: Projection, _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                    bias: UnsafePointer<Float>? = nil) {
+            linearForward(out: out, inp: inp, weight: lw.matrix(p), bias: bias, N: N, scratch: linearScratch)
+            if let pair = try? loraPair(l, p), let spec = lora, let xa = t.loraXA[p] {
+                loraForward(out: out, xa: xa.pointer, inp: inp, A: pair.A, B: pair.B, scale: spec.scale,
+                            dropout: dropout(l, p, stream: stream, on: dropoutOn), dropped: w.dropped.pointer,
+                            N: N, C: pair.cols, OC: pair.rows, r: spec.rank)
+            }
+        }
+        rmsNormForward(out: t.ln1.pointer, rstd: t.rstd1.pointer, inp: input, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
+        linear(.q, t.q.pointer, t.ln1.pointer, bias: lw.qBias)
+        linear(.k, w.k.pointer, t.ln1.pointer, bias: lw.kBias)
+        linear(.v, w.v.pointer, t.ln1.pointer, bias: lw.vBias)
+        ropeForward(t.q.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0)
+        ropeForward(w.k.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0)
+        kvStoreWrite(store: t.kStore.pointer, inp: w.k.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
+        kvStoreWrite(store: t.vStore.pointer, inp: w.v.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
+        blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
+                                vStore: t.vStore.pointer, keyMask: w.keyMask.pointer, scratch: w.attScratch.pointer,
+                                B: B, T: T, NH: NH, KVH: KVH, hd: hd)
+        linear(.o, w.tmp.pointer, t.att.pointer)
+        t.mid.pointer.update(from: input, count: N * C)
+        residualAdd(t.mid.pointer, w.tmp.pointer, count: N * C)
+        rmsNormForward(out: t.ln2.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
+                       N: N, C: C, eps: c.rmsNormEps)
+        linear(.gate, t.gate.pointer, t.ln2.pointer)
+        linear(.up, t.up.pointer, t.ln2.pointer)
+        swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I)
+        linear(.down, w.tmp.pointer, w.act.pointer)
+        output.update(from: t.mid.pointer, count: N * C)
+        residualAdd(output, w.tmp.pointer, count: N * C)
+    }
+
+    /// dx (N,C), the gradient of the layer's output, becomes the gradient of its input; weight
+    /// (full) or LoRA gradients are added into the state.
+    func layerBackward(_ l: Int, _ lw: LayerWeights, w: TrainingWorkspace, tape t: LayerTape, stream: UInt64) throws {
+        let c = config
+        let B = w.B, T = w.T, N = w.N, C = c.hiddenSize, I = c.intermediateSize
+        let NH = c.numAttentionHeads, KVH = c.numKeyValueHeads, hd = c.headDim
+        let dx = w.dx.pointer, dln = w.dln.pointer
+        func g(_ suffix: String) throws -> UnsafeMutablePointer<Float>? {
+            try fullGrad(TrainableParameters.layerName(l, suffix))
+        }
+        /// Base linear backward then the adapter's: dinp written (or added to), weight grads added.
+        func linearBack(_ p: Projection, dinp: UnsafeMutablePointer<Float>, accumulate: Bool,
+                        dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, hasBias: Bool = false) throws {
+            linearBackward(dinp: dinp, dweight: try g(p.modulePath + ".weight"),
+                           dbias: hasBias ? try g(p.modulePath + ".bias") : nil, dout: dout, inp: inp,
+                           weight: lw.matrix(p), N: N, accumulateInput: accumulate, scratch: backwardScratch)
+            if let pair = try loraPair(l, p), let spec = lora, let xa = t.loraXA[p] {
+                loraBackward(dinp: dinp, dA: pair.dA, dB: pair.dB, dout: dout, inp: inp, xa: xa.pointer,
+                             A: pair.A, B: pair.B, scale: spec.scale, dropout: dropout(l, p, stream: stream, on: true),
+                             dxa: w.dxa.pointer, dropped: w.dropped.pointer, N: N, C: pair.cols, OC: pair.rows, r: spec.rank)
+            }
+        }
+
+        // MLP: dx is d output = d mlpOut (and, through the residual, d mid).
+        swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I)
+        try linearBack(.down, dinp: w.dact.pointer, accumulate: false, dout: dx, inp: w.act.pointer)
+        swigluBackward(dgate: w.dgate.pointer, dup: w.dup.pointer, dout: w.dact.pointer,
+                       gate: t.gate.pointer, up: t.up.pointer, count: N * I)
+        try linearBack(.gate, dinp: dln, accumulate: false, dout: w.dgate.pointer, inp: t.ln2.pointer)
+        try linearBack(.up, dinp: dln, accumulate: true, dout: w.dup.pointer, inp: t.ln2.pointer)
+        rmsNormBackward(dinp: dx, dweight: try g("post_attention_layernorm.weight"), dout: dln,
+                        inp: t.mid.pointer, weight: lw.postAttentionNorm, rstd: t.rstd2.pointer, N: N, C: C)
+
+        // Attention: dx is now d mid = d attProj (and, through the residual, d input).
+        try linearBack(.o, dinp: w.datt.pointer, accumulate: false, dout: dx, inp: t.att.pointer)
+        blockedAttentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.pointer,
+                                 q: t.q.pointer, kStore: t.kStore.pointer, vStore: t.vStore.pointer, out: t.att.pointer,
+                                 lse: t.lse.pointer, keyMask: w.keyMask.pointer, scratchD: w.attD.pointer,
+                                 scratch: w.attScratch.pointer, B: B, T: T, NH: NH, KVH: KVH, hd: hd)
+        ropeBackward(w.dq.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0)
+        ropeBackward(w.dk.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0)
+        try linearBack(.q, dinp: dln, accumulate: false, dout: w.dq.pointer, inp: t.ln1.pointer, hasBias: true)
+        try linearBack(.k, dinp: dln, accumulate: true, dout: w.dk.pointer, inp: t.ln1.pointer, hasBias: true)
+        try linearBack(.v, dinp: dln, accumulate: true, dout: w.dv.pointer, inp: t.ln1.pointer, hasBias: true)
+        rmsNormBackward(dinp: dx, dweight: try g("input_layernorm.weight"), dout: dln,
+                        inp: w.layerInputs[l].pointer, weight: lw.inputNorm, rstd: t.rstd1.pointer, N: N, C: C)
+    }
+}

@@ -1,0 +1,233 @@
+import Foundation
+import QwenCore
+import Qwen2
+
+// One micro-batch through Qwen2 for training: the forward keeps what backward needs, the loss and
+// the lm_head's backward run together in token chunks (never (N × vocab) logits at once), and the
+// backward adds every trainable tensor's gradient into the TrainableState's flat gradient buffer.
+//
+//   embedding → L × (RMSNorm → q,k,v (+bias, +LoRA) → RoPE → GQA causal attention → o → residual
+//   → RMSNorm → gate, up → SwiGLU → down → residual) → final RMSNorm → lm_head → cross-entropy
+//
+// Loss: labels shifted by one (position t predicts labels[t+1]), −100 ignored, each token's loss
+// divided by `labelledTokens` — the step's count over all its micro-batches, so gradients added
+// over the micro-batches of a step are those of Σ token losses / count (transformers' rule).
+
+/// A right- or left-padded batch (B,T): ids, labels (−100 where no loss), attention mask (1 real,
+/// 0 padding; nil: all real). Row-major flat arrays.
+public struct TrainingBatch: Sendable {
+    public var ids: [Int32]
+    public var labels: [Int32]
+    public var attentionMask: [Int32]?
+    public var B: Int
+    public var T: Int
+
+    public init(ids: [Int32], labels: [Int32], attentionMask: [Int32]? = nil, B: Int, T: Int) {
+        self.ids = ids
+        self.labels = labels
+        self.attentionMask = attentionMask
+        self.B = B
+        self.T = T
+    }
+
+    /// The tokens of this batch that carry a loss (shifted labels ≠ −100).
+    public var labelledTokens: Int {
+        labels.withUnsafeBufferPointer { LossNormalization.labelledTokenCount(labels: $0.baseAddress!, B: B, T: T) }
+    }
+}
+
+/// What a micro-batch scored: Σ token losses (unnormalised) over `tokens` labelled tokens.
+public struct BatchLoss: Sendable, Equatable {
+    public var lossSum: Double
+    public var tokens: Int
+    public init(lossSum: Double, tokens: Int) {
+        self.lossSum = lossSum
+        self.tokens = tokens
+    }
+}
+
+public final class Qwen2TrainingPass {
+    public let config: Qwen2Config
+    public let mode: TrainingMode
+    public let state: TrainableState
+    public let gradientCheckpointing: Bool
+    /// The seed of LoRA dropout masks (with the per-call stream).
+    public let dropoutSeed: UInt64
+    /// The frozen base (LoRA) or views of `state`'s parameters (full fine-tuning).
+    let weights: WeightProvider
+    let lora: LoRASpec?
+    let linearScratch = LinearScratch()
+    let backwardScratch = BackwardScratch()
+    var rope: RoPETable
+    var work: TrainingWorkspace?
+
+    /// Tokens per lm_head + loss chunk.
+    public static let lmHeadRows = 64
+
+    /// LoRA: `base` is the frozen model in its stored dtype, `state` laid out by
+    /// `TrainableParameters.loraLayout`. Full: `state` laid out by `fullLayout` holds the weights
+    /// trained (fill it with `TrainableParameters.copyWeights(from: base, …)`); `base` gives the config.
+    public init(base: WeightProvider, mode: TrainingMode, state: TrainableState,
+                gradientCheckpointing: Bool = false, dropoutSeed: UInt64 = 0) throws {
+        config = base.config
+        self.mode = mode
+        self.state = state
+        self.gradientCheckpointing = gradientCheckpointing
+        self.dropoutSeed = dropoutSeed
+        switch mode {
+        case .full:
+            lora = nil
+            weights = try ParameterWeights(config: base.config, state: state)
+        case .lora(let spec):
+            lora = spec
+            weights = base
+            _ = try TrainableParameters.loraLayout(config: config, spec: spec).entries.map { try state.layout.require($0.name) }
+        }
+        rope = RoPETable(headDim: config.headDim, theta: config.ropeTheta, positions: 64)
+    }
+
+    /// Runs the forward and backward of one micro-batch, adding its gradients (scaled by
+    /// 1/labelledTokens) into `state.grads`, which the caller zeroes once per optimizer step.
+    /// `dropoutStream` must differ between micro-batches (e.g. the global micro-batch index) so
+    /// each gets fresh LoRA dropout masks. Returns the unnormalised loss sum and token count.
+    public func forwardBackward(_ batch: TrainingBatch, labelledTokens: Int,
+                                dropoutStream: UInt64 = 0) throws -> BatchLoss {
+        try run(batch, labelledTokens: labelledTokens, dropoutStream: dropoutStream, gradients: true)
+    }
+
+    /// The loss alone (evaluation): no gradients, dropout off.
+    public func loss(_ batch: TrainingBatch) throws -> BatchLoss {
+        try run(batch, labelledTokens: max(1, batch.labelledTokens), dropoutStream: 0, gradients: false)
+    }
+
+    /// Bytes of activations the last batch kept from forward to backward.
+    public var savedActivationBytes: Int { work?.savedActivationBytes ?? 0 }
+
+    /// The same figure for a batch shape, without running anything: what checkpointing saves.
+    public static func savedActivationBytes(config c: Qwen2Config, B: Int, T: Int, lora: LoRASpec?,
+                                            gradientCheckpointing: Bool) -> Int {
+        let N = B * T
+        let inputs = (c.numHiddenLayers + 1) * N * c.hiddenSize
+        let tapes = (gradientCheckpointing ? 1 : c.numHiddenLayers) * LayerTape.floats(config: c, N: N, lora: lora)
+        return (inputs + tapes) * MemoryLayout<Float>.stride
+    }
+
+    // MARK: - The pass
+
+    func run(_ batch: TrainingBatch, labelledTokens: Int, dropoutStream: UInt64, gradients: Bool) throws -> BatchLoss {
+        let c = config
+        try validate(batch)
+        let B = batch.B, T = batch.T, N = B * T, C = c.hiddenSize, L = c.numHiddenLayers
+        let w = workspace(B: B, T: T)
+        ensureRope(T)
+        for i in 0..<N {
+            w.ids[i] = batch.ids[i]
+            w.keyMask[i] = (batch.attentionMask?[i] ?? 1) != 0 ? 1 : 0
+        }
+        batch.labels.withUnsafeBufferPointer {
+            LossNormalization.shiftedTargets(w.targets.pointer, labels: $0.baseAddress!, B: B, T: T)
+        }
+        let stream = gradients ? dropoutStream : 0
+        let dropoutOn = gradients
+
+        embeddingForward(out: w.layerInputs[0].pointer, ids: w.ids.pointer, table: weights.embedding, N: N)
+        for l in 0..<L {
+            let lw = try weights.acquireLayer(l)
+            layerForward(l, lw, w: w, tape: w.tape(l), stream: stream, dropoutOn: dropoutOn)
+            weights.releaseLayer(l)
+        }
+        rmsNormForward(out: w.final.pointer, rstd: w.rstdFinal.pointer, inp: w.layerInputs[L].pointer,
+                       weight: weights.finalNorm, N: N, C: C, eps: c.rmsNormEps)
+
+        let scale = LossNormalization.scale(labelledTokens: labelledTokens)
+        let lossSum = try headForwardBackward(w: w, scale: scale, gradients: gradients)
+        let tokens = (0..<N).reduce(0) { $0 + (w.targets[$1] != ignoreIndex ? 1 : 0) }
+        if !gradients { return BatchLoss(lossSum: lossSum, tokens: tokens) }
+
+        // d final norm → dx, the gradient of the residual stream, carried down the layers.
+        w.dx.pointer.update(repeating: 0, count: N * C)
+        rmsNormBackward(dinp: w.dx.pointer, dweight: try fullGrad("model.norm.weight"), dout: w.dln.pointer,
+                        inp: w.layerInputs[L].pointer, weight: weights.finalNorm, rstd: w.rstdFinal.pointer, N: N, C: C)
+        for l in stride(from: L - 1, through: 0, by: -1) {
+            let lw = try weights.acquireLayer(l)
+            if gradientCheckpointing {
+                layerForward(l, lw, w: w, tape: w.tape(l), stream: stream, dropoutOn: dropoutOn)
+            }
+            try layerBackward(l, lw, w: w, tape: w.tape(l), stream: stream)
+            weights.releaseLayer(l)
+        }
+        if let dtable = try fullGrad("model.embed_tokens.weight") {
+            embeddingBackward(dtable: dtable, dout: w.dx.pointer, ids: w.ids.pointer, N: N, C: C)
+        }
+        return BatchLoss(lossSum: lossSum, tokens: tokens)
+    }
+
+    /// lm_head and cross-entropy, `lmHeadRows` tokens at a time: logits, the loss and dlogits in
+    /// place, then d final-normed hidden (into w.dln) and the lm_head's weight gradient.
+    func headForwardBackward(w: TrainingWorkspace, scale: Float, gradients: Bool) throws -> Double {
+        let c = config
+        let N = w.N, C = c.hiddenSize, V = c.vocabSize
+        let dHead = gradients ? try fullGrad(c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight") : nil
+        var total = 0.0
+        var n0 = 0
+        while n0 < N {
+            let n = min(Self.lmHeadRows, N - n0)
+            let dh = w.dln.pointer + n0 * C
+            if !(n0..<(n0 + n)).contains(where: { w.targets[$0] != ignoreIndex }) {
+                dh.update(repeating: 0, count: n * C)
+                n0 += n
+                continue
+            }
+            let h = UnsafePointer(w.final.pointer + n0 * C)
+            linearForward(out: w.logits.pointer, inp: h, weight: weights.lmHead, bias: nil, N: n, scratch: linearScratch)
+            total += try crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
+                                                     logits: w.logits.pointer, targets: w.targets.pointer + n0,
+                                                     N: n, V: V, scale: scale)
+            if gradients {
+                linearBackward(dinp: dh, dweight: dHead, dbias: nil, dout: w.logits.pointer, inp: h,
+                               weight: weights.lmHead, N: n, scratch: backwardScratch)
+            }
+            n0 += n
+        }
+        return total
+    }
+
+    /// The gradient of a full-fine-tuning parameter; nil in LoRA mode (the base is frozen).
+    func fullGrad(_ name: String) throws -> UnsafeMutablePointer<Float>? {
+        guard case .full = mode else { return nil }
+        return try state.grad(name).baseAddress
+    }
+
+    func validate(_ batch: TrainingBatch) throws {
+        let c = config
+        let N = batch.B * batch.T
+        guard batch.B > 0, batch.T > 0 else {
+            throw Qwen2Error.badInput("training batch: shape (\(batch.B), \(batch.T)) has no tokens")
+        }
+        guard batch.ids.count == N, batch.labels.count == N, batch.attentionMask.map({ $0.count == N }) ?? true else {
+            throw Qwen2Error.badInput("training batch: a (\(batch.B), \(batch.T)) batch needs \(N) ids, labels and mask values; got \(batch.ids.count), \(batch.labels.count), \(batch.attentionMask?.count ?? N)")
+        }
+        if let i = batch.ids.firstIndex(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
+            throw Qwen2Error.badInput("training batch: token id \(batch.ids[i]) at row \(i / batch.T), position \(i % batch.T) is outside the vocabulary (0..<\(c.vocabSize))")
+        }
+        if let i = batch.labels.firstIndex(where: { $0 != ignoreIndex && ($0 < 0 || Int($0) >= c.vocabSize) }) {
+            throw TrainingError.targetOutOfRange(row: i / batch.T, target: Int(batch.labels[i]), vocabSize: c.vocabSize)
+        }
+    }
+
+    func workspace(B: Int, T: Int) -> TrainingWorkspace {
+        if let w = work, w.B == B, w.T == T { return w }
+        work = nil  // free the old one first
+        let w = TrainingWorkspace(config: config, B: B, T: T, lora: lora, checkpointing: gradientCheckpointing,
+                                  lmHeadRows: min(B * T, Self.lmHeadRows))
+        work = w
+        return w
+    }
+
+    func ensureRope(_ T: Int) {
+        if T <= rope.positions { return }
+        var n = rope.positions
+        while n < T { n *= 2 }
+        rope = RoPETable(headDim: config.headDim, theta: config.ropeTheta, positions: n)
+    }
+}
