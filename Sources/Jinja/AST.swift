@@ -13,13 +13,62 @@ struct Arguments {
     var keyword: [(String, Expr)] = []
 }
 
+/// A variable name, interned when parsing so lookups compare small integers, not strings.
+struct Symbol {
+    let id: Int
+    let name: String
+}
+
+/// Names the parser hands out; ids 0…3 are the ones the interpreter binds itself.
+final class SymbolTable {
+    private(set) var ids: [String: Int] = [:]
+    private(set) var names: [String] = []
+    static let loop = 0, caller = 1, varargs = 2, kwargs = 3
+
+    init() {
+        for n in ["loop", "caller", "varargs", "kwargs"] { _ = intern(n) }
+    }
+
+    func intern(_ name: String) -> Symbol {
+        if let id = ids[name] { return Symbol(id: id, name: name) }
+        let id = names.count
+        ids[name] = id
+        names.append(name)
+        return Symbol(id: id, name: name)
+    }
+}
+
+/// An attribute name with what it can mean decided once, at parse time (`.items` on a dict is the
+/// method, `.role` the key; `loop.index` a loop property).
+struct Member {
+    let name: String
+    let isDictMethod: Bool
+    let isStringMethod: Bool
+    let isListMethod: Bool
+    let isTupleMethod: Bool
+    let loopAttribute: LoopAttribute?
+
+    init(_ name: String) {
+        self.name = name
+        isDictMethod = dictMethods.contains(name)
+        isStringMethod = stringMethods.contains(name)
+        isListMethod = listMethods.contains(name)
+        isTupleMethod = tupleMethods.contains(name)
+        loopAttribute = LoopAttribute(rawValue: name)
+    }
+}
+
+enum LoopAttribute: String {
+    case index, index0, revindex, revindex0, first, last, length, depth, depth0, previtem, nextitem
+}
+
 indirect enum Expr {
     case literal(Value)
-    case name(String)
+    case name(Symbol)
     case list([Expr])
     case tuple([Expr])
     case dict([(Expr, Expr)])
-    case attribute(Expr, String)
+    case attribute(Expr, Member)
     case `subscript`(Expr, Expr)
     case slice(Expr, start: Expr?, stop: Expr?, step: Expr?)
     case call(Expr, Arguments)
@@ -37,8 +86,8 @@ indirect enum Expr {
 
 /// Where a `set` or a `for` stores values.
 indirect enum AssignTarget {
-    case name(String)
-    case attribute(String, String)  // ns.attr
+    case name(Symbol)
+    case attribute(Symbol, String)  // ns.attr
     case tuple([AssignTarget])
 }
 
@@ -51,16 +100,16 @@ struct ForLoop {
 }
 
 struct MacroParameter {
-    var name: String
+    var name: Symbol
     var defaultValue: Expr?
 }
 
 /// A macro as written; calling it renders `body` with the arguments bound.
 public final class MacroDefinition {
-    let name: String
+    let name: Symbol
     let parameters: [MacroParameter]
     let body: [Stmt]
-    init(name: String, parameters: [MacroParameter], body: [Stmt]) {
+    init(name: Symbol, parameters: [MacroParameter], body: [Stmt]) {
         self.name = name
         self.parameters = parameters
         self.body = body

@@ -2,9 +2,7 @@
 
 let globalNames: Set<String> = ["range", "namespace", "dict", "raise_exception", "strftime_now", "lipsum", "cycler", "joiner"]
 
-func undefinedMessage(_ hint: String) -> String {
-    hint.isEmpty ? "undefined value used" : hint
-}
+func undefinedMessage(_ reason: UndefinedReason) -> String { reason.message }
 
 extension Interpreter {
     func eval(_ e: Expr) throws -> Value {
@@ -12,20 +10,21 @@ extension Interpreter {
         case .literal(let v):
             return v
         case .name(let n):
-            if let v = scope.lookup(n) { return v }
-            if globalNames.contains(n) { return .callable(Callable(.global(n))) }
-            return .undefined(hint: "'\(n)' is undefined")
-        case .attribute(let obj, let name):
-            return try getAttribute(try eval(obj), name)
+            if let v = scope.lookup(n.id) { return v }
+            if globalNames.contains(n.name) { return .callable(Callable(.global(n.name))) }
+            return .undefined(.name(n.name))
+        case .attribute(let obj, let member):
+            return try getMember(try eval(obj), member)
         case .subscript(let obj, let key):
             return try getItem(try eval(obj), try eval(key))
         case .slice(let obj, let start, let stop, let step):
             return try slice(try eval(obj), start.map(eval), stop.map(eval), step.map(eval))
         case .call(let callee, let args):
-            if case .attribute(let obj, let name) = callee {
+            if case .attribute(let obj, let member) = callee {
                 // Method call: dispatch without materialising a bound method.
                 let receiver = try eval(obj)
-                if let r = try callMethodDirect(receiver, name, args) { return r }
+                if let r = try callMethodDirect(receiver, member, args) { return r }
+                return try callValue(try getMember(receiver, member), args)
             }
             return try callValue(try eval(callee), args)
         case .filter(let v, let name, let args):
@@ -70,7 +69,7 @@ extension Interpreter {
         case .conditional(let then, let test, let otherwise):
             if try eval(test).isTruthy { return try eval(then) }
             if let otherwise { return try eval(otherwise) }
-            return .undefined(hint: "the inline if-expression was false and has no else section")
+            return .undefined(.text("the inline if-expression was false and has no else section"))
         case .list(let items):
             return .array(try items.map(eval))
         case .tuple(let items):
@@ -90,6 +89,21 @@ extension Interpreter {
 
     // MARK: - Attribute and item access
 
+    /// `obj.name` with what `name` can mean worked out by the parser.
+    @inline(__always) func getMember(_ obj: Value, _ member: Member) throws -> Value {
+        switch obj {
+        case .dict(let d):
+            if member.isDictMethod { return .callable(Callable(.method(obj, member.name))) }
+            if let v = d[member.name] { return v }
+            return .undefined(.attribute(owner: "dict", name: member.name))
+        case .loop(let state):
+            if let a = member.loopAttribute { return state.attribute(a) }
+            return try getAttribute(obj, member.name)
+        default:
+            return try getAttribute(obj, member.name)
+        }
+    }
+
     /// `obj.name`: jinja2 tries Python's getattr first (so `d.items` is the method), then `obj[name]`.
     func getAttribute(_ obj: Value, _ name: String) throws -> Value {
         switch obj {
@@ -98,14 +112,14 @@ extension Interpreter {
         case .dict(let d):
             if dictMethods.contains(name) { return .callable(Callable(.method(obj, name))) }
             if let v = d[name] { return v }
-            return .undefined(hint: "'dict object' has no attribute '\(name)'")
+            return .undefined(.attribute(owner: "dict", name: name))
         case .namespace(let d):
             if let v = d[name] { return v }
-            return .undefined(hint: "'Namespace object' has no attribute '\(name)'")
+            return .undefined(.text("'Namespace object' has no attribute '\(name)'"))
         case .loop(let state):
-            if let v = state.attribute(name) { return v }
+            if let a = LoopAttribute(rawValue: name) { return state.attribute(a) }
             if name == "cycle" || name == "changed" { return .callable(Callable(.method(obj, name))) }
-            return .undefined(hint: "'LoopContext object' has no attribute '\(name)'")
+            return .undefined(.text("'LoopContext object' has no attribute '\(name)'"))
         case .string:
             if stringMethods.contains(name) { return .callable(Callable(.method(obj, name))) }
         case .list(let l):
@@ -113,7 +127,7 @@ extension Interpreter {
         default:
             break
         }
-        return .undefined(hint: "'\(obj.typeName) object' has no attribute '\(name)'")
+        return .undefined(.attribute(owner: obj.typeName, name: name))
     }
 
     /// `obj[key]`: item first, then attribute for string keys (jinja2's `getitem`).
@@ -129,26 +143,26 @@ extension Interpreter {
         case (.list(let l), _):
             guard let i = key.intIndex else {
                 if case .string(let k) = key { return try getAttribute(obj, k) }
-                return .undefined(hint: "'\(obj.typeName) object' has no element \(key.pythonRepr)")
+                return .undefined(.text("'\(obj.typeName) object' has no element \(key.pythonRepr)"))
             }
             let idx = i < 0 ? i + l.items.count : i
             guard idx >= 0 && idx < l.items.count else {
-                return .undefined(hint: "'\(obj.typeName) object' has no element \(i)")
+                return .undefined(.text("'\(obj.typeName) object' has no element \(i)"))
             }
             return l.items[idx]
         case (.string(let s), _):
             guard let i = key.intIndex else {
                 if case .string(let k) = key { return try getAttribute(obj, k) }
-                return .undefined(hint: "'str object' has no element \(key.pythonRepr)")
+                return .undefined(.text("'str object' has no element \(key.pythonRepr)"))
             }
             let scalars = Array(s.unicodeScalars)
             let idx = i < 0 ? i + scalars.count : i
-            guard idx >= 0 && idx < scalars.count else { return .undefined(hint: "'str object' has no element \(i)") }
+            guard idx >= 0 && idx < scalars.count else { return .undefined(.text("'str object' has no element \(i)") )}
             return .string(String(scalars[idx]))
         case (_, .string(let k)):
             return try getAttribute(obj, k)
         default:
-            return .undefined(hint: "'\(obj.typeName) object' has no element \(key.pythonRepr)")
+            return .undefined(.text("'\(obj.typeName) object' has no element \(key.pythonRepr)"))
         }
     }
 

@@ -59,9 +59,9 @@ extension Interpreter {
             if let attr = try a.value(1, "attribute") { items = try items.map { try getItem($0, attr) } }
             return .string(items.map { $0.pythonStr }.joined(separator: sep))
         case "first":
-            return try iterationItems(value).first ?? .undefined(hint: "No first item, sequence was empty.")
+            return try iterationItems(value).first ?? .undefined(.text("No first item, sequence was empty."))
         case "last":
-            return try iterationItems(value).last ?? .undefined(hint: "No last item, sequence was empty.")
+            return try iterationItems(value).last ?? .undefined(.text("No last item, sequence was empty."))
         case "list":
             return .array(try iterationItems(value))
         case "items":
@@ -104,7 +104,9 @@ extension Interpreter {
             let method = try a.optionalString(1, "method") ?? "common"
             let scale = pow(10.0, Double(precision))
             switch method {
-            case "common": return .float((x * scale).rounded(.toNearestOrEven) / scale)
+            case "common":
+                if case .int = value { return value }
+                return .float((x * scale).rounded(.toNearestOrEven) / scale)
             case "ceil": return .float((x * scale).rounded(.up) / scale)
             case "floor": return .float((x * scale).rounded(.down) / scale)
             default: throw fail("method must be common, ceil or floor")
@@ -191,7 +193,7 @@ extension Interpreter {
         case "selectattr", "rejectattr": return try selectFilter(value, a, attribute: true, keep: name == "selectattr")
         case "min", "max":
             let items = try iterationItems(value)
-            guard var best = items.first else { return .undefined(hint: "No aggregated item, sequence was empty.") }
+            guard var best = items.first else { return .undefined(.text("No aggregated item, sequence was empty.") )}
             for item in items.dropFirst() {
                 guard let c = item.pyCompare(best) else { throw fail("cannot compare \(item.typeName) and \(best.typeName)") }
                 if name == "min" ? c < 0 : c > 0 { best = item }

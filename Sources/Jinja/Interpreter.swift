@@ -2,48 +2,73 @@
 // Expressions.swift; filters, tests, globals and methods in their own files.
 
 /// Variables visible at one level: the render context, the template's top level, a loop body,
-/// a macro call. Lookups walk outwards.
+/// a macro call. Lookups walk outwards. A level holds a handful of names, so it is two small
+/// arrays scanned by interned id: no string hashing on the hot path.
 final class Scope {
-    var vars: [String: Value]
+    // Unchecked exclusivity: these are touched on every variable access; no access overlaps.
+    @exclusivity(unchecked) var ids: [Int] = []
+    @exclusivity(unchecked) var values: [Value] = []
     let parent: Scope?
 
-    init(parent: Scope?, vars: [String: Value] = [:]) {
+    init(parent: Scope?) {
         self.parent = parent
-        self.vars = vars
     }
 
-    @inline(__always) func lookup(_ name: String) -> Value? {
+    @inline(__always) func local(_ id: Int) -> Int? {
+        var i = 0
+        let n = ids.count
+        while i < n {
+            if ids[i] == id { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    @inline(__always) func lookup(_ id: Int) -> Value? {
         var s: Scope? = self
         while let c = s {
-            if let v = c.vars[name] { return v }
+            if let i = c.local(id) { return c.values[i] }
             s = c.parent
         }
         return nil
+    }
+
+    @inline(__always) func set(_ id: Int, _ value: Value) {
+        if let i = local(id) {
+            values[i] = value
+        } else {
+            ids.append(id)
+            values.append(value)
+        }
+    }
+
+    func reset() {
+        ids.removeAll(keepingCapacity: true)
+        values.removeAll(keepingCapacity: true)
     }
 }
 
 /// The `loop` variable.
 public final class LoopState {
-    var index0 = 0
+    @exclusivity(unchecked) var index0 = 0
     let items: [Value]
     var lastChangedArgs: [Value]?
     init(items: [Value]) { self.items = items }
     var length: Int { items.count }
 
-    func attribute(_ name: String) -> Value? {
+    func attribute(_ name: LoopAttribute) -> Value {
         switch name {
-        case "index": return .int(index0 + 1)
-        case "index0": return .int(index0)
-        case "revindex": return .int(length - index0)
-        case "revindex0": return .int(length - index0 - 1)
-        case "first": return .bool(index0 == 0)
-        case "last": return .bool(index0 == length - 1)
-        case "length": return .int(length)
-        case "depth": return .int(1)
-        case "depth0": return .int(0)
-        case "previtem": return index0 > 0 ? items[index0 - 1] : .undefined(hint: "there is no previous item")
-        case "nextitem": return index0 + 1 < length ? items[index0 + 1] : .undefined(hint: "there is no next item")
-        default: return nil
+        case .index: return .int(index0 + 1)
+        case .index0: return .int(index0)
+        case .revindex: return .int(length - index0)
+        case .revindex0: return .int(length - index0 - 1)
+        case .first: return .bool(index0 == 0)
+        case .last: return .bool(index0 == length - 1)
+        case .length: return .int(length)
+        case .depth: return .int(1)
+        case .depth0: return .int(0)
+        case .previtem: return index0 > 0 ? items[index0 - 1] : .undefined(.text("there is no previous item"))
+        case .nextitem: return index0 + 1 < length ? items[index0 + 1] : .undefined(.text("there is no next item"))
         }
     }
 }
@@ -55,15 +80,21 @@ enum Flow {
 final class Interpreter {
     let options: TemplateOptions
     let globalScope: Scope
-    var scope: Scope
-    var out = ""
-    var line = 1
-    var iterations = 0
-    var depth = 0
+    // Unchecked exclusivity: the render loop's state, touched by every statement.
+    @exclusivity(unchecked) var scope: Scope
+    /// The rendering so far, as UTF-8 (appending bytes is cheaper than growing a String).
+    @exclusivity(unchecked) var out: [UInt8] = []
+    @exclusivity(unchecked) var line = 1
+    @exclusivity(unchecked) var iterations = 0
+    @exclusivity(unchecked) var depth = 0
 
-    init(options: TemplateOptions, context: [String: Value]) {
+    init(options: TemplateOptions, symbols: SymbolTable, context: [String: Value]) {
         self.options = options
-        let contextScope = Scope(parent: nil, vars: context)
+        let contextScope = Scope(parent: nil)
+        // Only names the template mentions can ever be looked up.
+        for (name, value) in context {
+            if let id = symbols.ids[name] { contextScope.set(id, value) }
+        }
         globalScope = Scope(parent: contextScope)
         scope = globalScope
     }
@@ -71,14 +102,14 @@ final class Interpreter {
     func run(_ body: [Stmt]) throws -> String {
         out.reserveCapacity(4096)
         _ = try execBlock(body)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     func fail(_ message: String) -> RuntimeFailure { RuntimeFailure(message: message) }
 
     @inline(__always) func emit(_ s: String) throws {
-        out += s
-        if out.utf8.count > options.maxOutputBytes {
+        out.append(contentsOf: s.utf8)
+        if out.count > options.maxOutputBytes {
             throw JinjaError.limit(message: "output larger than \(options.maxOutputBytes) bytes", line: line)
         }
     }
@@ -86,10 +117,10 @@ final class Interpreter {
     /// Renders statements into a fresh buffer and returns what they printed.
     func capture(_ body: [Stmt]) throws -> String {
         let saved = out
-        out = ""
+        out = []
         defer { out = saved }
         _ = try execBlock(body)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     func execBlock(_ stmts: [Stmt]) throws -> Flow {
@@ -139,7 +170,7 @@ final class Interpreter {
             try assign(target, v)
         case .macro(let def, let ln):
             line = ln
-            scope.vars[def.name] = .callable(Callable(.macro(def, scope)))
+            scope.set(def.name.id, .callable(Callable(.macro(def, scope))))
         case .callBlock(let call, let params, let body, let ln):
             line = ln
             guard case .call(let callee, let args) = call else { break }
@@ -160,26 +191,28 @@ final class Interpreter {
         return .normal
     }
 
-    /// `{{ a + b + c }}`: appends each part when all are strings, else falls back to Python `+`.
+    /// `{{ a + b + c }}`: when `a` is a string every part must be one (Python raises TypeError
+    /// for str + anything else), so each is appended as it is evaluated; otherwise Python `+`.
     func emitConcat(_ parts: [Expr]) throws {
-        var values: [Value] = []
-        values.reserveCapacity(parts.count)
-        var allStrings = true
-        for p in parts {
-            let v = try eval(p)
-            if case .string = v {} else { allStrings = false }
-            values.append(v)
-        }
-        if allStrings {
-            for v in values { if case .string(let s) = v { out += s } }
-            if out.utf8.count > options.maxOutputBytes {
-                throw JinjaError.limit(message: "output larger than \(options.maxOutputBytes) bytes", line: line)
-            }
+        let first = try eval(parts[0])
+        guard case .string(let s0) = first else {
+            var acc = first
+            for p in parts.dropFirst() { acc = try binary(.add, acc, try eval(p)) }
+            try emit(acc.pythonStr)
             return
         }
-        var acc = values[0]
-        for v in values.dropFirst() { acc = try binary(.add, acc, v) }
-        try emit(acc.pythonStr)
+        out.append(contentsOf: s0.utf8)
+        for p in parts.dropFirst() {
+            let v = try eval(p)
+            guard case .string(let s) = v else {
+                _ = try binary(.add, .string(""), v)  // throws jinja2's error for this operand
+                return
+            }
+            out.append(contentsOf: s.utf8)
+        }
+        if out.count > options.maxOutputBytes {
+            throw JinjaError.limit(message: "output larger than \(options.maxOutputBytes) bytes", line: line)
+        }
     }
 
     func iterationItems(_ v: Value) throws -> [Value] {
@@ -202,7 +235,7 @@ final class Interpreter {
             // `for x in xs if cond`: filtered before the loop starts, so loop.length counts only kept items.
             var kept: [Value] = []
             for item in items {
-                body.vars.removeAll(keepingCapacity: true)
+                body.reset()
                 try assign(loop.target, item)
                 if try eval(cond).isTruthy { kept.append(item) }
             }
@@ -222,8 +255,8 @@ final class Interpreter {
             }
             state.index0 = i
             // Each iteration starts afresh: what the previous one `set` is gone (as jinja2).
-            body.vars.removeAll(keepingCapacity: true)
-            body.vars["loop"] = loopValue
+            body.reset()
+            body.set(SymbolTable.loop, loopValue)
             try assign(loop.target, item)
             if case .breakLoop = try execBlock(loop.body) { break }
         }
@@ -232,10 +265,10 @@ final class Interpreter {
     func assign(_ target: AssignTarget, _ value: Value) throws {
         switch target {
         case .name(let n):
-            scope.vars[n] = value
+            scope.set(n.id, value)
         case .attribute(let obj, let attr):
-            guard case .namespace(let ns) = scope.lookup(obj) ?? .undefinedValue else {
-                throw fail("cannot assign attribute '\(attr)' on '\(obj)': only namespace() objects take attribute assignment")
+            guard case .namespace(let ns) = scope.lookup(obj.id) ?? .undefinedValue else {
+                throw fail("cannot assign attribute '\(attr)' on '\(obj.name)': only namespace() objects take attribute assignment")
             }
             if attr.hasPrefix("_") {
                 throw fail("chat templates cannot store underscore-prefixed attributes on a namespace, but got '\(attr)'")
@@ -256,7 +289,7 @@ final class Interpreter {
 
     func callValue(_ fn: Value, _ args: Arguments, caller: CallerBody? = nil) throws -> Value {
         guard case .callable(let c) = fn else {
-            if case .undefined(let hint) = fn { throw fail(undefinedMessage(hint)) }
+            if case .undefined(let reason) = fn { throw fail(reason.message) }
             throw fail("'\(fn.typeName)' object is not callable")
         }
         let positional = try args.positional.map { try eval($0) }
@@ -279,7 +312,7 @@ final class Interpreter {
     }
 
     func callMacro(_ def: MacroDefinition, _ defScope: Scope, _ positional: [Value], _ keyword: [(String, Value)], caller: CallerBody?) throws -> Value {
-        try callBody(def.parameters, def.body, defScope, positional, keyword, caller: caller, name: def.name)
+        try callBody(def.parameters, def.body, defScope, positional, keyword, caller: caller, name: def.name.name)
     }
 
     func callBody(_ params: [MacroParameter], _ body: [Stmt], _ parent: Scope, _ positional: [Value], _ keyword: [(String, Value)], caller: CallerBody?, name: String) throws -> Value {
@@ -291,23 +324,23 @@ final class Interpreter {
         let frame = Scope(parent: parent)
         var extraKeywords: [(String, Value)] = []
         for (k, v) in keyword {
-            if params.contains(where: { $0.name == k }) { frame.vars[k] = v } else { extraKeywords.append((k, v)) }
+            if let p = params.first(where: { $0.name.name == k }) { frame.set(p.name.id, v) } else { extraKeywords.append((k, v)) }
         }
         let saved = scope
         scope = frame
         defer { scope = saved }
-        for (i, p) in params.enumerated() where frame.vars[p.name] == nil {
+        for (i, p) in params.enumerated() where frame.local(p.name.id) == nil {
             if i < positional.count {
-                frame.vars[p.name] = positional[i]
+                frame.set(p.name.id, positional[i])
             } else if let d = p.defaultValue {
-                frame.vars[p.name] = try eval(d)
+                frame.set(p.name.id, try eval(d))
             } else {
-                frame.vars[p.name] = .undefined(hint: "'\(p.name)' is undefined (missing argument of '\(name)')")
+                frame.set(p.name.id, .undefined(.text("'\(p.name.name)' is undefined (missing argument of '\(name)')")))
             }
         }
-        frame.vars["varargs"] = .tuple(positional.count > params.count ? Array(positional[params.count...]) : [])
-        frame.vars["kwargs"] = .object(extraKeywords)
-        if let caller { frame.vars["caller"] = .callable(Callable(.caller(caller))) }
+        frame.set(SymbolTable.varargs, .tuple(positional.count > params.count ? Array(positional[params.count...]) : []))
+        frame.set(SymbolTable.kwargs, .object(extraKeywords))
+        if let caller { frame.set(SymbolTable.caller, .callable(Callable(.caller(caller)))) }
         return .string(try capture(body))
     }
 }

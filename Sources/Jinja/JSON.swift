@@ -30,48 +30,50 @@ struct JSONWriter {
     }
 
     func write() throws -> String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         try write(value, level: 0, into: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    func newline(_ level: Int, into out: inout String) {
+    func newline(_ level: Int, into out: inout [UInt8]) {
         guard let indent else { return }
-        out += "\n"
-        for _ in 0..<level { out += indent }
+        out.append(0x0A)
+        for _ in 0..<level { out.append(contentsOf: indent.utf8) }
     }
 
-    func write(_ v: Value, level: Int, into out: inout String) throws {
+    func write(_ v: Value, level: Int, into out: inout [UInt8]) throws {
         switch v {
-        case .none: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let i): out += String(i)
+        case .none: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
         case .float(let d):
-            if d.isNaN { out += "NaN" } else if d.isInfinite { out += d < 0 ? "-Infinity" : "Infinity" } else { out += formatPythonFloat(d) }
-        case .string(let s): writeJSONString(s, ensureAscii: ensureAscii, into: &out)
+            let text = d.isNaN ? "NaN" : d.isInfinite ? (d < 0 ? "-Infinity" : "Infinity") : formatPythonFloat(d)
+            out.append(contentsOf: text.utf8)
+        case .string(let s): appendJSONString(s, ensureAscii: ensureAscii, into: &out)
         case .list(let l):
-            if l.items.isEmpty { out += "[]"; return }
-            out += "["
+            if l.items.isEmpty { out.append(contentsOf: "[]".utf8); return }
+            out.append(UInt8(ascii: "["))
             for (i, item) in l.items.enumerated() {
-                if i > 0 { out += itemSeparator }
+                if i > 0 { out.append(contentsOf: itemSeparator.utf8) }
                 newline(level + 1, into: &out)
                 try write(item, level: level + 1, into: &out)
             }
             newline(level, into: &out)
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .dict(let d):
-            if d.count == 0 { out += "{}"; return }
-            out += "{"
-            let keys = sortKeys ? d.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } : d.keys
-            for (i, k) in keys.enumerated() {
-                if i > 0 { out += itemSeparator }
+            if d.count == 0 { out.append(contentsOf: "{}".utf8); return }
+            out.append(UInt8(ascii: "{"))
+            let order = sortKeys ? d.keys.indices.sorted { d.keys[$0].utf8.lexicographicallyPrecedes(d.keys[$1].utf8) } : Array(d.keys.indices)
+            for (n, i) in order.enumerated() {
+                if n > 0 { out.append(contentsOf: itemSeparator.utf8) }
                 newline(level + 1, into: &out)
-                writeJSONString(k, ensureAscii: ensureAscii, into: &out)
-                out += keySeparator
-                try write(d[k]!, level: level + 1, into: &out)
+                appendJSONString(d.keys[i], ensureAscii: ensureAscii, into: &out)
+                out.append(contentsOf: keySeparator.utf8)
+                try write(d.values[i], level: level + 1, into: &out)
             }
             newline(level, into: &out)
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         default:
             throw RuntimeFailure(message: "Object of type \(v.typeName) is not JSON serializable")
         }
@@ -79,31 +81,43 @@ struct JSONWriter {
 }
 
 /// A JSON string literal as Python's json module writes it.
-func writeJSONString(_ s: String, ensureAscii: Bool, into out: inout String) {
-    out += "\""
+func appendJSONString(_ s: String, ensureAscii: Bool, into out: inout [UInt8]) {
+    out.append(0x22)
+
+    // Fast path: nothing to escape, copy the bytes.
+    let plain = s.utf8.withContiguousStorageIfAvailable { buf -> Bool in
+        for b in buf where b < 0x20 || b == 0x22 || b == 0x5C || (ensureAscii && b > 0x7E) { return false }
+        out.append(contentsOf: buf)
+        return true
+    }
+    if plain == true {
+        out.append(0x22)
+        return
+    }
+
     for c in s.unicodeScalars {
         switch c {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case "\u{08}": out += "\\b"
-        case "\u{0C}": out += "\\f"
+        case "\"": out.append(contentsOf: "\\\"".utf8)
+        case "\\": out.append(contentsOf: "\\\\".utf8)
+        case "\n": out.append(contentsOf: "\\n".utf8)
+        case "\r": out.append(contentsOf: "\\r".utf8)
+        case "\t": out.append(contentsOf: "\\t".utf8)
+        case "\u{08}": out.append(contentsOf: "\\b".utf8)
+        case "\u{0C}": out.append(contentsOf: "\\f".utf8)
         default:
             if c.value < 0x20 || (ensureAscii && c.value > 0x7E) {
                 if c.value > 0xFFFF {
                     let v = c.value - 0x10000
-                    out += "\\u" + hex(0xD800 + (v >> 10), width: 4) + "\\u" + hex(0xDC00 + (v & 0x3FF), width: 4)
+                    out.append(contentsOf: ("\\u" + hex(0xD800 + (v >> 10), width: 4) + "\\u" + hex(0xDC00 + (v & 0x3FF), width: 4)).utf8)
                 } else {
-                    out += "\\u" + hex(c.value, width: 4)
+                    out.append(contentsOf: ("\\u" + hex(c.value, width: 4)).utf8)
                 }
             } else {
-                out.unicodeScalars.append(c)
+                out.append(contentsOf: String(c).utf8)
             }
         }
     }
-    out += "\""
+    out.append(0x22)
 }
 
 /// A JSON syntax error, with the 1-based line and column where it was found.

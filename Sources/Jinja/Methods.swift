@@ -134,11 +134,12 @@ func pythonCapitalize(_ s: String) -> String {
 extension Interpreter {
     /// A method call `receiver.name(args)` handled without building a bound method; nil when
     /// `name` is not a method of the receiver (then it is an attribute holding a callable).
-    func callMethodDirect(_ receiver: Value, _ name: String, _ args: Arguments) throws -> Value? {
+    func callMethodDirect(_ receiver: Value, _ member: Member, _ args: Arguments) throws -> Value? {
+        let name = member.name
         switch receiver {
-        case .string: guard stringMethods.contains(name) else { return nil }
-        case .dict: guard dictMethods.contains(name) else { return nil }
-        case .list(let l): guard (l.isTuple ? tupleMethods : listMethods).contains(name) else { return nil }
+        case .string: guard member.isStringMethod else { return nil }
+        case .dict: guard member.isDictMethod else { return nil }
+        case .list(let l): guard l.isTuple ? member.isTupleMethod : member.isListMethod else { return nil }
         case .loop: guard name == "cycle" || name == "changed" else { return nil }
         default: return nil
         }

@@ -7,6 +7,8 @@ struct Parser {
     var index = 0
     let map: SourceMap
     var loopDepth = 0
+    var nesting = 0
+    let symbols = SymbolTable()
 
     init(tokens: [Token], source: [UInt8]) {
         self.tokens = tokens
@@ -157,6 +159,9 @@ struct Parser {
 
     mutating func parseTag(_ tag: String, nameToken: Token) throws -> [Stmt] {
         _ = advance()
+        nesting += 1
+        defer { nesting -= 1 }
+        if nesting > 200 { throw error("blocks nested more than 200 levels deep", at: nameToken) }
         let ln = line(of: nameToken)
         switch tag {
         case "if":
@@ -212,7 +217,7 @@ struct Parser {
             try expectBlockEnd("endset")
             return [.setBlock(target, body, filters: filters, line: ln)]
         case "macro":
-            let name = try expectName(context: "after 'macro'")
+            let name = symbols.intern(try expectName(context: "after 'macro'"))
             try expectOp("(", context: "after the macro name")
             let params = try parseParameters()
             try expectBlockEnd("macro")
@@ -267,7 +272,7 @@ struct Parser {
         while !skipOp(")") {
             if !params.isEmpty { try expectOp(",", context: "between parameters") }
             if skipOp(")") { break }
-            let name = try expectName(context: "as a parameter name")
+            let name = symbols.intern(try expectName(context: "as a parameter name"))
             var def: Expr?
             if skipOp("=") { def = try parseExpression() }
             params.append(MacroParameter(name: name, defaultValue: def))
@@ -281,7 +286,7 @@ struct Parser {
         let parenthesized = skipOp("(")
         repeat {
             if parenthesized && isOp(")") { break }
-            let name = try expectName(context: "as an assignment target")
+            let name = symbols.intern(try expectName(context: "as an assignment target"))
             if allowAttribute && skipOp(".") {
                 let attr = try expectName(context: "after '.'")
                 targets.append(.attribute(name, attr))
@@ -295,8 +300,11 @@ struct Parser {
     }
 
     mutating func parseFilterCall() throws -> FilterCall {
+        let nameToken = current
         var name = try expectName(context: "as a filter name")
         while skipOp(".") { name += "." + (try expectName(context: "in a filter name")) }
+        // As jinja2, an unknown filter is an error when the template is compiled.
+        if !knownFilters.contains(name) { throw error("no filter named '\(name)'", at: nameToken) }
         var args = Arguments()
         if skipOp("(") { args = try parseCallArguments() }
         return FilterCall(name: name, arguments: args)
@@ -326,6 +334,9 @@ struct Parser {
     }
 
     mutating func parseExpression() throws -> Expr {
+        nesting += 1
+        defer { nesting -= 1 }
+        if nesting > 200 { throw error("expression nested more than 200 levels deep") }
         var expr = try parseOr()
         while skipName("if") {
             let test = try parseOr()
@@ -349,7 +360,12 @@ struct Parser {
     }
 
     mutating func parseNot() throws -> Expr {
-        if skipName("not") { return .not(try parseNot()) }
+        if skipName("not") {
+            nesting += 1
+            defer { nesting -= 1 }
+            if nesting > 200 { throw error("expression nested more than 200 levels deep") }
+            return .not(try parseNot())
+        }
         return try parseCompare()
     }
 
@@ -401,6 +417,9 @@ struct Parser {
     }
 
     mutating func parseUnary(withFilter: Bool = true) throws -> Expr {
+        nesting += 1
+        defer { nesting -= 1 }
+        if nesting > 200 { throw error("expression nested more than 200 levels deep") }
         var node: Expr
         if skipOp("-") {
             node = .negate(try parseUnary(withFilter: false))
@@ -421,7 +440,7 @@ struct Parser {
             case "true", "True": return .literal(.bool(true))
             case "false", "False": return .literal(.bool(false))
             case "none", "None": return .literal(.none)
-            default: return .name(n)
+            default: return .name(symbols.intern(n))
             }
         case .string(var s):
             while case .string(let more) = current.kind {
@@ -471,7 +490,7 @@ struct Parser {
             if skipOp(".") {
                 let t = advance()
                 switch t.kind {
-                case .name(let n): node = .attribute(node, n)
+                case .name(let n): node = .attribute(node, Member(n))
                 case .integer(let i): node = .subscript(node, .literal(.int(i)))
                 default: throw error("expected an attribute name after '.', found \(describe(t.kind))", at: t)
                 }
@@ -529,8 +548,16 @@ struct Parser {
                 node = .filter(node, name: f.name, f.arguments)
             } else if skipName("is") {
                 let negated = skipName("not")
-                var name = try expectName(context: "after 'is'")
+                let nameToken = current
+                var name: String
+                if case .op(let o) = current.kind, ["==", "!=", "<", "<=", ">", ">="].contains(o) {
+                    _ = advance()
+                    name = o
+                } else {
+                    name = try expectName(context: "after 'is'")
+                }
                 while skipOp(".") { name += "." + (try expectName(context: "in a test name")) }
+                if !knownTests.contains(name) { throw error("no test named '\(name)'", at: nameToken) }
                 var args = Arguments()
                 if skipOp("(") {
                     args = try parseCallArguments()
@@ -555,3 +582,15 @@ struct Parser {
         }
     }
 }
+
+let knownFilters: Set<String> = [
+    "default", "d", "trim", "tojson", "length", "count", "upper", "lower", "capitalize", "title", "replace",
+    "join", "first", "last", "list", "items", "string", "int", "float", "abs", "round", "indent", "safe", "e",
+    "escape", "unique", "reverse", "sort", "dictsort", "batch", "wordcount", "center", "map", "select", "reject",
+    "selectattr", "rejectattr", "min", "max", "sum", "attr", "format",
+]
+let knownTests: Set<String> = [
+    "defined", "undefined", "none", "string", "number", "integer", "float", "boolean", "true", "false", "mapping",
+    "iterable", "sequence", "callable", "even", "odd", "divisibleby", "eq", "equalto", "==", "ne", "!=", "lt",
+    "lessthan", "<", "le", "<=", "gt", "greaterthan", ">", "ge", ">=", "in", "sameas", "lower", "upper", "escaped",
+]

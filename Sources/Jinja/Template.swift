@@ -38,6 +38,7 @@ public struct TemplateOptions {
 public final class Template {
     public let options: TemplateOptions
     let body: [Stmt]
+    let symbols: SymbolTable
 
     public init(_ source: String, options: TemplateOptions = TemplateOptions()) throws {
         self.options = options
@@ -46,12 +47,13 @@ public final class Template {
         let tokens = try lexer.tokenize()
         var parser = Parser(tokens: tokens, source: lexer.src)
         body = try parser.parseTemplate()
+        symbols = parser.symbols
     }
 
     /// Renders with the given variables (the globals `range`, `namespace`, `dict`,
     /// `raise_exception` and `strftime_now` are always there, shadowed by a variable of that name).
     public func render(_ context: [String: Value]) throws -> String {
-        let interpreter = Interpreter(options: options, context: context)
+        let interpreter = Interpreter(options: options, symbols: symbols, context: context)
         return try interpreter.run(body)
     }
 }

@@ -5,7 +5,7 @@
 /// A list (or tuple) shared by reference, as Python lists are: `x.append(…)` on an alias is seen
 /// through every alias.
 public final class ListBox {
-    public var items: [Value]
+    @exclusivity(unchecked) public var items: [Value]
     public let isTuple: Bool
     public init(_ items: [Value], isTuple: Bool = false) {
         self.items = items
@@ -15,29 +15,57 @@ public final class ListBox {
 
 /// A dict that keeps insertion order (Python 3.7+ dicts do; `tojson` and `items()` depend on it).
 /// Keys are strings: JSON objects and the dicts chat templates build only use string keys.
+///
+/// Chat-template dicts are small (a message has 2–4 keys): up to `indexThreshold` keys a lookup
+/// is a linear scan (short strings compare in a few instructions, no hashing); beyond, an index.
 public final class DictBox {
-    public private(set) var keys: [String]
-    public private(set) var storage: [String: Value]
+    @exclusivity(unchecked) public private(set) var keys: [String] = []
+    @exclusivity(unchecked) public private(set) var values: [Value] = []
+    @exclusivity(unchecked) private var index: [String: Int]?
+    private static let indexThreshold = 12
 
-    public init() {
-        keys = []
-        storage = [:]
-    }
+    public init() {}
 
     public init(_ pairs: [(String, Value)]) {
-        keys = []
-        storage = Dictionary(minimumCapacity: pairs.count)
         keys.reserveCapacity(pairs.count)
+        values.reserveCapacity(pairs.count)
         for (k, v) in pairs { self[k] = v }
     }
 
+    @inline(__always) func position(_ key: String) -> Int? {
+        if let index { return index[key] }
+        for i in keys.indices where keys[i] == key { return i }
+        return nil
+    }
+
     public subscript(key: String) -> Value? {
-        get { storage[key] }
+        get {
+            guard let i = position(key) else { return nil }
+            return values[i]
+        }
         set {
             if let v = newValue {
-                if storage.updateValue(v, forKey: key) == nil { keys.append(key) }
-            } else if storage.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+                if let i = position(key) {
+                    values[i] = v
+                } else {
+                    keys.append(key)
+                    values.append(v)
+                    if index != nil {
+                        index![key] = keys.count - 1
+                    } else if keys.count > DictBox.indexThreshold {
+                        var ix: [String: Int] = [:]
+                        for (i, k) in keys.enumerated() { ix[k] = i }
+                        index = ix
+                    }
+                }
+            } else if let i = position(key) {
+                keys.remove(at: i)
+                values.remove(at: i)
+                if index != nil {
+                    var ix: [String: Int] = [:]
+                    for (j, k) in keys.enumerated() { ix[k] = j }
+                    index = ix
+                }
             }
         }
     }
@@ -45,7 +73,7 @@ public final class DictBox {
     public var count: Int { keys.count }
 
     /// Key/value pairs in insertion order.
-    public var pairs: [(String, Value)] { keys.map { ($0, storage[$0]!) } }
+    public var pairs: [(String, Value)] { Array(zip(keys, values)) }
 }
 
 /// Something a template can call: a macro, a global function, or a method bound to its receiver.
@@ -60,11 +88,26 @@ public final class Callable {
     init(_ kind: Kind) { self.kind = kind }
 }
 
+/// Why a value is undefined; the message is only built when an error needs it.
+public enum UndefinedReason {
+    case name(String)
+    case attribute(owner: String, name: String)
+    case text(String)
+
+    public var message: String {
+        switch self {
+        case .name(let n): return "'\(n)' is undefined"
+        case .attribute(let owner, let n): return "'\(owner) object' has no attribute '\(n)'"
+        case .text(let t): return t.isEmpty ? "undefined value used" : t
+        }
+    }
+}
+
 /// A value inside the template engine.
 public enum Value {
     /// A name that does not exist. Prints as nothing, is falsy, iterates as empty; using it any
-    /// other way is an error. `hint` says what was looked up, for that error.
-    case undefined(hint: String)
+    /// other way is an error, whose message `reason` gives.
+    case undefined(UndefinedReason)
     case none
     case bool(Bool)
     case int(Int)
@@ -78,7 +121,7 @@ public enum Value {
     /// The `loop` variable of a `for`.
     case loop(LoopState)
 
-    public static let undefinedValue = Value.undefined(hint: "")
+    public static let undefinedValue = Value.undefined(.text(""))
 
     public static func array(_ items: [Value]) -> Value { .list(ListBox(items)) }
     public static func tuple(_ items: [Value]) -> Value { .list(ListBox(items, isTuple: true)) }
@@ -166,7 +209,7 @@ public enum Value {
                 if i > 0 { out += ", " }
                 writePythonStringRepr(k, into: &out)
                 out += ": "
-                d.storage[k]!.writeRepr(into: &out)
+                d.values[i].writeRepr(into: &out)
             }
             out += "}"
         case .namespace(let d):
@@ -201,10 +244,12 @@ func writePythonStringRepr(_ s: String, into out: inout String) {
             if Character(scalar) == quote {
                 out += "\\"
                 out.unicodeScalars.append(scalar)
-            } else if scalar.value < 0x20 || scalar.value == 0x7f {
-                out += "\\x" + hex(scalar.value, width: 2)
-            } else if scalar.value >= 0x80 && scalar.value < 0xa0 {
-                out += "\\x" + hex(scalar.value, width: 2)
+            } else if scalar.value < 0x7f && scalar.value >= 0x20 {
+                out.unicodeScalars.append(scalar)
+            } else if !isPythonPrintable(scalar) {
+                // Python's repr escapes what str.isprintable() rejects.
+                let v = scalar.value
+                out += v < 0x100 ? "\\x" + hex(v, width: 2) : v < 0x10000 ? "\\u" + hex(v, width: 4) : "\\U" + hex(v, width: 8)
             } else {
                 out.unicodeScalars.append(scalar)
             }
@@ -224,7 +269,7 @@ extension Value {
     /// Python `==`: numbers compare by value across int/float/bool, containers element-wise.
     public func pyEquals(_ other: Value) -> Bool {
         switch (self, other) {
-        case (.string(let a), .string(let b)): return a == b
+        case (.string(let a), .string(let b)): return utf8Equal(a, b)
         case (.int(let a), .int(let b)): return a == b
         case (.none, .none): return true
         case (.undefined, .undefined): return true
@@ -236,8 +281,8 @@ extension Value {
         case (.dict(let a), .dict(let b)), (.namespace(let a), .namespace(let b)):
             if a === b { return true }
             guard a.count == b.count else { return false }
-            for k in a.keys {
-                guard let bv = b.storage[k], a.storage[k]!.pyEquals(bv) else { return false }
+            for (i, k) in a.keys.enumerated() {
+                guard let bv = b[k], a.values[i].pyEquals(bv) else { return false }
             }
             return true
         case (.callable(let a), .callable(let b)): return a === b
@@ -277,5 +322,30 @@ extension Value {
             }
             return nil
         }
+    }
+}
+
+/// Python string equality: same code points, so same UTF-8 bytes (Swift's `==` would also
+/// equate canonically equivalent strings such as "é" and "e\u{301}").
+@inline(__always) func utf8Equal(_ a: String, _ b: String) -> Bool {
+    let ua = a.utf8, ub = b.utf8
+    if ua.count != ub.count { return false }
+    if let r = ua.withContiguousStorageIfAvailable({ pa in
+        ub.withContiguousStorageIfAvailable { pb in pa.elementsEqual(pb) }
+    }), let equal = r {
+        return equal
+    }
+    return ua.elementsEqual(ub)
+}
+
+/// Python's `str.isprintable` for one character: not a control, format, surrogate, private-use,
+/// unassigned or separator character (the ASCII space excepted).
+func isPythonPrintable(_ s: Unicode.Scalar) -> Bool {
+    if s == " " { return true }
+    switch s.properties.generalCategory {
+    case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator, .spaceSeparator:
+        return false
+    default:
+        return true
     }
 }

@@ -9,21 +9,21 @@ public enum IdList {
 
     /// Parses a JSON array of integers; `source` names the input in errors.
     public static func parse(_ text: String, source: String) throws -> [Int] {
-        let any: Any
+        let doc: JSONDocument
         do {
-            any = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+            doc = try JSONDocument(bytes: Array(text.utf8), path: source)
         } catch {
-            throw TokenizerError.malformed(path: source, location: "input", reason: "expected a JSON array of token ids")
+            throw TokenizerError.malformed(path: source, location: "input", reason: "expected a JSON array of token ids (\(error))")
         }
-        guard let list = any as? [Any] else {
-            throw TokenizerError.malformed(path: source, location: "input", reason: "expected a JSON array of token ids")
+        guard doc.root.isArray else {
+            throw TokenizerError.malformed(path: source, location: "input", reason: "expected a JSON array of token ids, found \(doc.root.kind)")
         }
-        return try list.enumerated().map { k, v in
-            guard let n = v as? NSNumber, !(v is Bool), n.doubleValue == n.doubleValue.rounded(),
-                  abs(n.doubleValue) < 1e15 else {
-                throw TokenizerError.malformed(path: source, location: "element \(k)", reason: "\(v) is not an integer token id")
+        return try (0..<doc.root.count).map { k in
+            let v = doc.root[k]
+            guard let n = v.int else {
+                throw TokenizerError.malformed(path: source, location: "element \(k)", reason: "expected an integer token id, found \(v.kind)")
             }
-            return n.intValue
+            return n
         }
     }
 }

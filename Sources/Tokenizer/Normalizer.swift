@@ -36,7 +36,7 @@ enum NFC {
                 j += l
             }
             let original = String(decoding: UnsafeBufferPointer(start: p + runStart, count: j - runStart), as: UTF8.self)
-            let normalized = original.precomposedStringWithCanonicalMapping
+            let normalized = composeHangulLVT(original.precomposedStringWithCanonicalMapping)
             if normalized != original || !normalized.utf8.elementsEqual(original.utf8) {
                 if result.unchanged {
                     result.unchanged = false
@@ -68,4 +68,22 @@ extension String {
             return r.unchanged ? String(decoding: buf, as: UTF8.self) : String(decoding: r.bytes, as: UTF8.self)
         }
     }
+}
+
+/// Foundation on Linux leaves an LV syllable followed by a trailing jamo (U+AC00 U+11A8)
+/// uncomposed; NFC composes it (U+AC01). Applied after Foundation's NFC.
+func composeHangulLVT(_ s: String) -> String {
+    var out = String.UnicodeScalarView()
+    var changed = false
+    for u in s.unicodeScalars {
+        if (0x11A8...0x11C2).contains(u.value), let last = out.last,
+           (0xAC00...0xD7A3).contains(last.value), (last.value - 0xAC00) % 28 == 0 {
+            out.removeLast()
+            out.append(Unicode.Scalar(last.value + u.value - 0x11A7)!)
+            changed = true
+        } else {
+            out.append(u)
+        }
+    }
+    return changed ? String(out) : s
 }

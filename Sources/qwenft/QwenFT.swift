@@ -15,6 +15,7 @@ struct QwenFT: ParsableCommand {
             ChatCommand.self,
             EvalCommand.self,
             InitCommand.self,
+            TemplateCommand.self,
         ])
 
     /// Runs the command; every error ends as `qwenft: error: …` on stderr with exit status 1

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Chat-template rendering speed: parse once, render many; the Qwen2.5-Instruct template on a
+# 9-message conversation (and on a conversation with tools and tool calls), qwenft (release)
+# versus jinja2 set up as transformers' apply_chat_template, in one run. Checks both print the
+# same bytes, then prints renders/s, the ratio and peak RSS.
+#   Scripts/bench/template/run.sh [renders]      (PYTHON=… to pick the python with jinja2)
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+N=${1:-20000}
+PY=${PYTHON:-/work/main/.venv/bin/python}
+swift build -c release --product qwenft >/dev/null
+BIN=.build/release/qwenft
+TPL=Tests/JinjaTests/Fixtures/templates/qwen2_5_instruct.jinja
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+for conv in conversation9 conversation_tools; do
+    MSG=Scripts/bench/template/$conv.json
+    /usr/bin/time -v "$BIN" template --template "$TPL" --messages "$MSG" --add-generation-prompt \
+        --bench-renders "$N" >"$TMP/ours.txt" 2>"$TMP/ours.err"
+    /usr/bin/time -v "$PY" Scripts/bench/template/jinja2_bench.py Scripts/fixtures "$TPL" "$MSG" "$N" \
+        >"$TMP/py.txt" 2>"$TMP/py.err"
+    cmp -s "$TMP/ours.txt" "$TMP/py.txt" || { echo "$conv: outputs differ"; diff "$TMP/ours.txt" "$TMP/py.txt" | head; exit 1; }
+    ours=$(grep -o 'renders_per_s=[0-9.e+]*' "$TMP/ours.err" | cut -d= -f2)
+    theirs=$(grep -o 'renders_per_s=[0-9.e+]*' "$TMP/py.err" | cut -d= -f2)
+    rss_ours=$(grep 'Maximum resident' "$TMP/ours.err" | awk '{print $NF}')
+    rss_py=$(grep 'Maximum resident' "$TMP/py.err" | awk '{print $NF}')
+    awk -v c="$conv" -v n="$N" -v a="$ours" -v b="$theirs" -v ra="$rss_ours" -v rb="$rss_py" 'BEGIN {
+        printf "%s (%d renders, identical output): qwenft %.0f renders/s, jinja2 %.0f renders/s, ratio %.2fx; peak RSS qwenft %d KiB, python %d KiB\n", c, n, a, b, a / b, ra, rb }'
+done

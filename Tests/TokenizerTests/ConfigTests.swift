@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+@testable import Tokenizer
+
+@Suite struct ConfigTests {
+    func folder(_ files: [String: String]) throws -> String {
+        let dir = try tempDir()
+        for (name, content) in files {
+            let url = dir.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(content.utf8).write(to: url)
+        }
+        return dir.path
+    }
+
+    @Test func stringTemplateAndTokens() throws {
+        let dir = try folder(["tokenizer_config.json": """
+            {"eos_token": "<|im_end|>", "pad_token": {"__type": "AddedToken", "content": "<|endoftext|>"},
+             "bos_token": null, "chat_template": "{{ messages }}", "model_max_length": 32768,
+             "split_special_tokens": false}
+            """])
+        let c = try TokenizerConfig.load(folder: dir)
+        #expect(c.eosToken == "<|im_end|>" && c.padToken == "<|endoftext|>" && c.bosToken == nil)
+        #expect(c.chatTemplate() == "{{ messages }}")
+        #expect(c.modelMaxLength == 32768)
+    }
+
+    @Test func namedTemplates() throws {
+        let dir = try folder(["tokenizer_config.json": """
+            {"chat_template": [{"name": "default", "template": "D"}, {"name": "tool_use", "template": "T"}]}
+            """])
+        let c = try TokenizerConfig.load(folder: dir)
+        #expect(c.chatTemplate() == "D" && c.chatTemplate(named: "tool_use") == "T")
+        #expect(c.chatTemplate(named: "rag") == nil)
+        #expect(c.chatTemplateNames == ["default", "tool_use"])
+    }
+
+    @Test func jinjaFileWins() throws {
+        let dir = try folder(["tokenizer_config.json": "{\"chat_template\": \"old\"}",
+                              "chat_template.jinja": "new\n",
+                              "additional_chat_templates/rag.jinja": "R"])
+        let c = try TokenizerConfig.load(folder: dir)
+        #expect(c.chatTemplate() == "new\n")
+        #expect(c.chatTemplate(named: "rag") == "R")
+    }
+
+    @Test func emptyFolderAndBadConfig() throws {
+        #expect(try TokenizerConfig.load(folder: try folder([:])) == TokenizerConfig())
+        let dir = try folder(["tokenizer_config.json": "{\"chat_template\": 5}"])
+        let e = try #require(throws: TokenizerError.self) { try TokenizerConfig.load(folder: dir) }
+        #expect(e.description.contains("chat_template") && e.description.contains("tokenizer_config.json"))
+        let dir2 = try folder(["tokenizer_config.json": "{nope"])
+        #expect(throws: TokenizerError.self) { try TokenizerConfig.load(folder: dir2) }
+    }
+
+    @Test func roundTripThroughJSON() throws {
+        let c = TokenizerConfig(eosToken: "<|im_end|>", padToken: "<|endoftext|>", chatTemplates: ["default": "X"])
+        let dir = try folder(["tokenizer_config.json": String(decoding: c.jsonData(), as: UTF8.self)])
+        let back = try TokenizerConfig.load(folder: dir)
+        #expect(back.eosToken == c.eosToken && back.padToken == c.padToken && back.chatTemplate() == "X")
+    }
+}

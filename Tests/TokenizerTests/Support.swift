@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+@testable import Tokenizer
+
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+struct FixtureError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// The real Qwen vocabulary: $QWENFT_VOCAB, else <repo>/.cache/qwen-vocab/qwen.tiktoken.
+func vocabPath() throws -> String {
+    let path = ProcessInfo.processInfo.environment["QWENFT_VOCAB"]
+        ?? repoRoot.appendingPathComponent(".cache/qwen-vocab/qwen.tiktoken").path
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw FixtureError(description: "the Qwen vocabulary is missing at \(path): run Scripts/fetch-vocab.sh (and export QWENFT_VOCAB)")
+    }
+    return path
+}
+
+/// Loaded once for all tests.
+enum Shared {
+    static let tiktoken: Result<Tokenizer, Error> = Result { try Tokenizer(tiktoken: try vocabPath()) }
+    /// Our tokenizer.json writer's output for the real vocabulary, loaded back.
+    static let written: Result<(Tokenizer, [UInt8]), Error> = Result {
+        let bytes = try TokenizerJSONWriter.data(tiktoken: try vocabPath())
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("qwenft-tok-\(UUID().uuidString).json")
+        try Data(bytes).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        if let export = ProcessInfo.processInfo.environment["QWENFT_EXPORT_TOKENIZER_JSON"] {
+            try Data(bytes).write(to: URL(fileURLWithPath: export))
+        }
+        return (try Tokenizer(tokenizerJSON: url.path), bytes)
+    }
+    static let corpus: Result<[String], Error> = Result {
+        let bytes = [UInt8](try Data(contentsOf: fixtures.appendingPathComponent("corpus.jsonl")))
+        return try bytes.split(separator: 0x0A).map { try parseJSON(Array($0)) as! String }
+    }
+    static let ids: Result<[[Int]], Error> = Result {
+        let data = try Data(contentsOf: fixtures.appendingPathComponent("ids.bin"))
+        var out: [[Int]] = []
+        data.withUnsafeBytes { raw in
+            var k = 0
+            func next() -> Int { defer { k += 4 }; return Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: k, as: Int32.self))) }
+            while k < raw.count {
+                let n = next()
+                out.append((0..<n).map { _ in next() })
+            }
+        }
+        return out
+    }
+    static let reference: Result<[String: Any], Error> = Result {
+        try parseJSON([UInt8](try Data(contentsOf: fixtures.appendingPathComponent("reference.json")))) as! [String: Any]
+    }
+}
+
+/// Case index -> value, from a JSON object keyed by decimal strings.
+func byCase<T>(_ key: String) throws -> [Int: T] {
+    let ref = try Shared.reference.get()
+    let obj = ref[key] as! [String: Any]
+    var out: [Int: T] = [:]
+    for (k, v) in obj { out[Int(k)!] = (v as! T) }
+    return out
+}
+
+func ints(_ a: Any) -> [Int] { (a as! [Any]).map { ($0 as! NSNumber).intValue } }
+
+func tempDir() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("qwenft-tok-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// JSON -> Any through json-c (Foundation's JSONSerialization drops U+FEFF inside strings).
+func parseJSON(_ bytes: [UInt8]) throws -> Any {
+    let doc = try JSONDocument(bytes: bytes, path: "fixture")
+    func convert(_ n: JSONNode) -> Any {
+        if n.isNull { return NSNull() }
+        if n.isString { return n.withStringBytes { String(decoding: $0, as: UTF8.self) }! }
+        if n.isInt { return NSNumber(value: n.int!) }
+        if n.isBool { return n.bool! }
+        if n.isArray { return (0..<n.count).map { convert(n[$0]) } }
+        var out: [String: Any] = [:]
+        n.forEachMember { k, v in out[String(decoding: k, as: UTF8.self)] = convert(v) }
+        return out
+    }
+    return convert(doc.root)
+}
