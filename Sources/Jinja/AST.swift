@@ -146,6 +146,9 @@ indirect enum Stmt {
     case macro(MacroDefinition, line: Int)
     case callBlock(call: Expr, parameters: [MacroParameter], body: [Stmt], line: Int)
     case filterBlock([FilterCall], body: [Stmt], line: Int)
+    /// transformers' `{% generation %}…{% endgeneration %}`: renders its body unchanged and
+    /// records where that text lies (the assistant tokens a trainer computes the loss on).
+    case generation([Stmt])
     case breakLoop(line: Int)
     case continueLoop(line: Int)
 }

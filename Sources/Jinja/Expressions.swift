@@ -1,5 +1,10 @@
 // Expression evaluation with Python's operator semantics and jinja2's attribute/item lookup.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 let globalNames: Set<String> = ["range", "namespace", "dict", "raise_exception", "strftime_now", "lipsum", "cycler", "joiner"]
 
 func undefinedMessage(_ reason: UndefinedReason) -> String { reason.message }
@@ -28,16 +33,15 @@ extension Interpreter {
             }
             return try callValue(try eval(callee), args)
         case .filter(let v, let name, let args):
-            if name == "default" || name == "d" {
-                return try applyFilter(name, try eval(v), args)
-            }
             return try applyFilter(name, try eval(v), args)
         case .test(let v, let name, let args, let negated):
             let r = try applyTest(name, try eval(v), args)
             return .bool(negated ? !r : r)
         case .negate(let x):
             switch try eval(x) {
-            case .int(let i): return .int(-i)
+            case .int(let i):
+                if i == Int.min { throw fail("integer overflow (beyond 64-bit) in unary -") }
+                return .int(-i)
             case .float(let d): return .float(-d)
             case .bool(let b): return .int(b ? -1 : 0)
             case let v:
@@ -213,16 +217,27 @@ extension Interpreter {
         if case .undefined(let h) = a { throw fail(undefinedMessage(h)) }
         if case .undefined(let h) = b { throw fail(undefinedMessage(h)) }
         switch (op, a, b) {
-        case (.add, .string(let x), .string(let y)): return .string(x + y)
+        case (.add, .string(let x), .string(let y)):
+            if x.utf8.count + y.utf8.count > options.maxOutputBytes {
+                throw JinjaError.limit(message: "string longer than \(options.maxOutputBytes) bytes", line: line)
+            }
+            return .string(x + y)
         case (.add, .list(let x), .list(let y)) where x.isTuple == y.isTuple:
+            if x.items.count + y.items.count > options.maxListLength {
+                throw JinjaError.limit(message: "list longer than \(options.maxListLength) items", line: line)
+            }
             return .list(ListBox(x.items + y.items, isTuple: x.isTuple))
+        case (.mod, .string(let format), _):
+            // Python's printf-style `"%s: %d" % (a, b)`.
+            if case .list(let l) = b, l.isTuple { return .string(try percentFormat(format, l.items)) }
+            return .string(try percentFormat(format, [b]))
         case (.mul, .string(let s), _), (.mul, _, .string(let s)):
             guard let n = (a.isString ? b : a).intIndex else { break }
-            if n > 0, s.utf8.count * n > options.maxOutputBytes { throw JinjaError.limit(message: "string repetition larger than \(options.maxOutputBytes) bytes", line: line) }
+            if n > 0, s.utf8.count.multipliedReportingOverflow(by: n).overflow || s.utf8.count * n > options.maxOutputBytes { throw JinjaError.limit(message: "string repetition larger than \(options.maxOutputBytes) bytes", line: line) }
             return .string(n > 0 ? String(repeating: s, count: n) : "")
         case (.mul, .list(let l), _), (.mul, _, .list(let l)):
             guard let n = (a.isList ? b : a).intIndex else { break }
-            if n > 0, l.items.count * n > options.maxRange { throw JinjaError.limit(message: "list repetition longer than \(options.maxRange) items", line: line) }
+            if n > 0, l.items.count.multipliedReportingOverflow(by: n).overflow || l.items.count * n > options.maxRange { throw JinjaError.limit(message: "list repetition longer than \(options.maxRange) items", line: line) }
             var r: [Value] = []
             for _ in 0..<max(0, n) { r += l.items }
             return .list(ListBox(r, isTuple: l.isTuple))
@@ -257,11 +272,13 @@ extension Interpreter {
             return .float(Double(x) / Double(y))
         case .floorDiv:
             if y == 0 { throw fail("integer division or modulo by zero") }
+            if x == Int.min && y == -1 { throw fail("integer overflow (beyond 64-bit) in '//'") }
             var q = x / y
             if (x % y != 0) && ((x < 0) != (y < 0)) { q -= 1 }
             return .int(q)
         case .mod:
             if y == 0 { throw fail("integer division or modulo by zero") }
+            if y == -1 { return .int(0) }
             var r = x % y
             if r != 0 && ((r < 0) != (y < 0)) { r += y }
             return .int(r)
@@ -353,8 +370,3 @@ extension Value {
     var isFloat: Bool { if case .float = self { return true }; return false }
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

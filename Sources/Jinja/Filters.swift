@@ -8,10 +8,20 @@ import Darwin
 
 extension Interpreter {
     func applyFilter(_ name: String, _ value: Value, _ args: Arguments) throws -> Value {
-        let positional = try args.positional.map { try eval($0) }
+        try filter(name, value, try filterArguments(args, name))
+    }
+
+    func filterArguments(_ args: Arguments, _ name: String) throws -> ArgumentReader {
+        let positional = args.positional.isEmpty ? [] : try args.positional.map { try eval($0) }
         var keyword: [(String, Value)] = []
         for (k, e) in args.keyword { keyword.append((k, try eval(e))) }
-        return try filter(name, value, ArgumentReader(positional: positional, keyword: keyword, function: name))
+        return ArgumentReader(positional: positional, keyword: keyword, function: name)
+    }
+
+    /// transformers' tojson: `json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)`.
+    func jsonWriter(_ value: Value, _ a: ArgumentReader) throws -> JSONWriter {
+        try JSONWriter(value: value, indent: try a.value(0, "indent"), separators: try a.value(2, "separators"),
+                       sortKeys: try a.bool(3, "sort_keys") ?? false, ensureAscii: try a.bool(1, "ensure_ascii") ?? false)
     }
 
     func filter(_ name: String, _ value: Value, _ a: ArgumentReader) throws -> Value {
@@ -31,11 +41,7 @@ extension Interpreter {
         case "trim":
             return .string(pythonStrip(value.pythonStr, try a.optionalString(0, "chars"), leading: true, trailing: true))
         case "tojson":
-            let indent = try a.value(0, "indent")
-            let ensureAscii = try a.bool(1, "ensure_ascii") ?? false
-            let separators = try a.value(2, "separators")
-            let sortKeys = try a.bool(3, "sort_keys") ?? false
-            return .string(try JSONWriter(value: value, indent: indent, separators: separators, sortKeys: sortKeys, ensureAscii: ensureAscii).write())
+            return .string(try jsonWriter(value, a).write())
         case "length", "count":
             switch value {
             case .string(let s): return .int(s.unicodeScalars.count)
@@ -52,6 +58,7 @@ extension Interpreter {
             guard case .string(let old) = try a.required(0, "old"), case .string(let new) = try a.required(1, "new") else {
                 throw fail("replace filter arguments must be strings")
             }
+            try checkReplaceSize(value.pythonStr, old, new)
             return .string(pythonReplace(value.pythonStr, old, new, count: try a.int(2, "count") ?? -1))
         case "join":
             let sep = try a.optionalString(0, "d") ?? ""
@@ -74,11 +81,11 @@ extension Interpreter {
             switch value {
             case .int: return value
             case .bool(let b): return .int(b ? 1 : 0)
-            case .float(let d): return d.isFinite ? .int(Int(d)) : def
+            case .float(let d): return d.isFinite && abs(d) < 9.2e18 ? .int(Int(d)) : def
             case .string(let s):
                 let t = pythonStrip(s, nil, leading: true, trailing: true).replacingUnderscores
                 if let i = Int(t, radix: try a.int(1, "base") ?? 10) { return .int(i) }
-                if let d = Double(t), d.isFinite { return .int(Int(d)) }
+                if let d = Double(t), d.isFinite, abs(d) < 9.2e18 { return .int(Int(d)) }
                 return def
             default: return def
             }
@@ -93,7 +100,9 @@ extension Interpreter {
             }
         case "abs":
             switch value {
-            case .int(let i): return .int(abs(i))
+            case .int(let i):
+                if i == Int.min { throw fail("integer overflow (beyond 64-bit) in abs") }
+                return .int(abs(i))
             case .float(let d): return .float(abs(d))
             case .bool(let b): return .int(b ? 1 : 0)
             default: throw fail("bad operand type for abs(): '\(value.typeName)'")
@@ -187,7 +196,7 @@ extension Interpreter {
             }
             return .int(count)
         case "center":
-            return .string(pad(value.pythonStr, width: try a.int(0, "width") ?? 80, fill: " ", mode: "center"))
+            return .string(try pad(value.pythonStr, width: try a.int(0, "width") ?? 80, fill: " ", mode: "center"))
         case "map": return try mapFilter(value, a)
         case "select", "reject": return try selectFilter(value, a, attribute: false, keep: name == "select")
         case "selectattr", "rejectattr": return try selectFilter(value, a, attribute: true, keep: name == "selectattr")
@@ -248,7 +257,10 @@ extension Interpreter {
     func indentFilter(_ text: String, _ a: ArgumentReader) throws -> String {
         var indention = "    "
         if let w = try a.value(0, "width") {
-            if case .string(let s) = w { indention = s } else if let n = w.intIndex { indention = String(repeating: " ", count: max(0, n)) }
+            if case .string(let s) = w { indention = s } else if let n = w.intIndex {
+                try checkSize(n)
+                indention = String(repeating: " ", count: max(0, n))
+            }
         }
         let first = try a.bool(1, "first") ?? false
         let blank = try a.bool(2, "blank") ?? false
@@ -319,7 +331,7 @@ extension Interpreter {
             case "s": out += v.pythonStr
             case "r": out += v.pythonRepr
             case "d", "i":
-                guard let n = v.numericValue else { throw fail("%d format: a real number is required, not \(v.typeName)") }
+                guard let n = v.numericValue, abs(n) < 9.2e18 else { throw fail("%d format: a real number is required, not \(v.typeName)") }
                 out += String(Int(n))
             default: throw fail("format spec '%\(spec)' is not supported")
             }

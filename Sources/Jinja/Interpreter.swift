@@ -87,6 +87,9 @@ final class Interpreter {
     @exclusivity(unchecked) var line = 1
     @exclusivity(unchecked) var iterations = 0
     @exclusivity(unchecked) var depth = 0
+    /// How many captures (macro calls, set/filter blocks) are open: spans are only recorded at 0.
+    var captureDepth = 0
+    var generationSpans: [Range<Int>] = []
 
     init(options: TemplateOptions, symbols: SymbolTable, context: [String: Value]) {
         self.options = options
@@ -118,7 +121,11 @@ final class Interpreter {
     func capture(_ body: [Stmt]) throws -> String {
         let saved = out
         out = []
-        defer { out = saved }
+        captureDepth += 1
+        defer {
+            out = saved
+            captureDepth -= 1
+        }
         _ = try execBlock(body)
         return String(decoding: out, as: UTF8.self)
     }
@@ -146,6 +153,15 @@ final class Interpreter {
             try emit(s)
         case .output(let e, let ln):
             line = ln
+            if case .filter(let inner, "tojson", let args) = e {
+                // `{{ x | tojson }}`: write the JSON straight into the output.
+                let v = try eval(inner)
+                try jsonWriter(v, try filterArguments(args, "tojson")).write(v, level: 0, into: &out)
+                if out.count > options.maxOutputBytes {
+                    throw JinjaError.limit(message: "output larger than \(options.maxOutputBytes) bytes", line: line)
+                }
+                return .normal
+            }
             let v = try eval(e)
             if case .string(let s) = v { try emit(s) } else { try emit(v.pythonStr) }
         case .outputConcat(let parts, let ln):
@@ -183,6 +199,11 @@ final class Interpreter {
             var v = Value.string(try capture(body))
             for f in filters { v = try applyFilter(f.name, v, f.arguments) }
             try emit(v.pythonStr)
+        case .generation(let body):
+            let start = out.count
+            let flow = try execBlock(body)
+            if captureDepth == 0 { generationSpans.append(start..<out.count) }
+            return flow
         case .breakLoop:
             return .breakLoop
         case .continueLoop:

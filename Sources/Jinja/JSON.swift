@@ -43,6 +43,7 @@ struct JSONWriter {
     }
 
     func write(_ v: Value, level: Int, into out: inout [UInt8]) throws {
+        if level > Value.maxReprDepth { throw RuntimeFailure(message: "Circular reference detected") }
         switch v {
         case .none: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)

@@ -277,6 +277,7 @@ extension Interpreter {
             guard case .string(let old) = try a.required(0, "old"), case .string(let new) = try a.required(1, "new") else {
                 throw fail("replace() arguments must be str")
             }
+            try checkReplaceSize(s, old, new)
             return .string(pythonReplace(s, old, new, count: try a.int(2, "count") ?? -1))
         case "format": return .string(try pythonFormat(s, a.positional, a.keyword))
         case "join":
@@ -318,11 +319,12 @@ extension Interpreter {
         case "center", "ljust", "rjust":
             let width = try a.int(0, "width") ?? 0
             let fill = try a.optionalString(1, "fillchar") ?? " "
-            return .string(pad(s, width: width, fill: fill, mode: name))
+            return .string(try pad(s, width: width, fill: fill, mode: name))
         case "zfill":
             let width = try a.int(0, "width") ?? 0
             let n = s.unicodeScalars.count
             if n >= width { return .string(s) }
+            try checkSize(width)
             var body = s
             var sign = ""
             if let f = s.first, f == "-" || f == "+" { sign = String(f); body.removeFirst() }
@@ -338,9 +340,27 @@ extension Interpreter {
         throw fail("'str' object has no method '\(name)'")
     }
 
-    func pad(_ s: String, width: Int, fill: String, mode: String) -> String {
+    /// `replace` can multiply a string's size: refuse results beyond the output limit up front.
+    func checkReplaceSize(_ s: String, _ old: String, _ new: String) throws {
+        guard new.utf8.count > old.utf8.count else { return }
+        let occurrences = old.isEmpty ? s.unicodeScalars.count + 1 : pythonSplit(s, old, maxSplit: -1).count - 1
+        let growth = occurrences.multipliedReportingOverflow(by: new.utf8.count - old.utf8.count)
+        if growth.overflow || s.utf8.count + growth.partialValue > options.maxOutputBytes {
+            try checkSize(Int.max)
+        }
+    }
+
+    /// Refuses a string (width, repetition) that could not fit in the output anyway.
+    func checkSize(_ n: Int) throws {
+        if n > options.maxOutputBytes {
+            throw JinjaError.limit(message: "a string of \(n) characters is larger than the \(options.maxOutputBytes)-byte output limit", line: line)
+        }
+    }
+
+    func pad(_ s: String, width: Int, fill: String, mode: String) throws -> String {
         let n = s.unicodeScalars.count
         guard width > n else { return s }
+        try checkSize(width)
         let total = width - n
         switch mode {
         case "ljust": return s + String(repeating: fill, count: total)

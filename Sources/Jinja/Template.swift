@@ -16,6 +16,8 @@ public struct TemplateOptions {
     public var maxRecursionDepth = 200
     /// `range()` refuses more items than this, as jinja2's sandbox (`MAX_RANGE`).
     public var maxRange = 100_000
+    /// Lists built by `+` may not grow beyond this many items (doubling a list in a loop).
+    public var maxListLength = 10_000_000
     /// Seconds since 1970 used by `strftime_now`, formatted as UTC; nil: the current local time.
     public var fixedNow: Double?
 
@@ -55,5 +57,13 @@ public final class Template {
     public func render(_ context: [String: Value]) throws -> String {
         let interpreter = Interpreter(options: options, symbols: symbols, context: context)
         return try interpreter.run(body)
+    }
+
+    /// Renders and also returns where each `{% generation %}` block's text lies in the result,
+    /// as UTF-8 byte ranges (what transformers' `return_assistant_tokens_mask` is built from).
+    public func renderWithGenerationSpans(_ context: [String: Value]) throws -> (text: String, spans: [Range<Int>]) {
+        let interpreter = Interpreter(options: options, symbols: symbols, context: context)
+        let text = try interpreter.run(body)
+        return (text, interpreter.generationSpans)
     }
 }

@@ -98,12 +98,20 @@ extension Interpreter {
             default: throw fail("range expected 1 to 3 arguments, got \(ints.count)")
             }
             if step == 0 { throw fail("range() arg 3 must not be zero") }
-            let count = step > 0 ? (stop > start ? (stop - start - 1) / step + 1 : 0)
-                                 : (start > stop ? (start - stop - 1) / (-step) + 1 : 0)
-            if count > options.maxRange {
+            // Counted in floating point first: extreme bounds must not overflow.
+            let approx = ((Double(stop) - Double(start)) / Double(step)).rounded(.up)
+            if approx > Double(options.maxRange) {
                 throw JinjaError.limit(message: "range too big: the sandbox blocks ranges larger than \(options.maxRange) items", line: line)
             }
-            return .array((0..<count).map { .int(start + $0 * step) })
+            var items: [Value] = []
+            var v = start
+            while step > 0 ? v < stop : v > stop {
+                items.append(.int(v))
+                let next = v.addingReportingOverflow(step)
+                if next.overflow { break }
+                v = next.partialValue
+            }
+            return .array(items)
         case "namespace", "dict":
             let d = DictBox()
             if case .dict(let initial)? = positional.first { for (k, v) in initial.pairs { d[k] = v } }

@@ -187,7 +187,15 @@ public enum Value {
         return out
     }
 
-    func writeRepr(into out: inout String) {
+    /// Nesting beyond this prints as `[...]` / `{...}`: only a self-containing value gets there
+    /// (JSON input is limited to 512 levels), and Python prints those so too.
+    static let maxReprDepth = 600
+
+    func writeRepr(into out: inout String, depth: Int = 0) {
+        if depth > Value.maxReprDepth {
+            if case .dict = self { out += "{...}" } else { out += "[...]" }
+            return
+        }
         switch self {
         case .undefined: out += ""
         case .none: out += "None"
@@ -199,7 +207,7 @@ public enum Value {
             out += l.isTuple ? "(" : "["
             for (i, v) in l.items.enumerated() {
                 if i > 0 { out += ", " }
-                v.writeRepr(into: &out)
+                v.writeRepr(into: &out, depth: depth + 1)
             }
             if l.isTuple && l.items.count == 1 { out += "," }
             out += l.isTuple ? ")" : "]"
@@ -209,12 +217,12 @@ public enum Value {
                 if i > 0 { out += ", " }
                 writePythonStringRepr(k, into: &out)
                 out += ": "
-                d.values[i].writeRepr(into: &out)
+                d.values[i].writeRepr(into: &out, depth: depth + 1)
             }
             out += "}"
         case .namespace(let d):
             out += "<Namespace "
-            out += Value.dict(d).pythonRepr
+            Value.dict(d).writeRepr(into: &out, depth: depth + 1)
             out += ">"
         case .callable: out += "<function>"
         case .loop: out += "<LoopContext>"
@@ -267,7 +275,10 @@ func hex(_ v: UInt32, width: Int) -> String {
 
 extension Value {
     /// Python `==`: numbers compare by value across int/float/bool, containers element-wise.
-    public func pyEquals(_ other: Value) -> Bool {
+    public func pyEquals(_ other: Value) -> Bool { pyEquals(other, depth: 0) }
+
+    func pyEquals(_ other: Value, depth: Int) -> Bool {
+        if depth > Value.maxReprDepth { return false }
         switch (self, other) {
         case (.string(let a), .string(let b)): return utf8Equal(a, b)
         case (.int(let a), .int(let b)): return a == b
@@ -276,13 +287,13 @@ extension Value {
         case (.list(let a), .list(let b)):
             if a === b { return true }
             guard a.isTuple == b.isTuple, a.items.count == b.items.count else { return false }
-            for i in 0..<a.items.count where !a.items[i].pyEquals(b.items[i]) { return false }
+            for i in 0..<a.items.count where !a.items[i].pyEquals(b.items[i], depth: depth + 1) { return false }
             return true
         case (.dict(let a), .dict(let b)), (.namespace(let a), .namespace(let b)):
             if a === b { return true }
             guard a.count == b.count else { return false }
             for (i, k) in a.keys.enumerated() {
-                guard let bv = b[k], a.values[i].pyEquals(bv) else { return false }
+                guard let bv = b[k], a.values[i].pyEquals(bv, depth: depth + 1) else { return false }
             }
             return true
         case (.callable(let a), .callable(let b)): return a === b

@@ -11,6 +11,9 @@
 struct BPE {
     /// byte -> id of the single-byte token.
     let byteIds: [Int32]
+    /// Rank of merging the single-byte tokens of bytes a and b, at a << 8 | b: every piece starts
+    /// with these lookups, so they skip the hash table.
+    let bytePairRanks: [UInt32]
     let pairs: PairTable
     let tokens: TokenBytes
     /// Whether a piece that is itself a token may be emitted without merging (tiktoken does this;
@@ -19,44 +22,60 @@ struct BPE {
 
     static let heapThreshold = 96
 
-    func encode(_ p: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int32]) {
+    init(byteIds: [Int32], pairs: PairTable, tokens: TokenBytes, wholePieceShortcut: Bool) {
+        self.byteIds = byteIds
+        self.pairs = pairs
+        self.tokens = tokens
+        self.wholePieceShortcut = wholePieceShortcut
+        var table = [UInt32](repeating: PairTable.none, count: 65536)
+        pairs.withLookup { lookup in
+            for a in 0..<256 where byteIds[a] >= 0 {
+                for b in 0..<256 where byteIds[b] >= 0 { table[a << 8 | b] = lookup(byteIds[a], byteIds[b]) }
+            }
+        }
+        bytePairRanks = table
+    }
+
+    func encode(_ p: UnsafePointer<UInt8>, _ n: Int, hot: UnsafeMutablePointer<UInt64>? = nil, into out: inout [Int32]) {
         if n == 1 { out.append(byteIds[Int(p[0])]); return }
         if wholePieceShortcut {
             let id = tokens.lookup(p, n)
             if id >= 0 { out.append(id); return }
         }
-        if n <= BPE.heapThreshold { scan(p, n, into: &out) } else { heap(p, n, into: &out) }
+        if n <= BPE.heapThreshold { scan(p, n, hot: hot, into: &out) } else { heap(p, n, hot: hot, into: &out) }
     }
 
-    private func scan(_ p: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int32]) {
+    func scan(_ p: UnsafePointer<UInt8>, _ n: Int, hot: UnsafeMutablePointer<UInt64>?, into out: inout [Int32]) {
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: n) { ids in
-            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: n) { ranks in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: n) { ranks in
                 byteIds.withUnsafeBufferPointer { byteIds in
-                    pairs.withLookup { lookup in
-                        for k in 0..<n { ids[k] = byteIds[Int(p[k])] }
-                        for k in 0..<(n - 1) { ranks[k] = lookup(ids[k], ids[k + 1]) }
-                        var m = n
-                        while m > 1 {
-                            var best = PairTable.none
-                            var at = -1
-                            for k in 0..<(m - 1) where ranks[k] < best {
-                                best = ranks[k]
-                                at = k
+                    bytePairRanks.withUnsafeBufferPointer { bytePairs in
+                        pairs.withLookup(hot: hot) { lookup in
+                            for k in 0..<n { ids[k] = byteIds[Int(p[k])] }
+                            for k in 0..<(n - 1) { ranks[k] = bytePairs[Int(p[k]) << 8 | Int(p[k + 1])] }
+                            var m = n
+                            while m > 1 {
+                                var best = PairTable.none
+                                var at = -1
+                                for k in 0..<(m - 1) where ranks[k] < best {
+                                    best = ranks[k]
+                                    at = k
+                                }
+                                if at < 0 { break }
+                                ids[at] = lookup.merged(best)
+                                // Remove element at+1 from both arrays.
+                                var k = at + 1
+                                while k < m - 1 {
+                                    ids[k] = ids[k + 1]
+                                    ranks[k] = ranks[k + 1]
+                                    k += 1
+                                }
+                                m -= 1
+                                ranks[at] = at + 1 < m ? lookup(ids[at], ids[at + 1]) : PairTable.none
+                                if at > 0 { ranks[at - 1] = lookup(ids[at - 1], ids[at]) }
                             }
-                            if at < 0 { break }
-                            ids[at] = Int32(truncatingIfNeeded: best & 0xFFFF_FFFF)
-                            // Remove element at+1 from both arrays.
-                            var k = at + 1
-                            while k < m - 1 {
-                                ids[k] = ids[k + 1]
-                                ranks[k] = ranks[k + 1]
-                                k += 1
-                            }
-                            m -= 1
-                            if at + 1 < m { ranks[at] = lookup(ids[at], ids[at + 1]) } else { ranks[at] = PairTable.none }
-                            if at > 0 { ranks[at - 1] = lookup(ids[at - 1], ids[at]) }
+                            for k in 0..<m { out.append(ids[k]) }
                         }
-                        for k in 0..<m { out.append(ids[k]) }
                     }
                 }
             }
@@ -64,26 +83,26 @@ struct BPE {
     }
 
     /// The same rule with a binary heap of (rank, position) over a doubly linked list.
-    private func heap(_ p: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int32]) {
+    func heap(_ p: UnsafePointer<UInt8>, _ n: Int, hot: UnsafeMutablePointer<UInt64>?, into out: inout [Int32]) {
         var ids = [Int32](repeating: 0, count: n)
         var next = [Int32](repeating: -1, count: n)
         var prev = [Int32](repeating: -1, count: n)
         var heap = MinHeap()
-        pairs.withLookup { lookup in
+        pairs.withLookup(hot: hot) { lookup in
             for k in 0..<n {
                 ids[k] = byteIds[Int(p[k])]
                 next[k] = k + 1 < n ? Int32(k + 1) : -1
                 prev[k] = Int32(k - 1)
             }
             for k in 0..<(n - 1) {
-                let r = lookup(ids[k], ids[k + 1])
+                let r = bytePairRanks[Int(p[k]) << 8 | Int(p[k + 1])]
                 if r != PairTable.none { heap.push(r, k) }
             }
             while let (rank, pos) = heap.pop() {
                 let nx = Int(next[pos])
                 // Stale entries: the left token was merged away, or the pair has changed.
                 if ids[pos] < 0 || nx < 0 || lookup(ids[pos], ids[nx]) != rank { continue }
-                ids[pos] = Int32(truncatingIfNeeded: rank & 0xFFFF_FFFF)
+                ids[pos] = lookup.merged(rank)
                 ids[nx] = -1
                 let nn = Int(next[nx])
                 next[pos] = Int32(nn)
@@ -106,13 +125,13 @@ struct BPE {
 
 /// A binary min-heap of (rank, position), ordered by rank then position.
 struct MinHeap {
-    private var items: [(UInt64, Int)] = []
+    private var items: [(UInt32, Int)] = []
 
-    @inline(__always) private static func less(_ a: (UInt64, Int), _ b: (UInt64, Int)) -> Bool {
+    @inline(__always) private static func less(_ a: (UInt32, Int), _ b: (UInt32, Int)) -> Bool {
         a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
     }
 
-    mutating func push(_ rank: UInt64, _ pos: Int) {
+    mutating func push(_ rank: UInt32, _ pos: Int) {
         items.append((rank, pos))
         var c = items.count - 1
         while c > 0 {
@@ -123,7 +142,7 @@ struct MinHeap {
         }
     }
 
-    mutating func pop() -> (UInt64, Int)? {
+    mutating func pop() -> (UInt32, Int)? {
         guard let top = items.first else { return nil }
         let last = items.removeLast()
         if !items.isEmpty {

@@ -104,83 +104,160 @@ struct TokenBytes {
     }
 }
 
-/// (left id, right id) -> (rank << 32 | merged id). UInt64.max means "no merge".
+/// (left id, right id) -> merge rank, and rank -> merged id. One 8-byte slot per pair (key in
+/// the high 40 bits, rank in the low 24) keeps the table half the size of a key/value layout:
+/// on Chinese text nearly every lookup is a cache miss, so size is speed.
 struct PairTable {
-    private var keys: [UInt64]
-    private var values: [UInt64]
+    private var slots: [UInt64]
     private var mask: Int
+    /// rank -> merged id.
+    private(set) var mergedOf: [Int32] = []
+    /// left id -> a 64-bit Bloom filter of its right partners: most lookups on CJK text are for
+    /// pairs that never merge (a character's last byte and the next one's first), and this small
+    /// array answers them without touching the big table.
+    private(set) var partnerFilter: [UInt64] = []
     private(set) var count = 0
+    /// rank == merged id for every merge (tiktoken; or merges sorted by their result, after
+    /// `finalize`): then `merged(rank)` needs no memory access.
+    private(set) var identity = false
 
-    static let none = UInt64.max
+    static let none = UInt32.max
+    /// Ids must fit in 20 bits and ranks in 24.
+    static let maxId = (1 << 20) - 1
+    static let maxRank = (1 << 24) - 2  // 0xFFFFFF marks "no merge" in a HotPairs slot
 
-    init(capacity: Int) {
+    init(capacity: Int, vocabularySize: Int) {
         var cap = 16
-        while cap < capacity * 2 { cap <<= 1 }
-        keys = [UInt64](repeating: .max, count: cap)
-        values = [UInt64](repeating: .max, count: cap)
+        while cap < capacity * 3 / 2 { cap <<= 1 }
+        slots = [UInt64](repeating: .max, count: cap)
         mask = cap - 1
+        partnerFilter = [UInt64](repeating: 0, count: vocabularySize)
+        mergedOf.reserveCapacity(max(capacity, vocabularySize))
     }
 
     @inline(__always) static func key(_ a: Int32, _ b: Int32) -> UInt64 {
-        UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
+        UInt64(UInt32(bitPattern: a)) << 20 | UInt64(UInt32(bitPattern: b))
     }
 
-    @inline(__always) private static func slot(_ key: UInt64, _ mask: Int) -> Int {
+    @inline(__always) static func partnerBit(_ b: Int32) -> UInt64 {
+        1 << ((UInt64(UInt32(bitPattern: b)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
+    }
+
+    @inline(__always) static func slot(_ key: UInt64, _ mask: Int) -> Int {
         var h = key &* 0x9E37_79B9_7F4A_7C15
         h ^= h >> 29
         return Int(truncatingIfNeeded: h) & mask
     }
 
     /// Sets the merge for (a, b); a later set for the same pair replaces the earlier one.
+    /// The caller checks ids < maxId and rank <= maxRank.
     mutating func set(_ a: Int32, _ b: Int32, rank: UInt32, merged: Int32) {
-        if (count + 1) * 2 > keys.count { grow() }
+        if (count + 1) * 4 > slots.count * 3 { grow() }
         let k = PairTable.key(a, b)
         var s = PairTable.slot(k, mask)
-        while keys[s] != .max && keys[s] != k { s = (s + 1) & mask }
-        if keys[s] == .max { count += 1 }
-        keys[s] = k
-        values[s] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: merged))
+        while slots[s] != .max && slots[s] >> 24 != k { s = (s + 1) & mask }
+        if slots[s] == .max { count += 1 }
+        slots[s] = k << 24 | UInt64(rank)
+        if Int(a) >= partnerFilter.count { partnerFilter.append(contentsOf: repeatElement(0, count: Int(a) + 1 - partnerFilter.count)) }
+        partnerFilter[Int(a)] |= PairTable.partnerBit(b)
+        if Int(rank) >= mergedOf.count { mergedOf.append(contentsOf: repeatElement(-1, count: Int(rank) + 1 - mergedOf.count)) }
+        mergedOf[Int(rank)] = merged
+    }
+
+    /// When merged ids grow strictly with rank, ranks can be replaced by merged ids without
+    /// changing any order: do it, so a merge needs no rank -> id lookup.
+    mutating func finalize() {
+        var previous: Int32 = -1
+        for m in mergedOf where m >= 0 {
+            if m <= previous { return }
+            previous = m
+        }
+        for s in 0..<slots.count where slots[s] != .max {
+            let rank = Int(slots[s] & 0xFF_FFFF)
+            slots[s] = slots[s] & ~0xFF_FFFF | UInt64(UInt32(bitPattern: mergedOf[rank]))
+        }
+        mergedOf = Array(0..<Int32(previous + 1))
+        identity = true
     }
 
     private mutating func grow() {
-        let oldKeys = keys, oldValues = values
-        keys = [UInt64](repeating: .max, count: oldKeys.count * 2)
-        values = [UInt64](repeating: .max, count: oldKeys.count * 2)
-        mask = keys.count - 1
-        for i in 0..<oldKeys.count where oldKeys[i] != .max {
-            var s = PairTable.slot(oldKeys[i], mask)
-            while keys[s] != .max { s = (s + 1) & mask }
-            keys[s] = oldKeys[i]
-            values[s] = oldValues[i]
+        let old = slots
+        slots = [UInt64](repeating: .max, count: old.count * 2)
+        mask = slots.count - 1
+        for v in old where v != .max {
+            var s = PairTable.slot(v >> 24, mask)
+            while slots[s] != .max { s = (s + 1) & mask }
+            slots[s] = v
         }
     }
 
-    /// Calls body with a lookup function over raw pointers (no bounds checks in the hot loop).
+    /// Calls body with a lookup function over raw pointers (no bounds checks in the hot loop),
+    /// through `hot` (a HotPairs table) when given.
     @inline(__always)
-    func withLookup<R>(_ body: (PairLookup) -> R) -> R {
-        keys.withUnsafeBufferPointer { k in
-            values.withUnsafeBufferPointer { v in
-                body(PairLookup(keys: k.baseAddress!, values: v.baseAddress!, mask: mask))
+    func withLookup<R>(hot: UnsafeMutablePointer<UInt64>? = nil, _ body: (PairLookup) -> R) -> R {
+        slots.withUnsafeBufferPointer { sl in
+            mergedOf.withUnsafeBufferPointer { m in
+                partnerFilter.withUnsafeBufferPointer { f in
+                    body(PairLookup(slots: sl.baseAddress!, mergedOf: m.baseAddress ?? UnsafePointer(bitPattern: 8)!, identity: identity,
+                                    filter: f.baseAddress ?? UnsafePointer(bitPattern: 8)!, filterCount: f.count,
+                                    mask: mask, hot: hot))
+                }
             }
         }
     }
 }
 
 struct PairLookup {
-    let keys: UnsafePointer<UInt64>
-    let values: UnsafePointer<UInt64>
+    let slots: UnsafePointer<UInt64>
+    let mergedOf: UnsafePointer<Int32>
+    let identity: Bool
+    let filter: UnsafePointer<UInt64>
+    let filterCount: Int
     let mask: Int
+    let hot: UnsafeMutablePointer<UInt64>?
 
-    @inline(__always) func callAsFunction(_ a: Int32, _ b: Int32) -> UInt64 {
+    /// The rank of merging (a, b), or PairTable.none.
+    @inline(__always) func callAsFunction(_ a: Int32, _ b: Int32) -> UInt32 {
+        if Int(a) >= filterCount || filter[Int(a)] & PairTable.partnerBit(b) == 0 { return PairTable.none }
         let k = PairTable.key(a, b)
         var h = k &* 0x9E37_79B9_7F4A_7C15
         h ^= h >> 29
+        if let hot {
+            let slot = hot + Int(truncatingIfNeeded: h >> 40) & (HotPairs.count - 1)
+            let v = slot.pointee
+            if v >> 24 == k {
+                let r = UInt32(truncatingIfNeeded: v & 0xFF_FFFF)
+                return r == 0xFF_FFFF ? PairTable.none : r
+            }
+            let r = probe(k, h)
+            slot.pointee = k << 24 | UInt64(r == PairTable.none ? 0xFF_FFFF : r)
+            return r
+        }
+        return probe(k, h)
+    }
+
+    @inline(__always) private func probe(_ k: UInt64, _ h: UInt64) -> UInt32 {
         var s = Int(truncatingIfNeeded: h) & mask
         while true {
-            let key = keys[s]
-            if key == k { return values[s] }
-            if key == .max { return PairTable.none }
+            let v = slots[s]
+            if v >> 24 == k { return UInt32(truncatingIfNeeded: v & 0xFF_FFFF) }
+            if v == .max { return PairTable.none }
             s = (s + 1) & mask
         }
+    }
+
+    @inline(__always) func merged(_ rank: UInt32) -> Int32 { identity ? Int32(bitPattern: rank) : mergedOf[Int(rank)] }
+}
+
+/// A small direct-mapped cache of recent pair lookups (32 KB: stays in L1/L2), one per thread.
+/// The pair table of a big vocabulary is megabytes, so nearly every lookup in it misses the CPU
+/// caches; text reuses the same few thousand pairs over and over.
+enum HotPairs {
+    static let count = 4096
+
+    static func allocate() -> UnsafeMutablePointer<UInt64> {
+        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: count)
+        p.initialize(repeating: .max, count: count)
+        return p
     }
 }

@@ -32,6 +32,9 @@ extension Tokenizer {
     /// its concatenation is a token, the lowest rank first.
     public convenience init(tiktoken path: String, specialTokens: [AddedToken] = QwenSpecialTokens.qwen2) throws {
         let entries = try readTiktokenRanks(path)
+        if let big = entries.first(where: { $0.rank >= PairTable.maxId }) {
+            throw TokenizerError.unsupported(path: path, location: "rank \(big.rank)", what: "a rank of \(PairTable.maxId) or more")
+        }
         let tokens = TokenBytes(entries: entries.map { (id: $0.rank, bytes: $0.bytes[...]) })
         try checkByteTokens(tokens, path: path)
         for t in specialTokens where t.id < tokens.count && tokens.present[t.id] {
@@ -45,7 +48,7 @@ extension Tokenizer {
 
 /// Every split (a, b) of every token t where a and b are tokens: (a, b) -> (rank t, t).
 func tiktokenPairs(_ tokens: TokenBytes) -> PairTable {
-    var pairs = PairTable(capacity: tokens.count * 3)
+    var pairs = PairTable(capacity: tokens.count * 2, vocabularySize: tokens.count)
     tokens.storage.withUnsafeBufferPointer { st in
         guard let base = st.baseAddress else { return }
         for id in 0..<tokens.count where tokens.present[id] {

@@ -24,6 +24,8 @@ public final class Tokenizer: @unchecked Sendable {
         self.tokens = tokens
         var byteIds = [Int32](repeating: -1, count: 256)
         for b in 0..<256 { byteIds[b] = tokens.lookup([UInt8(b)]).map { Int32($0) } ?? -1 }
+        var pairs = pairs
+        pairs.finalize()
         bpe = BPE(byteIds: byteIds, pairs: pairs, tokens: tokens, wholePieceShortcut: wholePieceShortcut)
         let sorted = addedTokens.sorted { $0.id < $1.id }
         self.addedTokens = sorted
@@ -131,11 +133,11 @@ public final class Tokenizer: @unchecked Sendable {
             } else if len <= WordCache.maxPieceLength {
                 let h = hashBytes(start, len)
                 if !cache.lookup(start, len, hash: h, into: &ids) {
-                    bpe.encode(start, len, into: &ids)
+                    bpe.encode(start, len, hot: cache.hotPairs, into: &ids)
                     cache.insert(start, len, hash: h, ids: ids[first...])
                 }
             } else {
-                bpe.encode(start, len, into: &ids)
+                bpe.encode(start, len, hot: cache.hotPairs, into: &ids)
             }
             if offsets != nil {
                 var at = r.lowerBound
@@ -147,6 +149,9 @@ public final class Tokenizer: @unchecked Sendable {
             }
         }
     }
+
+    /// Drops the word caches (benchmarks use it to time cold encodes; it also frees their memory).
+    public func clearCaches() { caches.removeAll() }
 
     // MARK: Decoding
 

@@ -40,9 +40,9 @@ extension Tokenizer {
         var entries: [(id: Int, bytes: ArraySlice<UInt8>)] = []
         entries.reserveCapacity(160_000)
         try vocab.forEachMember { key, value in
-            guard let id = value.int, id >= 0, id < 100_000_000 else {
+            guard let id = value.int, id >= 0, id < PairTable.maxId else {
                 throw TokenizerError.malformed(path: path, location: "model.vocab[\(quoted(String(decoding: key, as: UTF8.self)))]",
-                                               reason: "the id must be a non-negative integer, found \(value.kind)")
+                                               reason: "the id must be an integer in 0..<\(PairTable.maxId), found \(value.kind)")
             }
             guard let bytes = ByteLevel.decode(key) else {
                 throw TokenizerError.malformed(path: path, location: "model.vocab[\(quoted(String(decoding: key, as: UTF8.self)))]",
@@ -57,32 +57,47 @@ extension Tokenizer {
         guard let merges = model["merges"], merges.isArray else {
             throw TokenizerError.malformed(path: path, location: "model.merges", reason: "missing the merges array")
         }
-        var pairs = PairTable(capacity: merges.count)
+        if merges.count > PairTable.maxRank {
+            throw TokenizerError.unsupported(path: path, location: "model.merges", what: "more than \(PairTable.maxRank) merges")
+        }
+        var pairs = PairTable(capacity: merges.count, vocabularySize: tokens.count)
+        var left: [UInt8] = [], right: [UInt8] = []
         for k in 0..<merges.count {
             let m = merges[k]
             let where_ = "model.merges[\(k)]"
-            var left: [UInt8]?, right: [UInt8]?
-            var names = ("", "")
+            // "a b" or ["a", "b"]: the byte-level halves, decoded to bytes without Swift Strings.
+            var ok = false
             if m.isString {
-                guard let s = m.string, let space = s.firstIndex(of: " "), s.lastIndex(of: " ") == space else {
-                    throw TokenizerError.malformed(path: path, location: where_, reason: "expected \"left right\" (one space)")
-                }
-                names = (String(s[..<space]), String(s[s.index(after: space)...]))
-            } else if m.isArray && m.count == 2, let a = m[0].string, let b = m[1].string {
-                names = (a, b)
-            } else {
+                ok = m.withStringBytes { s -> Bool in
+                    guard let space = s.firstIndex(of: 0x20), s.lastIndex(of: 0x20) == space else { return false }
+                    left = ByteLevel.decode(UnsafeBufferPointer(rebasing: s[..<space])) ?? []
+                    right = ByteLevel.decode(UnsafeBufferPointer(rebasing: s[(space + 1)...])) ?? []
+                    return true
+                } ?? false
+            } else if m.isArray && m.count == 2 && m[0].isString && m[1].isString {
+                left = m[0].withStringBytes { ByteLevel.decode($0) ?? [] } ?? []
+                right = m[1].withStringBytes { ByteLevel.decode($0) ?? [] } ?? []
+                ok = true
+            }
+            guard ok else {
                 throw TokenizerError.malformed(path: path, location: where_, reason: "expected \"left right\" or [\"left\", \"right\"], found \(m.kind)")
             }
-            left = ByteLevel.decode(names.0)
-            right = ByteLevel.decode(names.1)
-            guard let l = left, let a = tokens.lookup(l) else {
-                throw TokenizerError.unknownToken(path: path, location: where_, token: names.0)
+            func name(_ side: Int) -> String {
+                if m.isString, let s = m.string {
+                    let parts = s.split(separator: " ", omittingEmptySubsequences: false)
+                    return side < parts.count ? String(parts[side]) : s
+                }
+                return m[side].string ?? ""
             }
-            guard let r = right, let b = tokens.lookup(r) else {
-                throw TokenizerError.unknownToken(path: path, location: where_, token: names.1)
+            guard !left.isEmpty, let a = tokens.lookup(left) else {
+                throw TokenizerError.unknownToken(path: path, location: where_, token: name(0))
             }
-            guard let merged = tokens.lookup(l + r) else {
-                throw TokenizerError.unknownToken(path: path, location: where_, token: names.0 + names.1)
+            guard !right.isEmpty, let b = tokens.lookup(right) else {
+                throw TokenizerError.unknownToken(path: path, location: where_, token: name(1))
+            }
+            left.append(contentsOf: right)
+            guard let merged = tokens.lookup(left) else {
+                throw TokenizerError.unknownToken(path: path, location: where_, token: name(0) + name(1))
             }
             pairs.set(Int32(a), Int32(b), rank: UInt32(k), merged: Int32(merged))
         }

@@ -36,7 +36,7 @@ public enum TokenizerJSONWriter {
                 if r.count < 2 { continue }
                 ids.removeAll(keepingCapacity: true)
                 for k in r { ids.append(byteIds[Int(tokens.storage[k])]) }
-                let limit = UInt64(id) << 32
+                let limit = UInt32(id)
                 while ids.count > 2 {
                     var best = PairTable.none, at = -1
                     for k in 0..<(ids.count - 1) {
@@ -44,7 +44,7 @@ public enum TokenizerJSONWriter {
                         if v < best { best = v; at = k }
                     }
                     if at < 0 || best >= limit { break }
-                    ids[at] = Int32(truncatingIfNeeded: best & 0xFFFF_FFFF)
+                    ids[at] = lookup.merged(best)
                     ids.remove(at: at + 1)
                 }
                 if ids.count == 2 { out.append((ids[0], ids[1])) }

@@ -14,6 +14,11 @@ final class WordCache {
     private var keyBytes: [UInt8] = []
     private var idValues: [Int32] = []
 
+    /// This thread's HotPairs table.
+    let hotPairs = HotPairs.allocate()
+
+    deinit { hotPairs.deallocate() }
+
     init() {
         keyStart.reserveCapacity(WordCache.maxEntries + 1)
         idStart.reserveCapacity(WordCache.maxEntries + 1)
@@ -72,6 +77,12 @@ final class CachePool: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return free.popLast() ?? WordCache()
+    }
+
+    func removeAll() {
+        lock.lock()
+        free.removeAll()
+        lock.unlock()
     }
 
     func give(_ cache: WordCache) {

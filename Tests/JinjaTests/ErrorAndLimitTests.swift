@@ -150,3 +150,53 @@ import Testing
         #expect(try Template("{{ strftime_now('%d %b %Y') }}", options: options).render([:]) == "01 Jan 1970")
     }
 }
+
+@Suite struct GenerationSpanTests {
+    @Test func generationBlocksReportTheirByteRanges() throws {
+        let source = "{% for m in messages %}<{{ m.role }}>{% if m.role == 'assistant' %}{% generation %}{{ m.content }}|{% endgeneration %}{% else %}{{ m.content }}{% endif %}{% endfor %}"
+        let t = try Template(source)
+        let messages: Value = [["role": "user", "content": "héllo"], ["role": "assistant", "content": "wörld"], ["role": "assistant", "content": "ok"]]
+        let (text, spans) = try t.renderWithGenerationSpans(["messages": messages])
+        #expect(text == "<user>héllo<assistant>wörld|<assistant>ok|")
+        let bytes = Array(text.utf8)
+        #expect(spans.map { String(decoding: bytes[$0], as: UTF8.self) } == ["wörld|", "ok|"])
+    }
+}
+
+/// Hostile templates end in an error, never a trap, a hang or unbounded memory.
+@Suite struct HostileTemplateTests {
+    @Test(arguments: [
+        "{{ -(-9223372036854775807 - 1) }}",
+        "{{ (-9223372036854775807 - 1) // -1 }}",
+        "{{ (-9223372036854775807 - 1) | abs }}",
+        "{{ 9223372036854775807 + 1 }}",
+        "{{ 1e300 | int }}{{ x.y.z }}",
+        "{% for i in range(-9223372036854775807, 9223372036854775807) %}{% endfor %}",
+        "{% for i in range(0, 9223372036854775807, 4611686018427387904) %}{{ i }}{% endfor %}{{ undefined_call() }}",
+        "{{ 'x' | center(10**15) }}",
+        "{{ 'x'.ljust(10**15) }}",
+        "{{ 'abc' | indent(10**15) }}",
+        "{{ ('x' * 1000000).replace('', 'yyyyyyyyyy' * 1000) }}",
+        "{% set ns = namespace(s='xx') %}{% for i in range(100) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+        "{% set ns = namespace(l=[1]) %}{% for i in range(100) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
+        "{% set ns = namespace() %}{% set ns.me = ns %}{{ ns | tojson }}",
+        "{{ '%d' % 1e300 }}",
+        "{{ [1][9223372036854775807] + 1 }}",
+        "{{ 'abc'[-9223372036854775807:9223372036854775807:-9223372036854775807] }}{{ nope.x }}",
+        "{% macro a() %}{{ b() }}{% endmacro %}{% macro b() %}{{ a() }}{% endmacro %}{{ a() }}",
+    ])
+    func endsInAnError(source: String) {
+        do {
+            _ = try Template(source).render([:])
+            Issue.record("\(source) rendered instead of failing")
+        } catch is JinjaError {
+        } catch {
+            Issue.record("\(source) threw a non-Jinja error \(error)")
+        }
+    }
+
+    @Test func selfContainingNamespacePrintsLikePython() throws {
+        let r = try Template("{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns.a }}").render([:])
+        #expect(r == "1")
+    }
+}

@@ -15,9 +15,11 @@ template = make_env().from_string(source)
 ctx = dict(messages=messages, tools=tools, documents=None, add_generation_prompt=True, eos_token="<|im_end|>", pad_token="<|endoftext|>")
 first = template.render(**ctx)
 start = time.perf_counter()
+cpu_start = time.process_time()
 total = 0
 for _ in range(n):
     total += len(template.render(**ctx).encode())
 seconds = time.perf_counter() - start
+cpu = time.process_time() - cpu_start
 sys.stdout.write(first)
-print(f"renders={n} seconds={seconds} renders_per_s={n / seconds} bytes={total}", file=sys.stderr)
+print(f"renders={n} seconds={seconds} renders_per_s={n / seconds} cpu_renders_per_s={n / cpu} bytes={total}", file=sys.stderr)

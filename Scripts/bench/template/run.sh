@@ -20,10 +20,12 @@ for conv in conversation9 conversation_tools; do
     /usr/bin/time -v "$PY" Scripts/bench/template/jinja2_bench.py Scripts/fixtures "$TPL" "$MSG" "$N" \
         >"$TMP/py.txt" 2>"$TMP/py.err"
     cmp -s "$TMP/ours.txt" "$TMP/py.txt" || { echo "$conv: outputs differ"; diff "$TMP/ours.txt" "$TMP/py.txt" | head; exit 1; }
-    ours=$(grep -o 'renders_per_s=[0-9.e+]*' "$TMP/ours.err" | cut -d= -f2)
-    theirs=$(grep -o 'renders_per_s=[0-9.e+]*' "$TMP/py.err" | cut -d= -f2)
+    ours=$(grep -o ' renders_per_s=[0-9.e+]*' "$TMP/ours.err" | cut -d= -f2)
+    theirs=$(grep -o ' renders_per_s=[0-9.e+]*' "$TMP/py.err" | cut -d= -f2)
+    ours_cpu=$(grep -o 'cpu_renders_per_s=[0-9.e+]*' "$TMP/ours.err" | cut -d= -f2)
+    theirs_cpu=$(grep -o 'cpu_renders_per_s=[0-9.e+]*' "$TMP/py.err" | cut -d= -f2)
     rss_ours=$(grep 'Maximum resident' "$TMP/ours.err" | awk '{print $NF}')
     rss_py=$(grep 'Maximum resident' "$TMP/py.err" | awk '{print $NF}')
-    awk -v c="$conv" -v n="$N" -v a="$ours" -v b="$theirs" -v ra="$rss_ours" -v rb="$rss_py" 'BEGIN {
-        printf "%s (%d renders, identical output): qwenft %.0f renders/s, jinja2 %.0f renders/s, ratio %.2fx; peak RSS qwenft %d KiB, python %d KiB\n", c, n, a, b, a / b, ra, rb }'
+    awk -v c="$conv" -v n="$N" -v a="$ours" -v b="$theirs" -v ac="$ours_cpu" -v bc="$theirs_cpu" -v ra="$rss_ours" -v rb="$rss_py" 'BEGIN {
+        printf "%s (%d renders, identical output): wall qwenft %.0f vs jinja2 %.0f renders/s = %.2fx; CPU time qwenft %.0f vs jinja2 %.0f renders/s = %.2fx; peak RSS qwenft %d KiB, python %d KiB\n", c, n, a, b, a / b, ac, bc, ac / bc, ra, rb }'
 done
