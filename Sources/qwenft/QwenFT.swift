@@ -16,6 +16,8 @@ struct QwenFT: ParsableCommand {
             EvalCommand.self,
             InitCommand.self,
             TemplateCommand.self,
+            TrainCommand.self,
+            MergeCommand.self,
         ])
 
     /// Runs the command; every error ends as `qwenft: error: …` on stderr with exit status 1
