@@ -47,6 +47,33 @@ extension Communicator {
         }
     }
 
+    /// output (chunkCount) = mean over ranks of this rank's chunk of input (size × chunkCount).
+    public func reduceScatterAverage(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                     chunkCount: Int) throws(DistributedError) {
+        try reduceScatterSum(input, output, chunkCount: chunkCount)
+        if size > 1 {
+            let scale = 1 / Float(size)
+            parallelChunks(chunkCount, minChunk: 1 << 16) { r in
+                for i in r { output[i] *= scale }
+            }
+        }
+    }
+
+    /// ZeRO's two steps on a flat buffer of `layout.paddedCount` values: after it, every rank's
+    /// `shard` (layout.shardCount) holds the mean over ranks of its slice of `gradients`.
+    public func reduceScatterGradients(_ gradients: UnsafePointer<Float>, into shard: UnsafeMutablePointer<Float>,
+                                       layout: ShardLayout) throws(DistributedError) {
+        precondition(layout.size == size, "ShardLayout made for \(layout.size) ranks used with \(size)")
+        try reduceScatterAverage(gradients, shard, chunkCount: layout.shardCount)
+    }
+
+    /// …and after the optimizer updated this rank's slice of `parameters` in place, every rank
+    /// gets the whole updated buffer (layout.paddedCount values).
+    public func allGatherParameters(_ parameters: UnsafeMutablePointer<Float>, layout: ShardLayout) throws(DistributedError) {
+        precondition(layout.size == size, "ShardLayout made for \(layout.size) ranks used with \(size)")
+        try allGather(UnsafePointer(parameters + rank * layout.shardCount), parameters, chunkCount: layout.shardCount)
+    }
+
     /// The sum over ranks of one Double (a loss sum, a token count).
     public func allReduceSum(_ value: Double) throws(DistributedError) -> Double {
         var v = value

@@ -47,6 +47,7 @@ public final class ModelFolder {
             throw Qwen2Error.missingFile(path: url.appendingPathComponent("model.safetensors").path, hint: hint)
         }
         let weights = try StoredWeights(config: config, source: try SafeTensorsSource(path: path))
+        weights.touchAll()
         let cfg = config
         model = Qwen2Model(weights: weights, adapter: try adapter.map { try ModelFolder.loadAdapter($0, config: cfg) })
         tokenizer = try Tokenizer(modelFolder: path)

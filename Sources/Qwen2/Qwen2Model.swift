@@ -60,8 +60,11 @@ public final class Qwen2Model: @unchecked Sendable {
         return w.out.pointer
     }
 
-    /// One decoder layer on the residual stream x (N,C) in place; `acts` keeps what backward needs.
-    func layerForward(layer l: Int, weights lw: LayerWeights, x: UnsafeMutablePointer<Float>,
+    /// One decoder layer on the residual stream x (N,C) in place, for B×T new tokens at positions
+    /// cache.length ..< cache.length+T (the caller advances cache.length after the last layer);
+    /// `acts` keeps what a backward pass needs (norm outputs and rstd, q/k/v after RoPE, attention
+    /// output and log-sum-exp, gate/up/act). A trainer runs it per layer with its own activations.
+    public func layerForward(layer l: Int, weights lw: LayerWeights, x: UnsafeMutablePointer<Float>,
                       acts a: LayerActivations, B: Int, T: Int, cache: KVCache) {
         let c = config
         let N = B * T, C = c.hiddenSize, I = c.intermediateSize
@@ -134,7 +137,8 @@ public final class Qwen2Model: @unchecked Sendable {
         return total
     }
 
-    private func ensureRope(positions: Int) {
+    /// Makes sure RoPE tables cover `positions` (forward does this; a caller of layerForward must).
+    public func ensureRope(positions: Int) {
         if positions <= rope.positions { return }
         var n = rope.positions
         while n < positions { n *= 2 }

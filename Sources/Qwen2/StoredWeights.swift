@@ -109,8 +109,26 @@ public final class StoredWeights: WeightProvider {
     }
 
     public func acquireLayer(_ index: Int) throws -> LayerWeights { layers[index] }
+
+    /// Reads one byte of every page of every matrix, so a mapped file is in memory before the
+    /// first forward (otherwise the first prompt pays the page faults of the whole model).
+    public func touchAll() {
+        var matrices = [embedding] + layers.flatMap { l in Projection.allCases.map { l.matrix($0) } }
+        if !config.tieWordEmbeddings { matrices.append(lmHead) }
+        for m in matrices {
+            let bytes = m.count * m.dtype.elementSize
+            let pages = (bytes + 4095) / 4096
+            parallelChunks(pages, minChunk: 1024) { r in
+                var sum: UInt8 = 0
+                for p in r { sum &+= m.base.load(fromByteOffset: p * 4096, as: UInt8.self) }
+                touchSink = sum
+            }
+        }
+    }
     public func releaseLayer(_ index: Int) {}
 }
+
+nonisolated(unsafe) var touchSink: UInt8 = 0
 
 /// Widens a stored float tensor into fp32 (alignment-safe).
 func widen(_ t: StoredTensor, into out: UnsafeMutablePointer<Float>) {

@@ -11,6 +11,7 @@ public enum GEMM {
                           _ C: UnsafeMutablePointer<Float>,
                           alpha: Float = 1, accumulate: Bool = false) {
         guard M > 0, N > 0 else { return }
+        _ = Threading.count  // applies QWENFT_THREADS to OpenBLAS on first use
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(N), Int32(K),
                     alpha, A, Int32(K), B, Int32(N), accumulate ? 1 : 0, C, Int32(N))
     }
@@ -22,6 +23,7 @@ public enum GEMM {
                           _ C: UnsafeMutablePointer<Float>,
                           alpha: Float = 1, accumulate: Bool = false) {
         guard M > 0, N > 0 else { return }
+        _ = Threading.count  // applies QWENFT_THREADS to OpenBLAS on first use
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K),
                     alpha, A, Int32(K), B, Int32(K), accumulate ? 1 : 0, C, Int32(N))
     }
@@ -33,6 +35,7 @@ public enum GEMM {
                           _ C: UnsafeMutablePointer<Float>,
                           alpha: Float = 1, accumulate: Bool = false) {
         guard M > 0, N > 0 else { return }
+        _ = Threading.count  // applies QWENFT_THREADS to OpenBLAS on first use
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(M), Int32(N), Int32(K),
                     alpha, A, Int32(M), B, Int32(N), accumulate ? 1 : 0, C, Int32(N))
     }

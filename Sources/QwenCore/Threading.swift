@@ -5,7 +5,13 @@ import Foundation
 /// Thread count for BLAS and for `parallelFor`. Defaults to the core count; `--threads` or
 /// `QWENFT_THREADS` override it. The same input and thread count give the same bits.
 public enum Threading {
-    nonisolated(unsafe) private static var current: Int = defaultCount()
+    /// Set on first use, and OpenBLAS with it, so library code that never calls `configure`
+    /// (tests, other programs) still runs BLAS and our loops on the same thread count.
+    nonisolated(unsafe) private static var current: Int = {
+        let n = defaultCount()
+        openblas_set_num_threads(Int32(n))
+        return n
+    }()
 
     /// The number of threads the compute kernels use.
     public static var count: Int { current }
@@ -13,6 +19,7 @@ public enum Threading {
     /// Sets the thread count for our loops and for OpenBLAS.
     public static func configure(threads: Int?) {
         let n = max(1, threads ?? defaultCount())
+        _ = current  // run the lazy initialiser first so it cannot override this later
         current = n
         openblas_set_num_threads(Int32(n))
     }

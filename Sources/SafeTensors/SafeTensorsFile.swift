@@ -155,7 +155,7 @@ enum SafeTensorsHeader {
         guard bytes.count >= 8 else { throw .truncated(file: file, size: bytes.count) }
         var n: UInt64 = 0
         for i in (0..<8).reversed() { n = n << 8 | UInt64(bytes[i]) }
-        guard n > 0 else { throw .truncated(file: file, size: bytes.count) }
+        guard n > 0 else { throw .badHeader(file: file, tensor: nil, reason: "the header length is 0; a header holds at least {}") }
         guard n <= UInt64(safetensorsMaxHeaderLength) else { throw .headerTooLarge(file: file, length: n) }
         guard n <= UInt64(bytes.count - 8) else { throw .headerPastEnd(file: file, length: n, fileSize: bytes.count) }
         let headerLength = Int(n)

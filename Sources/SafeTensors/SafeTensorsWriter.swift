@@ -153,6 +153,14 @@ public enum SafeTensorsWriter {
             if t.shape.contains(where: { $0 < 0 }) {
                 throw SafeTensorsError.invalidTensor(tensor: t.name, reason: "negative dimension in shape \(t.shape)")
             }
+            var bytes = t.dtype.elementSize
+            for d in t.shape {
+                let (p, overflow) = bytes.multipliedReportingOverflow(by: d)
+                guard !overflow else {
+                    throw SafeTensorsError.invalidTensor(tensor: t.name, reason: "shape \(t.shape) is too large to store")
+                }
+                bytes = p
+            }
         }
         return tensors.sorted { a, b in
             let ra = rank(a.dtype), rb = rank(b.dtype)

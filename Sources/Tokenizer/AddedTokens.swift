@@ -11,7 +11,8 @@ public struct AddedToken: Equatable, Sendable {
     /// Also swallow the whitespace to the left / right of the token.
     public var lstrip: Bool
     public var rstrip: Bool
-    /// Matched in the normalized text (in this tokenizer: matched in the input like the others).
+    /// HF matches such tokens in the normalized text; qwenft matches every added token in the
+    /// input before NFC (identical for Qwen, whose added tokens all have normalized: false).
     public var normalized: Bool
     /// Only matched when not inside a word.
     public var singleWord: Bool

@@ -9,6 +9,12 @@ final class JSONDocument {
 
     /// Parses `bytes`; a syntax error names the line and column.
     init(bytes: [UInt8], path: String) throws {
+        guard bytes.count < Int(Int32.max) else {
+            throw TokenizerError.unsupported(path: path, location: "size", what: "a JSON file of 2 GB or more")
+        }
+        guard !bytes.isEmpty else {
+            throw TokenizerError.malformed(path: path, location: "line 1, column 1", reason: "the file is empty")
+        }
         guard let tok = json_tokener_new_ex(64) else {
             throw TokenizerError.unreadable(path: path, reason: "out of memory")
         }

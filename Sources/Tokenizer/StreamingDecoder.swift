@@ -4,17 +4,20 @@
 public final class StreamingDecoder {
     private let tokenizer: Tokenizer
     private let skipSpecialTokens: Bool
+    private let skipUnknownIds: Bool
     private var pending: [UInt8] = []
     private var position = 0
 
-    init(tokenizer: Tokenizer, skipSpecialTokens: Bool) {
+    init(tokenizer: Tokenizer, skipSpecialTokens: Bool, skipUnknownIds: Bool) {
         self.tokenizer = tokenizer
         self.skipSpecialTokens = skipSpecialTokens
+        self.skipUnknownIds = skipUnknownIds
     }
 
     /// Adds one id; returns the newly complete text (possibly empty).
     public func push(_ id: Int) throws -> String {
-        try tokenizer.appendBytes(of: id, at: position, skipSpecialTokens: skipSpecialTokens, to: &pending)
+        try tokenizer.appendBytes(of: id, at: position, skipSpecialTokens: skipSpecialTokens,
+                                  skipUnknownIds: skipUnknownIds, to: &pending)
         position += 1
         let cut = completePrefixLength(pending)
         if cut == 0 { return "" }

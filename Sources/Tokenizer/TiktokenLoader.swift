@@ -37,6 +37,9 @@ extension Tokenizer {
         }
         let tokens = TokenBytes(entries: entries.map { (id: $0.rank, bytes: $0.bytes[...]) })
         try checkByteTokens(tokens, path: path)
+        for t in specialTokens where t.id < 0 || t.id >= PairTable.maxId {
+            throw TokenizerError.unsupported(path: path, location: "special token \(quoted(t.content))", what: "the id \(t.id)")
+        }
         for t in specialTokens where t.id < tokens.count && tokens.present[t.id] {
             throw TokenizerError.malformed(path: path, location: "rank \(t.id)",
                                            reason: "the rank is also given to the special token \(quoted(t.content))")

@@ -155,27 +155,35 @@ public final class Tokenizer: @unchecked Sendable {
 
     // MARK: Decoding
 
-    /// The bytes of the given ids; throws `idOutOfRange` for an id that names no token.
-    public func decodeBytes(_ ids: [Int], skipSpecialTokens: Bool = false) throws -> [UInt8] {
+    /// The bytes of the given ids; throws `idOutOfRange` for an id that names no token, unless
+    /// `skipUnknownIds` (HF's behaviour: a model's embedding has more rows than the tokenizer has
+    /// tokens, 151,936 vs 151,665 for Qwen2, and sampling may pick one).
+    public func decodeBytes(_ ids: [Int], skipSpecialTokens: Bool = false, skipUnknownIds: Bool = false) throws -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(ids.count * 4)
-        for (pos, id) in ids.enumerated() { try appendBytes(of: id, at: pos, skipSpecialTokens: skipSpecialTokens, to: &out) }
+        for (pos, id) in ids.enumerated() {
+            try appendBytes(of: id, at: pos, skipSpecialTokens: skipSpecialTokens, skipUnknownIds: skipUnknownIds, to: &out)
+        }
         return out
     }
 
     /// The text of the given ids; invalid UTF-8 becomes U+FFFD per maximal ill-formed subsequence
     /// (Python's errors="replace").
-    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) throws -> String {
-        String(decoding: try decodeBytes(ids, skipSpecialTokens: skipSpecialTokens), as: UTF8.self)
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false, skipUnknownIds: Bool = false) throws -> String {
+        String(decoding: try decodeBytes(ids, skipSpecialTokens: skipSpecialTokens, skipUnknownIds: skipUnknownIds), as: UTF8.self)
     }
 
     /// A decoder for ids that arrive one at a time (generation): it returns only complete
     /// characters, so a character split over tokens never shows as U+FFFD mid-stream.
-    public func streamingDecoder(skipSpecialTokens: Bool = false) -> StreamingDecoder {
-        StreamingDecoder(tokenizer: self, skipSpecialTokens: skipSpecialTokens)
+    public func streamingDecoder(skipSpecialTokens: Bool = false, skipUnknownIds: Bool = false) -> StreamingDecoder {
+        StreamingDecoder(tokenizer: self, skipSpecialTokens: skipSpecialTokens, skipUnknownIds: skipUnknownIds)
     }
 
-    func appendBytes(of id: Int, at pos: Int, skipSpecialTokens: Bool, to out: inout [UInt8]) throws {
+    /// Whether the id names a token (BPE or added).
+    public func isKnown(_ id: Int) -> Bool { bytes(forId: id) != nil }
+
+    func appendBytes(of id: Int, at pos: Int, skipSpecialTokens: Bool, skipUnknownIds: Bool = false, to out: inout [UInt8]) throws {
+        if skipUnknownIds && !isKnown(id) { return }
         guard id >= 0 && id < addedIndex.count else {
             throw TokenizerError.idOutOfRange(id: id, position: pos, vocabularySize: vocabularySize)
         }

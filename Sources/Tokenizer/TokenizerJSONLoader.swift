@@ -110,9 +110,9 @@ extension Tokenizer {
             }
             for k in 0..<list.count {
                 let t = list[k]
-                guard let id = t["id"]?.int, id >= 0, id < 100_000_000, let content = t["content"]?.string, !content.isEmpty else {
+                guard let id = t["id"]?.int, id >= 0, id < PairTable.maxId, let content = t["content"]?.string, !content.isEmpty else {
                     throw TokenizerError.malformed(path: path, location: "added_tokens[\(k)]",
-                                                   reason: "expected an object with an integer \"id\" and a non-empty \"content\"")
+                                                   reason: "expected an object with an integer \"id\" (0..<\(PairTable.maxId)) and a non-empty \"content\"")
                 }
                 added.append(AddedToken(id: id, content: content, special: t["special"]?.bool ?? false,
                                         lstrip: t["lstrip"]?.bool ?? false, rstrip: t["rstrip"]?.bool ?? false,

@@ -117,16 +117,18 @@ extension TrainingConfig {
         var given: [String: (JSONValue, String)] = [:]
         var ignored: [(String, JSONValue)] = []
         var mode: [String: (JSONValue, String)] = [:]
+        var setBy: [String: String] = [:]   // canonical key → the name that set it
         for (key, value, from) in raw {
-            if let k = ConfigKeys.key(key) {
-                given[k.name] = (value, from)
-            } else if let canonical = ConfigKeys.aliases[key] {
-                if let prior = given[canonical], prior.1 == from, !(prior.0 == value) {
+            if let canonical = ConfigKeys.key(key)?.name ?? ConfigKeys.aliases[key] {
+                // The same setting under two names in one place must agree; a later place
+                // (the command line) overrides an earlier one (the file).
+                if let prior = given[canonical], prior.1 == from, let name = setBy[canonical], name != key, !(prior.0 == value) {
                     throw TrainingError.badConfigValue(key: key, source: from,
-                                                       message: "is another name for \"\(canonical)\", which is also set to a different value; keep one")
+                                                       message: "sets \"\(canonical)\", which \"\(name)\" also sets to a different value; keep one")
                 }
                 given[canonical] = (value, from)
-                notes.append("\"\(key)\" read as \"\(canonical)\"")
+                setBy[canonical] = key
+                if key != canonical { notes.append("\"\(key)\" read as \"\(canonical)\"") }
             } else if ConfigKeys.modeKeys.contains(key) {
                 mode[key] = (value, from)
             } else if ConfigKeys.ignored.contains(key) {

@@ -18,6 +18,12 @@ import Testing
         var gathered = [Float](repeating: 0, count: 3)
         try c.allGather(v, &gathered, chunkCount: 3)
         #expect(gathered == v)
+        var shard = [Float](repeating: 0, count: 3)
+        try c.reduceScatterGradients(v, into: &shard, layout: ShardLayout(count: 3, size: 1))
+        #expect(shard == v)
+        var params = v
+        try params.withUnsafeMutableBufferPointer { p in try c.allGatherParameters(p.baseAddress!, layout: ShardLayout(count: 3, size: 1)) }
+        #expect(params == v)
         var bytes: [UInt8] = [9]
         try c.broadcast(&bytes, byteCount: 1, root: 0)
         #expect(throws: DistributedError.self) { try c.broadcast(&bytes, byteCount: 1, root: 1) }
@@ -79,6 +85,17 @@ import Testing
             try c.allGather(UnsafePointer(p.baseAddress! + r * chunk), p.baseAddress!, chunkCount: chunk)
         }
         #expect(inPlace == all)
+        // ZeRO: gradients (padded) → averaged shard; parameters shard → whole buffer
+        let layout = ShardLayout(count: 7, size: n)
+        let grads = (0..<layout.paddedCount).map { Float(($0 + 1) * (r + 1)) }
+        var gshard = [Float](repeating: 0, count: layout.shardCount)
+        try c.reduceScatterGradients(grads, into: &gshard, layout: layout)
+        let meanFactor = Float(n + 1) / 2
+        #expect(gshard == (0..<layout.shardCount).map { Float(r * layout.shardCount + $0 + 1) * meanFactor })
+        var params = [Float](repeating: -1, count: layout.paddedCount)
+        for k in 0..<layout.shardCount { params[r * layout.shardCount + k] = Float(r * layout.shardCount + k) }
+        try params.withUnsafeMutableBufferPointer { p in try c.allGatherParameters(p.baseAddress!, layout: layout) }
+        #expect(params == (0..<layout.paddedCount).map { Float($0) })
         // broadcast from the last rank
         var word: [UInt8] = r == n - 1 ? Array("qwen".utf8) : [0, 0, 0, 0]
         try c.broadcast(&word, byteCount: 4, root: n - 1)

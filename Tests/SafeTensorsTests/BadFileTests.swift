@@ -26,7 +26,7 @@ import QwenCore
     @Test func truncated() throws {
         try expectBad([], ["truncated", "0 bytes"])
         try expectBad([8, 0, 0], ["truncated", "3 bytes"])
-        try expectBad([0, 0, 0, 0, 0, 0, 0, 0, 1, 2], ["truncated"])
+        try expectBad([0, 0, 0, 0, 0, 0, 0, 0, 1, 2], ["header length is 0"])
         // The data buffer cut short: the last tensor's range now reaches past the end.
         let full = rawFile(header: good, data: goodData)
         try expectBad(Array(full.dropLast(2)), ["'b'", "data_offsets [8, 12]", "10-byte data buffer"])

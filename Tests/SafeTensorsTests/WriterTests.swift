@@ -114,6 +114,9 @@ import QwenCore
         expectError(["'i'", "cannot store Float values as I32"]) {
             try SafeTensorsWriter.write([TensorToWrite(name: "i", shape: [1], floats: [1], as: .i32)], to: p)
         }
+        expectError(["'big'", "too large"]) {
+            try SafeTensorsWriter.write([TensorToWrite(name: "big", dtype: .f32, shape: [1 << 40, 1 << 30], bytes: [])], to: p)
+        }
         expectError(["no/such/folder", "temporary file"]) {
             try SafeTensorsWriter.write([TensorToWrite(name: "a", shape: [1], floats: [1])], to: dir + "/no/such/folder/x.safetensors")
         }
@@ -125,5 +128,28 @@ import QwenCore
         try SafeTensorsWriter.write([], to: dir + "/e.safetensors")
         let f = try SafeTensorsFile(path: dir + "/e.safetensors")
         #expect(f.tensors.isEmpty && f.metadata == ["format": "pt"])
+    }
+}
+
+@Suite struct RewriteInPlaceTests {
+    /// Saving over the file (or shards) the tensors are being read from works: the old inode
+    /// stays mapped until the views go, the new file replaces it by rename.
+    @Test func overwriteTheSourceFileAndShards() throws {
+        let dir = try makeTempDir()
+        let path = dir + "/m.safetensors"
+        try SafeTensorsWriter.write([TensorToWrite(name: "a", shape: [3], floats: [1, 2, 3]),
+                                     TensorToWrite(name: "b", shape: [2], floats: [4, 5])], to: path)
+        let src = try SafeTensorsFile(path: path)
+        try SafeTensorsWriter.write(src.tensors.map { TensorToWrite(converting: $0, to: .bf16) }, to: path)
+        #expect(try SafeTensorsFile(path: path).tensor("a").dtype == .bf16)
+        #expect(try SafeTensorsFile(path: path).tensor("b").floats() == [4, 5])
+
+        let store = try SafeTensorsStore(path: fixtures.appendingPathComponent("tiny-qwen2").path)
+        try SafeTensorsWriter.writeSharded(store.tensors.map { TensorToWrite(copying: $0) }, toFolder: dir + "/model", maxShardSize: 4000)
+        let sharded = try SafeTensorsStore(path: dir + "/model")
+        try SafeTensorsWriter.writeSharded(sharded.tensors.map { TensorToWrite(copying: $0) }, toFolder: dir + "/model", maxShardSize: 9000)
+        let again = try SafeTensorsStore(path: dir + "/model")
+        #expect(again.files.count < sharded.files.count)
+        for t in store.tensors { #expect(again[t.name]!.byteArray() == t.byteArray()) }
     }
 }

@@ -76,6 +76,18 @@ import Testing
         #expect(try tok.decode([2001, 2003, 2000], skipSpecialTokens: true) == "foo")
     }
 
+    @Test func addedTokenFlagsMatchHF() throws {
+        let tok = try Tokenizer(tokenizerJSON: fixtures.appendingPathComponent("tiny-flags.json").path)
+        let cases = try parseJSON([UInt8](try Data(contentsOf: fixtures.appendingPathComponent("tiny-flags-expected.json")))) as! [[String: Any]]
+        for c in cases {
+            let text = c["text"] as! String
+            let enc = tok.encodeWithOffsets(text)
+            #expect(enc.ids == ints(c["ids"]!), "\(quoted(text))")
+            let offsets = (c["offsets"] as! [Any]).map(ints)
+            #expect(enc.characterOffsets(in: text).map { [$0.lowerBound, $0.upperBound] } == offsets, "\(quoted(text))")
+        }
+    }
+
     @Test func missingFile() {
         #expect(throws: TokenizerError.unreadable(path: "/no/such/tokenizer.json", reason: "no such file")) {
             try Tokenizer(tokenizerJSON: "/no/such/tokenizer.json")
@@ -180,6 +192,10 @@ import Testing
         }
         #expect(throws: TokenizerError.self) { try tok.decode([-1]) }
         #expect(throws: TokenizerError.self) { try tok.streamingDecoder().push(99999) }
+        // As HF: ids past the vocabulary (a model's padding rows) can be skipped instead.
+        #expect(try tok.decode([39, 5000, 301], skipUnknownIds: true) == (try tok.decode([39, 301])))
+        #expect(try tok.streamingDecoder(skipUnknownIds: true).push(5000) == "")
+        #expect(!tok.isKnown(5000) && tok.isKnown(2000) && tok.isKnown(39))
     }
 
     @Test func idListParsing() throws {

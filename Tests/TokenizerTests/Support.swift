@@ -30,6 +30,8 @@ enum Shared {
         defer { try? FileManager.default.removeItem(at: url) }
         if let export = ProcessInfo.processInfo.environment["QWENFT_EXPORT_TOKENIZER_JSON"] {
             try Data(bytes).write(to: URL(fileURLWithPath: export))
+            let config = TokenizerConfig(eosToken: "<|im_end|>", padToken: "<|endoftext|>", chatTemplates: ["default": "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"], modelMaxLength: 32768)
+            try config.jsonData().write(to: URL(fileURLWithPath: export).deletingLastPathComponent().appendingPathComponent("tokenizer_config.json"))
         }
         return (try Tokenizer(tokenizerJSON: url.path), bytes)
     }

@@ -187,7 +187,7 @@ private func parse(_ extra: [(String, JSONValue)], overrides: [String] = []) thr
         #expect(message { try parse([("deepspeed", .bool(true))]) }.contains("\"deepspeed\" must be a path"))
     }
 
-    @Test func badValuesNameTheKey() {
+    @Test func badValuesNameTheKey() throws {
         let m = message { try parse([("lr_scheduler_type", .string("cosin"))]) }
         #expect(m.contains("lr_scheduler_type") && m.contains("Did you mean \"cosine\"?"))
         #expect(message { try parse([("train_mode", .string("qlor"))]) }.contains("Did you mean \"qlora\"?"))
@@ -203,6 +203,8 @@ private func parse(_ extra: [(String, JSONValue)], overrides: [String] = []) thr
         #expect(message { try parse([("lr_scheduler_kwargs", .object([("min_lr_rat", .double(0.1))]))]) }.contains("Did you mean \"min_lr_rate\"?"))
         #expect(message { try parse([("train_mode", .string("full")), ("use_lora", .bool(true))]) }.contains("train_mode"))
         #expect(message { try parse([("quantization_bit", .int(8))]) }.contains("quantization_bit"))
+        #expect(message { try parse([("lora_r", .int(8)), ("lora_rank", .int(16))]) }.contains("\"lora_r\" also sets"))
+        #expect(try parse([("lora_r", .int(8))], overrides: ["--lora_rank", "16"]).loraRank == 16)
         #expect(message { try TrainingConfig.parse(.object(Array(minimal.dropLast()))) }.contains("\"output_dir\": is required"))
     }
 

@@ -130,7 +130,7 @@ private func process(_ raw: RawRecord, in file: DataFile, builder: SampleBuilder
         value = try Value.parseJSON(text)
     } catch let e as JSONParseError {
         // The parser counts lines within the record; report them within the file.
-        return problem(.badJSON, "invalid JSON (record line \(e.line), column \(e.column)): \(e.message)")
+        return problem(.badJSON, "invalid JSON at line \(raw.location.line + e.line - 1), column \(e.column): \(e.message)")
     } catch {
         return problem(.badJSON, "invalid JSON: \(error)")
     }

@@ -45,7 +45,8 @@ struct DatasetCache {
             guard let starts = reader.array(Int64.self, samples + 1), let ids = reader.array(Int32.self, tokens),
                   let mask = reader.bytes(tokens), reader.atEnd, starts.last == Int64(tokens) else { return nil }
             var labels = [Int32](repeating: -100, count: tokens)
-            for k in 0..<tokens where mask[k] != 0 { labels[k] = ids[k] }
+            let m0 = mask.startIndex  // a slice: indices start where it lies in the file
+            for k in 0..<tokens where mask[m0 + k] != 0 { labels[k] = ids[k] }
             report.fromCache = true
             report.cachePath = path
             return TokenizedDataset(ids: ids, labels: labels, starts: starts.map { Int($0) }, report: report)

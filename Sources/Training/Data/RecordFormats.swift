@@ -224,9 +224,9 @@ enum RecordFormats {
             default: ok = false
             }
             if !ok {
-                let after = previous.isEmpty ? "at the start" : "after a \(previous) message"
+                let after = previous.isEmpty ? "at the start" : "after \(article(previous)) \(previous) message"
                 let why = role == "system" ? "a system message may only come first" : "expected \(expected(after: previous))"
-                throw RecordIssue(.roleOutOfPlace, "message \(k) is a \(role) message \(after); \(why)")
+                throw RecordIssue(.roleOutOfPlace, "message \(k) is \(article(role)) \(role) message \(after); \(why)")
             }
             previous = role
         }
@@ -234,9 +234,11 @@ enum RecordFormats {
             throw RecordIssue(.noAssistantTurn, "no assistant message: nothing to learn from this record")
         }
         if let last = roles.last, last != "assistant" {
-            throw RecordIssue(.roleOutOfPlace, "the conversation ends with a \(last) message that no assistant answers")
+            throw RecordIssue(.roleOutOfPlace, "the conversation ends with \(article(last)) \(last) message that no assistant answers")
         }
     }
+
+    private static func article(_ word: String) -> String { word.first.map { "aeiou".contains($0) } == true ? "an" : "a" }
 
     private static func expected(after previous: String) -> String {
         switch previous {

@@ -32,7 +32,8 @@ public struct TrainingBatch: Sendable {
 
     /// The tokens of this batch that carry a loss (shifted labels ≠ −100).
     public var labelledTokens: Int {
-        labels.withUnsafeBufferPointer { LossNormalization.labelledTokenCount(labels: $0.baseAddress!, B: B, T: T) }
+        guard B > 0, T > 0, labels.count == B * T else { return 0 }
+        return labels.withUnsafeBufferPointer { LossNormalization.labelledTokenCount(labels: $0.baseAddress!, B: B, T: T) }
     }
 }
 
@@ -61,8 +62,14 @@ public final class Qwen2TrainingPass {
     var rope: RoPETable
     var work: TrainingWorkspace?
 
-    /// Tokens per lm_head + loss chunk.
-    public static let lmHeadRows = 64
+    /// Tokens per lm_head + loss chunk: 64 × 151,936 fp32 logits is 39 MB. Full fine-tuning uses
+    /// 256: each chunk also adds into the (V,C) lm_head gradient, a pass over 544 MB for Qwen2's
+    /// vocabulary, so fewer, larger chunks save that memory traffic (155 MB of logits beside the
+    /// gigabytes of weights, gradients and moments full training holds anyway).
+    public var lmHeadRows: Int {
+        if case .full = mode { return 256 }
+        return 64
+    }
 
     /// LoRA: `base` is the frozen model in its stored dtype, `state` laid out by
     /// `TrainableParameters.loraLayout`. Full: `state` laid out by `fullLayout` holds the weights
@@ -171,7 +178,7 @@ public final class Qwen2TrainingPass {
         var total = 0.0
         var n0 = 0
         while n0 < N {
-            let n = min(Self.lmHeadRows, N - n0)
+            let n = min(lmHeadRows, N - n0)
             let dh = w.dln.pointer + n0 * C
             if !(n0..<(n0 + n)).contains(where: { w.targets[$0] != ignoreIndex }) {
                 dh.update(repeating: 0, count: n * C)
@@ -219,7 +226,7 @@ public final class Qwen2TrainingPass {
         if let w = work, w.B == B, w.T == T { return w }
         work = nil  // free the old one first
         let w = TrainingWorkspace(config: config, B: B, T: T, lora: lora, checkpointing: gradientCheckpointing,
-                                  lmHeadRows: min(B * T, Self.lmHeadRows))
+                                  lmHeadRows: min(B * T, lmHeadRows))
         work = w
         return w
     }

@@ -9,6 +9,9 @@ import Testing
 //
 //   QWENFT_BENCH_GRAD=1 QWENFT_BENCH_LAYERS=2 QWENFT_BENCH_T=256 swift test --skip-build --filter TrainingBenchmark
 //
+// QWENFT_BENCH_CKPT=0 or 1 runs one mode only; QWENFT_BENCH_SINGLE=1 skips the 1-layer run.
+// "RSS of the training state" is resident memory added by creating the pass and running a step
+// (LoRA state, activations, scratch); peak RSS also counts building the random weights.
 // (The Qwen2 and Training targets are built with -O even in debug, so this measures optimised
 // kernels.) Per-layer cost comes from the difference between runs at 1 and LAYERS layers; the
 // 24-layer step is extrapolated as head + 24 · layer.
@@ -50,9 +53,9 @@ func randomWeights(_ c: Qwen2Config, seed: UInt64) throws -> StoredWeights {
     return try StoredWeights(config: c, source: source)
 }
 
-func peakRSSMiB() -> Double {
+func peakRSSMiB(_ field: String = "VmHWM") -> Double {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM") }),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
           let kb = Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty } ?? "") else { return 0 }
     return kb / 1024
 }
@@ -77,16 +80,21 @@ func peakRSSMiB() -> Double {
         let reps = Int(benchEnv["QWENFT_BENCH_REPS"] ?? "") ?? 2
         let spec = try LoRASpec(rank: 8, alpha: 16, targetModules: ["all-linear"])
         var perLayers: [Int: Double] = [:]
-        for L in [1, layers] {
+        let layerCounts = benchEnv["QWENFT_BENCH_SINGLE"] != nil ? [layers] : [1, layers]
+        for L in layerCounts {
             let c = qwen25_05B(layers: L)
             let base = try randomWeights(c, seed: 1)
             let ids = (0..<T).map { Int32(($0 * 7919) % 150_000) }
             let batch = TrainingBatch(ids: ids, labels: ids, B: 1, T: T)
-            for ckpt in [false, true] {
+            let modes: [Bool] = benchEnv["QWENFT_BENCH_CKPT"].map { [$0 == "1"] } ?? [false, true]
+            for ckpt in modes {
+                let rssBefore = peakRSSMiB("VmRSS")
                 let state = TrainableState(layout: try TrainableParameters.loraLayout(config: c, spec: spec))
                 try TrainableParameters.initializeLoRA(state, config: c, spec: spec, seed: 2)
                 let pass = try Qwen2TrainingPass(base: base, mode: .lora(spec), state: state, gradientCheckpointing: ckpt)
                 _ = try pass.forwardBackward(batch, labelledTokens: T)  // warm-up: allocations
+                // Buffers are zero-filled when allocated, so resident memory counts all of them.
+                let rssTraining = peakRSSMiB("VmRSS") - rssBefore
                 var best = Double.infinity
                 for _ in 0..<reps {
                     let t0 = DispatchTime.now().uptimeNanoseconds
@@ -94,9 +102,9 @@ func peakRSSMiB() -> Double {
                     best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
                 }
                 if !ckpt { perLayers[L] = best }
-                print(String(format: "layers %d T %d ckpt %@: %.3f s/step (%.1f tokens/s), saved activations %.1f MiB, peak RSS %.0f MiB",
+                print(String(format: "layers %d T %d ckpt %@: %.3f s/step (%.1f tokens/s), saved activations %.1f MiB, RSS of the training state %.0f MiB, peak RSS %.0f MiB",
                              L, T, ckpt ? "on " : "off", best, Double(T) / best,
-                             Double(pass.savedActivationBytes) / 1_048_576, peakRSSMiB()))
+                             Double(pass.savedActivationBytes) / 1_048_576, rssTraining, peakRSSMiB()))
             }
         }
         if layers > 1, let one = perLayers[1], let many = perLayers[layers] {
