@@ -131,26 +131,15 @@ extension Trainer {
         let batchesOfEpoch = epochPlan(epoch)
         let lo = j * g, hi = min(lo + g, batchesOfEpoch.count)
         let batches = batchesOfEpoch[lo..<hi].map { Trainer.trainingBatch(loader.makeBatch($0)) }
-        let labelled = batches.reduce(0) { $0 + $1.labelledTokens }
         let tokens = batches.reduce(0) { $0 + ($1.attentionMask?.reduce(0) { $0 + Int($1) } ?? $1.B * $1.T) }
-        state.zeroGrads()
-        guard labelled > 0 else {
+        let r = try TrainingStep.run(pass: pass, optimizer: optimizer, batches: batches, lr: scheduler.learningRate(afterSteps: s),
+                                     maxGradNorm: config.effectiveMaxGradNorm, dropoutStream: UInt64(s * g))
+        if r.labelledTokens == 0 {
             events(.warning("step \(s + 1): its micro-batches hold no labelled token; nothing to learn, the update was skipped"))
-            return StepResult(loss: 0, gradNorm: 0, tokens: tokens, skipped: false)
         }
-        var lossSum = 0.0
-        for (k, b) in batches.enumerated() {
-            let r = try pass.forwardBackward(b, labelledTokens: labelled, dropoutStream: UInt64(s * g + k))
-            lossSum += r.lossSum
-        }
-        let loss = lossSum / Double(labelled)
-        let norm = GradientClipping.clipGlobalNorm(state.grads.pointer, count: state.storageCount, maxNorm: config.effectiveMaxGradNorm)
-        if !loss.isFinite || !norm.isFinite {
-            return StepResult(loss: loss, gradNorm: Double(norm), tokens: tokens, skipped: true)
-        }
-        optimizer.step(params: state.params.pointer, grads: UnsafePointer(state.grads.pointer), lr: scheduler.learningRate(afterSteps: s))
+        if r.skipped { return StepResult(loss: r.loss, gradNorm: Double(r.gradNorm), tokens: tokens, skipped: true) }
         progress.optimizerSteps = optimizer.stepCount
-        return StepResult(loss: loss, gradNorm: Double(norm), tokens: tokens, skipped: false)
+        return StepResult(loss: r.loss, gradNorm: Double(r.gradNorm), tokens: tokens, skipped: false)
     }
 
     /// A loader micro-batch as the training pass takes it (padding = segment 0).
