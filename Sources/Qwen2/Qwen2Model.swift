@@ -75,9 +75,11 @@ public final class Qwen2Model: @unchecked Sendable {
             if let pair = lora[p] { loraForward(out: out, inp: inp, lora: pair, N: N, tmp: a.loraTmp.pointer) }
         }
         rmsNormForward(out: a.ln1.pointer, rstd: a.rstd1.pointer, inp: x, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
-        linear(.q, a.q.pointer, a.ln1.pointer, bias: lw.qBias)
-        linear(.k, a.k.pointer, a.ln1.pointer, bias: lw.kBias)
-        linear(.v, a.v.pointer, a.ln1.pointer, bias: lw.vBias)
+        linearForwardMany([(a.q.pointer, lw.q, lw.qBias), (a.k.pointer, lw.k, lw.kBias), (a.v.pointer, lw.v, lw.vBias)],
+                          inp: a.ln1.pointer, N: N, scratch: scratch)
+        for (p, out) in [(Projection.q, a.q.pointer), (.k, a.k.pointer), (.v, a.v.pointer)] {
+            if let pair = lora[p] { loraForward(out: out, inp: a.ln1.pointer, lora: pair, N: N, tmp: a.loraTmp.pointer) }
+        }
         let p0 = cache.length
         ropeForward(a.q.pointer, table: rope, N: N, T: T, H: c.numAttentionHeads, firstPosition: p0)
         ropeForward(a.k.pointer, table: rope, N: N, T: T, H: c.numKeyValueHeads, firstPosition: p0)
@@ -92,8 +94,10 @@ public final class Qwen2Model: @unchecked Sendable {
         linear(.o, a.attProj.pointer, a.att.pointer)
         residualAdd(x, a.attProj.pointer, count: N * C)
         rmsNormForward(out: a.ln2.pointer, rstd: a.rstd2.pointer, inp: x, weight: lw.postAttentionNorm, N: N, C: C, eps: c.rmsNormEps)
-        linear(.gate, a.gate.pointer, a.ln2.pointer)
-        linear(.up, a.up.pointer, a.ln2.pointer)
+        linearForwardMany([(a.gate.pointer, lw.gate, nil), (a.up.pointer, lw.up, nil)], inp: a.ln2.pointer, N: N, scratch: scratch)
+        for (p, out) in [(Projection.gate, a.gate.pointer), (.up, a.up.pointer)] {
+            if let pair = lora[p] { loraForward(out: out, inp: a.ln2.pointer, lora: pair, N: N, tmp: a.loraTmp.pointer) }
+        }
         swigluForward(out: a.act.pointer, gate: a.gate.pointer, up: a.up.pointer, count: N * I)
         linear(.down, a.mlpOut.pointer, a.act.pointer)
         residualAdd(x, a.mlpOut.pointer, count: N * C)

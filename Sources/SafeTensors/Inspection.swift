@@ -22,9 +22,20 @@ public struct ModelInspection: Sendable {
     public let architectures: [String]?
     /// config.json's `model_type`.
     public let modelType: String?
+    /// adapter_config.json's main settings (an adapter folder), as found in the file.
+    let adapterSettings: [(String, JSONValue)]?
+
     /// adapter_config.json's main settings (an adapter folder): peft_type, r, lora_alpha,
-    /// base_model_name_or_path, target_modules — as text, in that order, those present.
-    public let adapter: [(key: String, value: String)]?
+    /// use_rslora, base_model_name_or_path, target_modules — as text, in that order, those present.
+    public var adapter: [(key: String, value: String)]? {
+        adapterSettings?.map { key, v in
+            switch v {
+            case let .string(s): return (key, s)
+            case let .array(items): return (key, items.map { $0.stringValue ?? compactJSON($0) }.joined(separator: "+"))
+            default: return (key, compactJSON(v))
+            }
+        }
+    }
     /// The `__metadata__` of the first file.
     public let metadata: [String: String]?
     /// Tensors in natural name order (layers.2 before layers.10).
@@ -74,7 +85,7 @@ public struct ModelInspection: Sendable {
             ("index", index.map { .string($0) } ?? .null),
             ("architectures", architectures.map { .array($0.map { .string($0) }) } ?? .null),
             ("model_type", modelType.map { .string($0) } ?? .null),
-            ("adapter", adapter.map { .object($0.map { ($0.key, .string($0.value)) }) } ?? .null),
+            ("adapter", adapterSettings.map { .object($0) } ?? .null),
         ]
         if let metadata {
             pairs.append(("metadata", .object(metadata.keys.sorted().map { ($0, .string(metadata[$0]!)) })))
@@ -113,7 +124,7 @@ public func inspectModel(path: String) throws(SafeTensorsError) -> ModelInspecti
         architectures = config.architectures
         modelType = config.modelType
     }
-    var adapter: [(key: String, value: String)]? = nil
+    var adapter: [(String, JSONValue)]? = nil
     let adapterConfigPath = join(folder, "adapter_config.json")
     if isDir, fileExists(adapterConfigPath, isDirectory: &configIsDir), !configIsDir {
         adapter = try readAdapterConfig(adapterConfigPath)
@@ -124,7 +135,7 @@ public func inspectModel(path: String) throws(SafeTensorsError) -> ModelInspecti
     }.sorted { naturalLess($0.name, $1.name) }
     return ModelInspection(path: path, files: store.files.map { relative($0.path) },
                            index: store.indexPath.map(relative), architectures: architectures,
-                           modelType: modelType, adapter: adapter, metadata: store.files.first?.metadata, tensors: tensors)
+                           modelType: modelType, adapterSettings: adapter, metadata: store.files.first?.metadata, tensors: tensors)
 }
 
 /// `architectures` and `model_type` from a config.json; other keys are not looked at.
@@ -147,8 +158,8 @@ func readConfig(_ path: String) throws(SafeTensorsError) -> (architectures: [Str
     return (architectures, json["model_type"]?.stringValue)
 }
 
-/// The settings of a PEFT adapter_config.json worth a glance, rendered as text.
-func readAdapterConfig(_ path: String) throws(SafeTensorsError) -> [(key: String, value: String)] {
+/// The settings of a PEFT adapter_config.json worth a glance, as they are in the file.
+func readAdapterConfig(_ path: String) throws(SafeTensorsError) -> [(String, JSONValue)] {
     let mapping = try MappedFile(path: path)
     let json: JSONValue
     do {
@@ -157,16 +168,10 @@ func readAdapterConfig(_ path: String) throws(SafeTensorsError) -> [(key: String
         throw .badConfig(file: path, reason: "not valid JSON: \(error)")
     }
     guard json.objectValue != nil else { throw .badConfig(file: path, reason: "expected a JSON object, found \(json.kindName)") }
-    var out: [(key: String, value: String)] = []
-    for key in ["peft_type", "r", "lora_alpha", "use_rslora", "base_model_name_or_path", "target_modules"] {
-        guard let v = json[key], v != .null else { continue }
-        switch v {
-        case let .string(s): out.append((key, s))
-        case let .array(items): out.append((key, items.map { $0.stringValue ?? compactJSON($0) }.joined(separator: "+")))
-        default: out.append((key, compactJSON(v)))
-        }
+    return ["peft_type", "r", "lora_alpha", "use_rslora", "base_model_name_or_path", "target_modules"].compactMap { key in
+        guard let v = json[key], v != .null else { return nil }
+        return (key, v)
     }
-    return out
 }
 
 /// Name order with digit runs compared as numbers: "layers.2" < "layers.10".

@@ -220,11 +220,15 @@ public enum GradientClipping {
     }
 
     /// Single-process clipping of `grads[0..<count]`: returns the total norm before clipping (what
-    /// transformers logs as grad_norm). No clipping when maxNorm ≤ 0 (norm still computed).
+    /// transformers logs as grad_norm). No clipping when maxNorm ≤ 0 (norm still computed). A NaN
+    /// or infinite norm leaves the gradients as they are: the caller must then skip the AdamW
+    /// step (torch would scale everything by NaN and corrupt the weights).
     @discardableResult
     public static func clipGlobalNorm(_ grads: UnsafeMutablePointer<Float>, count: Int, maxNorm: Double) -> Float {
         let total = norm(squaredNorm: squaredNorm(grads, range: 0 ..< count))
-        if maxNorm > 0 { scale(grads, range: 0 ..< count, by: clipCoefficient(totalNorm: total, maxNorm: maxNorm)) }
+        if maxNorm > 0 && total.isFinite {
+            scale(grads, range: 0 ..< count, by: clipCoefficient(totalNorm: total, maxNorm: maxNorm))
+        }
         return total
     }
 }

@@ -93,6 +93,11 @@ public func crossEntropyForwardBackward(dlogits: UnsafeMutablePointer<Float>, lo
 /// every micro-batch's summed token loss is divided by the number of labelled (shifted) tokens
 /// in the whole step (`num_items_in_batch`), so the step's loss is Σ token losses / count, no
 /// matter how the tokens fall into micro-batches.
+///
+/// Across ranks transformers (average_tokens_across_devices, its default) all-gathers and sums the
+/// counts, multiplies each rank's loss by the world size and lets DDP average the gradients: the
+/// same as dividing by the global count and SUMMING gradients across ranks. So: all-reduce the
+/// count, use `scale(labelledTokens: globalCount)`, and sum (not average) the gradients.
 public enum LossNormalization {
     /// The tokens that carry a loss in labels (B,T): positions t ≥ 1 with labels[b,t] ≠ -100
     /// (position 0 is never predicted: the labels are shifted left by one).

@@ -21,6 +21,25 @@ import Testing
         #expect(r.stdout == e.greedy_text + "\n")
     }
 
+    @Test func messagesFileRendersLikePrompt() throws {
+        let e = try TinyExpectations.load()
+        let file = try makeTempDir().appendingPathComponent("messages.json")
+        try JSONSerialization.data(withJSONObject: [["role": "user", "content": e.prompt]]).write(to: file)
+        let r = try runQwenft(["generate", "--model", try TinyModel.folder(), "--messages", file.path,
+                               "--greedy", "--max-new-tokens", "24", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: r.stdoutData) as! [String: Any]
+        #expect(obj["ids"] as? [Int] == e.greedy_ids)
+    }
+
+    @Test func badMessagesFileIsAnError() throws {
+        let file = try makeTempDir().appendingPathComponent("messages.json")
+        try "[{\"role\": \"user\"}]".write(to: file, atomically: true, encoding: .utf8)
+        let r = try runQwenft(["generate", "--model", try TinyModel.folder(), "--messages", file.path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("messages.json"))
+    }
+
     @Test func seededSamplingIsReproducible() throws {
         let args = ["generate", "--model", try TinyModel.folder(), "--raw-prompt", "Once upon a time",
                     "--temperature", "1.2", "--top-k", "50", "--top-p", "0.9", "--max-new-tokens", "12", "--json"]

@@ -62,3 +62,58 @@ import Testing
         #expect(maxAbsDiff(got, want) < 1e-5)
     }
 }
+
+extension LinearKernelTests {
+    /// dinp = dout · W for bf16 weights (tiled widening) against the fp32 product, across tiles.
+    @Test func backwardInputOverHalfWeightsMatchesFloat32() {
+        let OC = 1200, C = 1000, N = 3  // OC·C > one scratch tile, so several tiles accumulate
+        var bits = [UInt16](repeating: 0, count: OC * C)
+        var wide = [Float](repeating: 0, count: OC * C)
+        for i in 0..<(OC * C) {
+            bits[i] = bf16Bits(fromFloat: Float((i * 7919) % 101) / 50 - 1)
+            wide[i] = floatFromBF16(bits[i])
+        }
+        let dout = (0..<(N * OC)).map { Float(($0 * 31) % 17) / 8 - 1 }
+        var want = [Float](repeating: 0, count: N * C), got = [Float](repeating: 1, count: N * C)
+        let scratch = LinearScratch()
+        wide.withUnsafeBufferPointer { w in
+            linearBackwardInput(dinp: &want, dout: dout, weight: WeightMatrix(rows: OC, cols: C, float32: w.baseAddress!), N: N, scratch: scratch)
+        }
+        bits.withUnsafeBufferPointer { w in
+            linearBackwardInput(dinp: &got, dout: dout, weight: WeightMatrix(rows: OC, cols: C, dtype: .bf16, base: UnsafeRawPointer(w.baseAddress!)),
+                                N: N, scratch: scratch)
+        }
+        #expect(maxAbsDiff(got, want) < 1e-3)
+    }
+}
+
+extension LinearKernelTests {
+    /// Several matrices in one pass give what separate calls give, bit for bit.
+    @Test func manyMatricesInOnePassEqualSeparateCalls() {
+        let C = 40
+        let shapes = [70, 9, 130]
+        let mats = shapes.map { rows in (0..<(rows * C)).map { Float(($0 * 13) % 29) / 14 - 1 } }
+        let biases = shapes.map { rows in (0..<rows).map { Float($0) / 7 } }
+        let x = (0..<(2 * C)).map { Float($0 % 9) / 4 - 1 }
+        let scratch = LinearScratch()
+        var separate = shapes.map { [Float](repeating: 0, count: 2 * $0) }
+        var together = separate
+        for i in 0..<3 {
+            mats[i].withUnsafeBufferPointer { w in
+                linearForward(out: &separate[i], inp: x, weight: WeightMatrix(rows: shapes[i], cols: C, float32: w.baseAddress!),
+                              bias: biases[i], N: 2, scratch: scratch)
+            }
+        }
+        let outs = (0..<3).map { i in UnsafeMutablePointer<Float>.allocate(capacity: 2 * shapes[i]) }
+        defer { outs.forEach { $0.deallocate() } }
+        withExtendedLifetime((mats, biases)) {
+            let parts = (0..<3).map { i in
+                (out: outs[i], weight: WeightMatrix(rows: shapes[i], cols: C, float32: mats[i].withUnsafeBufferPointer { $0.baseAddress! }),
+                 bias: Optional(biases[i].withUnsafeBufferPointer { $0.baseAddress! }))
+            }
+            linearForwardMany(parts, inp: x, N: 2, scratch: scratch)
+        }
+        for i in 0..<3 { together[i] = Array(UnsafeBufferPointer(start: outs[i], count: 2 * shapes[i])) }
+        #expect(together == separate)
+    }
+}

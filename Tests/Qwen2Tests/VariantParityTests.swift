@@ -39,6 +39,25 @@ import Testing
         #expect(maxAbsDiff(got, try want.floats("logits")) > 1e-2)
     }
 
+    /// Decoding one token at a time (the fused small-N kernels) with an adapter gives peft's logits.
+    @Test func loraDecodingStepMatchesPeft() throws {
+        let name = "untied-gqa2"
+        let e = try ModelExpectations.load(name)
+        let model = try fixtureModel(name)
+        let dir = qwen2Fixtures.appendingPathComponent("\(name)-lora-rs")
+        model.adapter = try LoRAAdapter.load(configURL: dir.appendingPathComponent("adapter_config.json"),
+                                            tensors: try FixtureTensors(dir.appendingPathComponent("adapter_model.safetensors")),
+                                            model: model.config)
+        let ids = e.input_ids[0], T = ids.count, V = model.config.vocabSize
+        let cache = KVCache(config: model.config, batch: 1, capacity: T)
+        _ = try model.forward(ids: Array(ids[..<(T - 2)]), B: 1, T: T - 2, cache: cache)
+        _ = try model.forward(ids: [ids[T - 2]], B: 1, T: 1, cache: cache)
+        let got = model.logits(hidden: try model.forward(ids: [ids[T - 1]], B: 1, T: 1, cache: cache), rows: [0])
+        let want = try FixtureTensors(qwen2Fixtures.appendingPathComponent(name).appendingPathComponent("expected.safetensors"))
+            .floats("logits_lora-rs")
+        #expect(maxAbsDiff(got, Array(want[((T - 1) * V)..<(T * V)])) < 1e-4)
+    }
+
     @Test func adapterForADifferentModelIsRefused() throws {
         let model = try fixtureModel("tied-mha")
         let dir = qwen2Fixtures.appendingPathComponent("untied-gqa2-lora-plain")

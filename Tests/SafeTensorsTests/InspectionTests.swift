@@ -33,7 +33,7 @@ import Testing
         #expect(report.totalParameters == 16)
         let text = report.text()
         #expect(text.contains("adapter: peft_type LORA, r 2, lora_alpha 16, base_model_name_or_path Qwen/Qwen2.5-0.5B, target_modules q_proj+v_proj"))
-        #expect(report.json().contains(#""adapter":{"peft_type":"LORA","r":"2""#))
+        #expect(report.json().contains(#""adapter":{"peft_type":"LORA","r":2,"lora_alpha":16,"base_model_name_or_path":"Qwen/Qwen2.5-0.5B","target_modules":["q_proj","v_proj"]}"#))
         try "[1]".write(toFile: dir + "/adapter_config.json", atomically: true, encoding: .utf8)
         expectError(["adapter_config.json", "expected a JSON object"]) { _ = try inspectModel(path: dir) }
     }

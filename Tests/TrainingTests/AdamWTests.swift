@@ -111,6 +111,12 @@ private struct OptimizerFixture: Decodable {
         let c = GradientClipping.clipCoefficient(totalNorm: 4, maxNorm: 1)
         #expect(c == (1 / (Float(4) + Float(1e-6))) * 1)
         #expect(GradientClipping.clipCoefficient(totalNorm: .nan, maxNorm: 1).isNaN)
+        let g = AlignedBuffer<Float>([3, 4, .nan, 1])
+        #expect(GradientClipping.clipGlobalNorm(g.pointer, count: 4, maxNorm: 1).isNaN)
+        #expect(g[0] == 3 && g[1] == 4)   // left alone: the step is to be skipped
+        let h = AlignedBuffer<Float>([3, 4])
+        #expect(GradientClipping.clipGlobalNorm(h.pointer, count: 2, maxNorm: 1) == 5)
+        #expect(h[0] == 3 * ((1 / (Float(5) + Float(1e-6))) * 1))
     }
 
     @Test func squaredNormIndependentOfThreads() {

@@ -86,7 +86,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutabl
 
 /// Σ a[i]·b[i], 8-wide.
 @inlinable
-func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
     let ar = UnsafeRawPointer(a), br = UnsafeRawPointer(b)
     var i = 0

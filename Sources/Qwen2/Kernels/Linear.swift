@@ -4,12 +4,12 @@ import QwenCore
 // Linear layers over stored weights.
 // inp (N,C), weight (OC,C) in f32/bf16/f16, bias (OC) f32, out (N,OC): out = inp · weightᵀ + bias.
 //
-// fp32 weights go straight to BLAS. Half-precision weights are never widened whole: for a few
-// rows of input (decoding) a fused kernel reads the 2-byte weights once, which is what makes
-// bf16 decoding twice as fast as fp32 (it is memory-bound); for more rows, tiles of the weight
-// are widened into a cache-sized scratch and multiplied by BLAS.
+// For a few rows of input (decoding) a fused kernel reads each weight once in its stored dtype,
+// which is what makes bf16 decoding twice as fast as fp32 (it is memory-bound). For more rows,
+// fp32 weights go straight to BLAS, and half-precision ones are widened tile by tile into a
+// cache-sized scratch and multiplied by BLAS, never widened whole.
 
-/// Rows of input at or below which half-precision weights use the fused dot-product kernel.
+/// Rows of input at or below which the fused dot-product kernel runs instead of BLAS.
 let fusedRowLimit = 4
 
 /// Reusable fp32 scratch for widened weight tiles; one per model run (not shared across threads).
@@ -29,15 +29,12 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
                           scratch: LinearScratch, accumulate: Bool = false) {
     let OC = weight.rows, C = weight.cols
     if N == 0 || OC == 0 { return }
-    if let w = weight.float32 {
-        if N == 1 {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(OC), Int32(C), 1, w, Int32(C), inp, 1,
-                        accumulate ? 1 : 0, out, 1)
-        } else {
-            GEMM.nt(N, OC, C, inp, w, out, accumulate: accumulate)
-        }
-    } else if N <= fusedRowLimit {
-        halfLinearFused(out: out, inp: inp, weight: weight, N: N, accumulate: accumulate)
+    if N <= fusedRowLimit {
+        // Decoding: memory-bound dot products on our own threads. (Handing fp32 to BLAS's sgemv
+        // is as fast alone, but its threads spin between calls and fight ours for the cores.)
+        fusedLinear(out: out, inp: inp, weight: weight, N: N, accumulate: accumulate)
+    } else if let w = weight.float32 {
+        GEMM.nt(N, OC, C, inp, w, out, accumulate: accumulate)
     } else {
         let tileRows = max(1, min(OC, LinearScratch.tileElements / max(1, C)))
         let tile = scratch.tile()
@@ -55,6 +52,34 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
     if let bias { addBias(out, bias, N: N, OC: OC) }
 }
 
+/// Several Linear layers over the same input (q/k/v, gate/up): one parallel pass over all their
+/// rows when decoding, so each token pays one thread hand-off instead of one per matrix.
+public func linearForwardMany(_ parts: [(out: UnsafeMutablePointer<Float>, weight: WeightMatrix, bias: UnsafePointer<Float>?)],
+                              inp: UnsafePointer<Float>, N: Int, scratch: LinearScratch) {
+    guard N <= fusedRowLimit, parts.count > 1, parts.allSatisfy({ $0.weight.cols == parts[0].weight.cols }) else {
+        for p in parts { linearForward(out: p.out, inp: inp, weight: p.weight, bias: p.bias, N: N, scratch: scratch) }
+        return
+    }
+    var starts: [Int] = []
+    var total = 0
+    for p in parts { starts.append(total); total += p.weight.rows }
+    parts.withUnsafeBufferPointer { ps in
+        starts.withUnsafeBufferPointer { st in
+            parallelChunks(total, minChunk: 64) { range in
+                var m = 0
+                var r = range.lowerBound
+                while r < range.upperBound {
+                    while r >= st[m] + ps[m].weight.rows { m += 1 }
+                    let lo = r - st[m], hi = min(range.upperBound - st[m], ps[m].weight.rows)
+                    fusedRows(out: ps[m].out, inp: inp, weight: ps[m].weight, rows: lo..<hi, N: N, accumulate: false)
+                    r = st[m] + hi
+                }
+            }
+        }
+    }
+    for p in parts { if let b = p.bias { addBias(p.out, b, N: N, OC: p.weight.rows) } }
+}
+
 /// out (N,OC) += bias (OC) broadcast over rows.
 public func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, N: Int, OC: Int) {
     for n in 0..<N {
@@ -63,22 +88,31 @@ public func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Fl
     }
 }
 
-/// The fused half-precision kernel: each output row's weights are read once and dotted with all
-/// N input rows, output rows split across threads.
-func halfLinearFused(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+/// The decoding kernel: each output row's weights are read once, in their stored dtype, and
+/// dotted with all N input rows; output rows split across threads.
+func fusedLinear(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                      weight: WeightMatrix, N: Int, accumulate: Bool) {
+    parallelChunks(weight.rows, minChunk: 64) { range in
+        fusedRows(out: out, inp: inp, weight: weight, rows: range, N: N, accumulate: accumulate)
+    }
+}
+
+/// Rows `rows` of the fused kernel, on the calling thread.
+@inline(__always)
+func fusedRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: WeightMatrix,
+               rows: Range<Int>, N: Int, accumulate: Bool) {
     let OC = weight.rows, C = weight.cols
-    let w = weight.base.assumingMemoryBound(to: UInt16.self)
-    let isBF16 = weight.dtype == .bf16
-    parallelChunks(OC, minChunk: 64) { range in
-        var o = range.lowerBound
-        while o < range.upperBound {
-            let row = w + o * C
-            for n in 0..<N {
-                let d = isBF16 ? dotBF16(row, inp + n * C, C) : dotF16(row, inp + n * C, C)
-                if accumulate { out[n * OC + o] += d } else { out[n * OC + o] = d }
+    let dtype = weight.dtype
+    for o in rows {
+        for n in 0..<N {
+            let x = inp + n * C
+            let d: Float
+            switch dtype {
+            case .f32: d = dot(weight.base.assumingMemoryBound(to: Float.self) + o * C, x, C)
+            case .bf16: d = dotBF16(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
+            default: d = dotF16(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
             }
-            o += 1
+            if accumulate { out[n * OC + o] += d } else { out[n * OC + o] = d }
         }
     }
 }
@@ -121,4 +155,29 @@ public func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: I
     var s: Float = 0
     for i in 0..<n { s += floatFromF16(w[i]) * x[i] }
     return s
+}
+
+/// The input gradient of a frozen Linear layer, for backward passes:
+/// dinp (N,C) (+)= dout (N,OC) · weight (OC,C). Half-precision weights are widened tile by tile
+/// as in the forward, so no fp32 copy of the whole matrix is ever made.
+public func linearBackwardInput(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                weight: WeightMatrix, N: Int, scratch: LinearScratch, accumulate: Bool = false) {
+    let OC = weight.rows, C = weight.cols
+    if N == 0 || C == 0 { return }
+    if let w = weight.float32 {
+        GEMM.nn(N, C, OC, dout, w, dinp, accumulate: accumulate)
+        return
+    }
+    let tileRows = max(1, min(OC, LinearScratch.tileElements / max(1, C)))
+    let tile = scratch.tile()
+    var r0 = 0
+    while r0 < OC {
+        let rows = min(tileRows, OC - r0)
+        parallelChunks(rows, minChunk: 16) { r in
+            weight.widenRows((r0 + r.lowerBound)..<(r0 + r.upperBound), into: tile + r.lowerBound * C)
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(rows),
+                    1, dout + r0, Int32(OC), tile, Int32(C), (accumulate || r0 > 0) ? 1 : 0, dinp, Int32(C))
+        r0 += rows
+    }
 }

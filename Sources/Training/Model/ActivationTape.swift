@@ -57,6 +57,8 @@ final class TrainingWorkspace {
     let act, k, v, tmp, dropped: AlignedBuffer<Float>
     let dx, dln, datt, dq, dk, dv, dact, dgate, dup, dxa, attD: AlignedBuffer<Float>
     let logits, losses: AlignedBuffer<Float>
+    let headIn, headGrad: AlignedBuffer<Float>  // gathered labelled rows (lmHeadRows, C) and their gradient
+    let headTargets: AlignedBuffer<Int32>
     let attScratch: AlignedBuffer<Float>  // one block of attention scores and their gradient
 
     init(config c: Qwen2Config, B: Int, T: Int, lora: LoRASpec?, checkpointing: Bool, lmHeadRows: Int) {
@@ -92,6 +94,9 @@ final class TrainingWorkspace {
         attD = AlignedBuffer(count: N * c.numAttentionHeads)
         logits = AlignedBuffer(count: lmHeadRows * c.vocabSize)
         losses = AlignedBuffer(count: lmHeadRows)
+        headIn = AlignedBuffer(count: lmHeadRows * C)
+        headGrad = AlignedBuffer(count: lmHeadRows * C)
+        headTargets = AlignedBuffer(count: lmHeadRows)
         attScratch = AlignedBuffer(count: blockedAttentionScratch(T: T))
     }
 

@@ -12,6 +12,14 @@ import Qwen2
 // Loss: labels shifted by one (position t predicts labels[t+1]), −100 ignored, each token's loss
 // divided by `labelledTokens` — the step's count over all its micro-batches, so gradients added
 // over the micro-batches of a step are those of Σ token losses / count (transformers' rule).
+//
+// A step, as the trainer runs it:
+//   state.zeroGrads()
+//   let count = micro.reduce(0) { $0 + $1.labelledTokens }         // the whole step's tokens
+//   for (k, mb) in micro.enumerated() {
+//       sum += try pass.forwardBackward(mb, labelledTokens: count, dropoutStream: UInt64(step * micro.count + k)).lossSum
+//   }
+//   loss = sum / count; clip state.grads; AdamW on state.params
 
 /// A right- or left-padded batch (B,T): ids, labels (−100 where no loss), attention mask (1 real,
 /// 0 padding; nil: all real). Row-major flat arrays.
@@ -169,32 +177,35 @@ public final class Qwen2TrainingPass {
         return BatchLoss(lossSum: lossSum, tokens: tokens)
     }
 
-    /// lm_head and cross-entropy, `lmHeadRows` tokens at a time: logits, the loss and dlogits in
-    /// place, then d final-normed hidden (into w.dln) and the lm_head's weight gradient.
+    /// lm_head and cross-entropy over the labelled tokens only, `lmHeadRows` at a time: their
+    /// hidden rows are gathered, scored (logits, loss and dlogits in place), and d hidden is
+    /// scattered back into w.dln (zero for unlabelled tokens, which have no loss). Prompt and
+    /// padding tokens thus cost nothing here — PyTorch computes their (V-wide) logits anyway.
     func headForwardBackward(w: TrainingWorkspace, scale: Float, gradients: Bool) throws -> Double {
         let c = config
         let N = w.N, C = c.hiddenSize, V = c.vocabSize
         let dHead = gradients ? try fullGrad(c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight") : nil
+        let rows = (0..<N).filter { w.targets[$0] != ignoreIndex }
+        if gradients { w.dln.pointer.update(repeating: 0, count: N * C) }
         var total = 0.0
-        var n0 = 0
-        while n0 < N {
-            let n = min(lmHeadRows, N - n0)
-            let dh = w.dln.pointer + n0 * C
-            if !(n0..<(n0 + n)).contains(where: { w.targets[$0] != ignoreIndex }) {
-                dh.update(repeating: 0, count: n * C)
-                n0 += n
-                continue
+        var k0 = 0
+        while k0 < rows.count {
+            let n = min(lmHeadRows, rows.count - k0)
+            let h = w.headIn.pointer, dh = w.headGrad.pointer
+            for k in 0..<n {
+                (h + k * C).update(from: w.final.pointer + rows[k0 + k] * C, count: C)
+                w.headTargets[k] = w.targets[rows[k0 + k]]
             }
-            let h = UnsafePointer(w.final.pointer + n0 * C)
             linearForward(out: w.logits.pointer, inp: h, weight: weights.lmHead, bias: nil, N: n, scratch: linearScratch)
             total += try crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
-                                                     logits: w.logits.pointer, targets: w.targets.pointer + n0,
+                                                     logits: w.logits.pointer, targets: w.headTargets.pointer,
                                                      N: n, V: V, scale: scale)
             if gradients {
                 linearBackward(dinp: dh, dweight: dHead, dbias: nil, dout: w.logits.pointer, inp: h,
                                weight: weights.lmHead, N: n, scratch: backwardScratch)
+                for k in 0..<n { (w.dln.pointer + rows[k0 + k] * C).update(from: dh + k * C, count: C) }
             }
-            n0 += n
+            k0 += n
         }
         return total
     }

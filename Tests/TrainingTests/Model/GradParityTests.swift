@@ -33,7 +33,7 @@ let gradTolerance = 1e-4
             if err > worst.0 { worst = (err, entry.name) }
             #expect(err < gradTolerance, "\(name) full: \(entry.name) relative error \(err)")
         }
-        print("grad parity \(name) full\(checkpointing ? " +ckpt" : ""): \(layout.entries.count) tensors, worst ‖Δ‖/‖g‖ \(worst.0) (\(worst.1))")
+        print("grad parity \(name) full\(checkpointing ? " +ckpt" : ""): loss rel \(relativeError(stepLoss, f.expected.loss)), \(layout.entries.count) tensors, worst ‖Δ‖/‖g‖ \(worst.0) (\(worst.1))")
     }
 
     @Test(arguments: gradCases, [false, true])
@@ -60,7 +60,7 @@ let gradTolerance = 1e-4
             if err > worst.0 { worst = (err, entry.name) }
             #expect(err < gradTolerance, "\(name) LoRA: \(entry.name) relative error \(err)")
         }
-        print("grad parity \(name) lora\(checkpointing ? " +ckpt" : ""): \(layout.entries.count) tensors, worst ‖Δ‖/‖g‖ \(worst.0) (\(worst.1))")
+        print("grad parity \(name) lora\(checkpointing ? " +ckpt" : ""): loss rel \(relativeError(stepLoss, f.expected.lora_loss)), \(layout.entries.count) tensors, worst ‖Δ‖/‖g‖ \(worst.0) (\(worst.1))")
     }
 }
 
