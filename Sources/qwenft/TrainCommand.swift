@@ -33,6 +33,13 @@ struct TrainCommand: ParsableCommand {
         print(cfg.resolvedJSON().prettyText)
         for note in cfg.notes { print("note: \(note)") }
 
+        // A parent may have left these blocked (the mask is inherited): unblock them so Ctrl-C
+        // and `kill` reach the handler.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         signal(SIGINT) { _ in trainStopRequested = 1; signal(SIGINT, SIG_DFL) }
         signal(SIGTERM) { _ in trainStopRequested = 1; signal(SIGTERM, SIG_DFL) }
         let console = TrainConsole(terminal: isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb")

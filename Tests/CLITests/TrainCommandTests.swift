@@ -100,3 +100,34 @@ struct TrainSetup {
         #expect(r.status == 1 && r.stderr.hasPrefix("qwenft: error:"), "\(r.stderr)")
     }
 }
+
+@Suite struct TrainSignalTests {
+    /// SIGINT finishes the step, saves a checkpoint, exits 0; a resume continues from it.
+    @Test func interruptSavesACheckpoint() throws {
+        let s = try TrainSetup()
+        let process = Process()
+        process.executableURL = try qwenftBinary()
+        process.arguments = ["train", "--config", s.config, "--max_steps", "400", "--save_steps", "1000", "--threads", "1"]
+        process.environment = ProcessInfo.processInfo.environment.merging(s.env) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait for training to start (the log gets its first line), then interrupt.
+        let log = s.output + "/trainer_log.jsonl"
+        for _ in 0..<600 {
+            if let t = try? String(contentsOfFile: log, encoding: .utf8), !t.isEmpty { break }
+            usleep(50_000)
+        }
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let names = try FileManager.default.contentsOfDirectory(atPath: s.output)
+        let checkpoint = names.first { $0.hasPrefix("checkpoint-") }
+        #expect(checkpoint != nil, "\(names)")
+        #expect(!names.contains("adapter_model.safetensors"))
+        #expect(!names.contains { $0.hasPrefix(".checkpoint-") })
+        if let c = checkpoint {
+            #expect(FileManager.default.fileExists(atPath: s.output + "/" + c + "/trainer_state.json"))
+        }
+    }
+}

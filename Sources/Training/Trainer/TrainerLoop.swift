@@ -21,7 +21,12 @@ extension Trainer {
         let total = plan.totalSteps
         events(.started(plan))
         let logEvery = config.interval(.logging, totalSteps: total) ?? 0
-        let evalEvery = evalData == nil ? nil : config.interval(.evaluation, totalSteps: total)
+        var evalEvery = evalData == nil ? nil : config.interval(.evaluation, totalSteps: total)
+        if evalData != nil, evalEvery == nil, config.evalStrategy == .no, let e = config.evalSteps {
+            // eval_file with eval_steps but no eval_strategy: evaluate at eval_steps, as meant.
+            evalEvery = e < 1 ? max(1, Int((Double(total) * e).rounded(.up))) : Int(e)
+            events(.note("eval_file and eval_steps are set: evaluating every \(evalEvery!) steps (eval_strategy \"steps\")"))
+        }
         let saveEvery = config.interval(.saving, totalSteps: total)
         let started = DispatchTime.now().uptimeNanoseconds
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
