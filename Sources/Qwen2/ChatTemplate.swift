@@ -27,8 +27,8 @@ public struct ChatTemplate {
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
         let list = Value.array(messages.map { .object([("role", .string($0.role)), ("content", .string($0.content))]) })
         var context: [String: Value] = ["messages": list, "add_generation_prompt": .bool(addGenerationPrompt)]
-        context["bos_token"] = bosToken.map { .string($0) } ?? .none
-        context["eos_token"] = eosToken.map { .string($0) } ?? .none
+        context["bos_token"] = bosToken.map { Value.string($0) } ?? Value.none
+        context["eos_token"] = eosToken.map { Value.string($0) } ?? Value.none
         return try template.render(context)
     }
 

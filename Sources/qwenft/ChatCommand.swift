@@ -66,7 +66,7 @@ struct ChatCommand: ParsableCommand {
             messages.append(ChatMessage(role: "user", content: line))
             let conversation = (systemMessage.map { [ChatMessage(role: "system", content: $0)] } ?? []) + messages
             let ids = folder.tokenizer.encodeIds(try template.render(conversation, addGenerationPrompt: true), allowSpecial: true)
-            let decoder = folder.tokenizer.streamingDecoder(skipSpecialTokens: true)
+            let decoder = folder.tokenizer.streamingDecoder(skipSpecialTokens: true, skipUnknownIds: true)
             var answer = ""
             let result = try generator.generate(prompt: ids, maxNewTokens: maxNew, sampler: &sampler,
                                                 eos: folder.eosTokenIds) { id in

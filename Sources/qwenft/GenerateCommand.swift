@@ -80,7 +80,7 @@ struct GenerateCommand: ParsableCommand {
         let maxNew = sampling.maxTokens(folder.generationConfig)
         var sampler = Sampler(parameters: try sampling.parameters(folder.generationConfig), seed: sampling.seed)
         let generator = Generator(model: folder.model, capacity: ids.count + maxNew)
-        let decoder = folder.tokenizer.streamingDecoder(skipSpecialTokens: true)
+        let decoder = folder.tokenizer.streamingDecoder(skipSpecialTokens: true, skipUnknownIds: true)
         let out = FileHandle.standardOutput
         var produced = ""
         let result = try generator.generate(prompt: ids, maxNewTokens: maxNew, sampler: &sampler,

@@ -11,6 +11,7 @@ struct QwenFT: ParsableCommand {
         subcommands: [
             InspectCommand.self,
             TokenizeCommand.self,
+            TemplateCommand.self,
             GenerateCommand.self,
             ChatCommand.self,
             EvalCommand.self,

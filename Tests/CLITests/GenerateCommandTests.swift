@@ -47,6 +47,14 @@ import Testing
         #expect(a.status == 0 && a.stdout == b.stdout)
     }
 
+    /// Ids past the tokenizer (the embedding's padding rows, 151,665…151,935) are valid model input;
+    /// generated ones decode to nothing, as in transformers, instead of failing the run.
+    @Test func idsPastTheTokenizerAreAccepted() throws {
+        let r = try runQwenft(["generate", "--model", try TinyModel.folder(), "--prompt-ids", "[151900, 151935]",
+                               "--greedy", "--max-new-tokens", "3", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
     @Test func missingModelFolderIsAnError() throws {
         let r = try runQwenft(["generate", "--model", "/nonexistent/model", "--prompt", "hi"])
         #expect(r.status == 1)

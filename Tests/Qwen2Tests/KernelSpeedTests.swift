@@ -45,7 +45,7 @@ struct KernelSpeedTests {
             }
         }
         let wf = WeightMatrix(rows: rows, cols: cols, float32: f32.pointer)
-        time("f32 sgemv", bytes: rows * cols * 4) {
+        time("f32 fused (decode)", bytes: rows * cols * 4) {
             linearForward(out: out.pointer, inp: x.pointer, weight: wf, bias: nil, N: 1, scratch: scratch)
         }
         let wb = WeightMatrix(rows: rows, cols: cols, dtype: .bf16, base: UnsafeRawPointer(bf16.pointer))

@@ -126,3 +126,20 @@ func tempDir() throws -> URL {
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
+
+@Suite struct ChatTemplateTests {
+    @Test func qwen25TemplateRendersChatML() throws {
+        let t = try ChatTemplate(source: ChatTemplate.qwen25, eosToken: "<|im_end|>")
+        let text = try t.render([ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi")],
+                                addGenerationPrompt: true)
+        #expect(text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        let noSystem = try t.render([ChatMessage(role: "user", content: "Hi")], addGenerationPrompt: false)
+        #expect(noSystem.hasPrefix("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud."))
+        #expect(noSystem.hasSuffix("<|im_start|>user\nHi<|im_end|>\n"))
+    }
+
+    @Test func templatesSeeTheSpecialTokens() throws {
+        let t = try ChatTemplate(source: "{{ bos_token is none }}|{{ eos_token }}", bosToken: nil, eosToken: "</s>")
+        #expect(try t.render([], addGenerationPrompt: false) == "True|</s>")
+    }
+}

@@ -12,9 +12,10 @@ RECORDS=${2:-10000}
 PY=${PYTHON:-/work/main/.venv/bin/python}
 DATA=${QWENFT_BENCH_DATA:-/tmp/qwenft-bench-data}
 export QWENFT_VOCAB=${QWENFT_VOCAB:-$PWD/.cache/qwen-vocab/qwen.tiktoken}
-swift build -c release --build-tests >/dev/null
+# -enable-testing: the test targets use @testable imports.
+swift build -c release --build-tests -Xswiftc -enable-testing >/dev/null
 echo "== qwenft (threads=$THREADS)"
 QWENFT_BENCH=1 QWENFT_THREADS=$THREADS QWENFT_BENCH_RECORDS=$RECORDS QWENFT_BENCH_DATA=$DATA /usr/bin/time -v \
-  swift test -c release --skip-build --filter DataBenchmarks 2>&1 | grep -E "BENCH|Maximum resident" | sed 's/^.*BENCH/BENCH/'
+  swift test -c release -Xswiftc -enable-testing --skip-build --filter DataBenchmarks 2>&1 | grep -E "BENCH|Maximum resident" | sed 's/^.*BENCH/BENCH/'
 echo "== transformers"
 /usr/bin/time -v "$PY" Scripts/bench/data/peer.py "$DATA/data.jsonl" 2>&1 | grep -E "BENCH|Maximum resident"

@@ -18,6 +18,7 @@ extension TokenizedDataset {
             throw DatasetError.badOption(name: "max_seq_length", message: "must be at least 2, got \(options.maxSeqLength)")
         }
         let started = DispatchTime.now().uptimeNanoseconds
+        let files = try expandDataPaths(files)
         let dataFiles = try files.map { try DataFile(path: $0) }
         var cache: DatasetCache?
         if let dir = options.cacheDirectory {
@@ -105,6 +106,27 @@ extension TokenizedDataset {
         }
         if let cache { dataset.report.cachePath = cache.store(dataset) }
         return dataset
+    }
+
+    /// A folder stands for the .jsonl and .json files in it (Firefly's pre-training train_file),
+    /// in name order.
+    static func expandDataPaths(_ paths: [String]) throws -> [String] {
+        var out: [String] = []
+        for path in paths {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+                let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
+                    .filter { $0.hasSuffix(".jsonl") || $0.hasSuffix(".json") }.sorted()
+                if names.isEmpty {
+                    throw DatasetError.unreadableFile(path: path, message: "the folder holds no .jsonl or .json files")
+                }
+                out += names.map { URL(fileURLWithPath: path).appendingPathComponent($0).path }
+            } else {
+                out.append(path)
+            }
+        }
+        if out.isEmpty { throw DatasetError.badOption(name: "train_file", message: "no data file given") }
+        return out
     }
 
     func checkProblems(_ policy: BadRecordPolicy) throws {

@@ -19,7 +19,8 @@ struct DatasetCache {
         for f in files {
             var h = ContentHasher()
             f.bytes.withUnsafeBytes { h.update($0) }
-            parts.append("file=\(h.hex) size=\(f.bytes.count)")
+            // The path too: problems in the report name it.
+            parts.append("file=\(f.path) hash=\(h.hex) size=\(f.bytes.count)")
         }
         parts.append("tokenizer=\(tokenizerFingerprint(tokenizer))")
         var t = ContentHasher()

@@ -20,6 +20,8 @@ final class SampleBuilder {
     let context: [String: Value]
     let eos: [UInt8]?
     let eosId: Int32?
+    /// The id of `eos` when the template itself prints it (then every answer must end with it).
+    let closingId: Int32?
 
     init(source: ChatTemplateSource, tokenizer: Tokenizer, tokenizerConfig: TokenizerConfig, trainOnPrompt: Bool) throws {
         self.source = source
@@ -46,7 +48,13 @@ final class SampleBuilder {
         } else {
             eos = eosText.map { Array($0.utf8) }
         }
-        eosId = (eosText ?? "<|endoftext|>").isEmpty ? nil : tokenizer.id(forToken: eosText ?? "<|endoftext|>").map(Int32.init)
+        // Appended to pre-training text so the model learns where a document ends.
+        eosId = tokenizer.id(forToken: eosText ?? "<|endoftext|>").map(Int32.init)
+        if let eos, source.source.contains(String(decoding: eos, as: UTF8.self)) {
+            closingId = tokenizer.id(forToken: String(decoding: eos, as: UTF8.self)).map(Int32.init)
+        } else {
+            closingId = nil
+        }
     }
 
     /// ids and labels (−100 where not trained) of one record.
@@ -58,7 +66,15 @@ final class SampleBuilder {
             return (ids, ids)
         case let .chat(messages, roles, tools):
             let (text, spans) = try chatSpans(messages, roles, tools)
-            return label(text, spans)
+            var (ids, labels) = label(text, spans)
+            // A template that ends the conversation without closing the last answer (Qwen1.5's
+            // first template prints <|im_end|> only before another message): add the eos token,
+            // labelled, or the model never learns to stop.
+            if let eos, let closingId, !text.utf8.reversed().drop(while: { [0x20, 0x0A, 0x0D, 0x09].contains($0) }).starts(with: eos.reversed()) {
+                ids.append(closingId)
+                labels.append(closingId)
+            }
+            return (ids, labels)
         case let .record(value, output):
             let (text, spans) = try recordSpans(value, output)
             return label(text, spans)
@@ -100,6 +116,8 @@ final class SampleBuilder {
         var spans: [Range<Int>] = []
         var cursor = 0
         for i in roles.indices where roles[i] == "assistant" {
+            // OpenAI's fine-tuning format: "weight": 0 keeps an assistant message out of the loss.
+            if case .dict(let m) = messages[i], let w = m["weight"], w.pyEquals(.int(0)) { continue }
             let prompt = try render(messages[..<i], tools, generationPrompt: true)
             let upTo = i == messages.count - 1 ? full : try render(messages[...i], tools, generationPrompt: false)
             guard upTo.starts(with: prompt) else {
@@ -107,10 +125,23 @@ final class SampleBuilder {
                     + "add_generation_prompt as the start of messages 0...\(i), so message \(i)'s tokens cannot be told apart; "
                     + "use another template_name or train_on_prompt: true")
             }
-            let turn = upTo[prompt.count...]
+            var turn = upTo[prompt.count...]
             let start: Int
             if full.starts(with: upTo) && prompt.count >= cursor {
                 start = prompt.count
+            } else if full.starts(with: prompt) && prompt.count >= cursor {
+                // The turn ends differently when the conversation goes on (Phi-3 prints eos_token
+                // after the last message only): keep the part both renders share, cut back to
+                // a line end so no piece of the next message's marker is taken.
+                start = prompt.count
+                var shared = 0
+                while shared < turn.count && start + shared < full.count && turn[turn.startIndex + shared] == full[start + shared] { shared += 1 }
+                if shared < turn.count {
+                    var cut = shared
+                    while cut > 0 && full[start + cut - 1] != 0x0A { cut -= 1 }
+                    shared = cut
+                }
+                turn = turn.prefix(shared)
             } else if let at = find(Array(turn), in: full, from: cursor) {
                 start = at
             } else {
@@ -129,6 +160,9 @@ final class SampleBuilder {
                 end = at + eos.count
             } else {
                 while end > from && [0x20, 0x0A, 0x0D, 0x09].contains(full[end - 1]) { end -= 1 }
+                // Templates that print the closing eos only when another message follows (Qwen1.5's
+                // first template): the eos is right after the turn in the whole conversation.
+                if let eos, full[end...].starts(with: eos) { end += eos.count }
             }
             if end > start { spans.append(start..<end) }
             cursor = end
