@@ -16,7 +16,6 @@ struct QwenFT: ParsableCommand {
             ChatCommand.self,
             EvalCommand.self,
             InitCommand.self,
-            TemplateCommand.self,
             TrainCommand.self,
             MergeCommand.self,
         ])
