@@ -18,6 +18,8 @@ struct QwenFT: ParsableCommand {
             InitCommand.self,
             TokenizeCommand.self,
             TemplateCommand.self,
+            TrainCommand.self,
+            MergeCommand.self,
         ])
 
     /// Runs the command; every error ends as `qwenft: error: …` on stderr with exit status 1

@@ -1,0 +1,122 @@
+import Foundation
+import QwenCore
+import Qwen2
+import SafeTensors
+
+/// What `qwenft merge` wrote.
+public struct MergeReport: Sendable {
+    public var mergedPairs: Int
+    public var tensors: Int
+    public var files: [String]
+    public var dtype: DType
+}
+
+/// `qwenft merge`: folds a PEFT LoRA adapter into its base, W += s · B·A in f32 (as peft's
+/// `merge_and_unload`: delta = (B @ A) · scaling, then added to the weight), and writes a
+/// complete Hugging Face folder: safetensors shards + index, config.json (torch_dtype set),
+/// generation_config.json, tokenizer files. Tensors are converted one at a time, straight into
+/// the output file, so memory stays near one tensor besides the mapped base.
+public enum AdapterMerge {
+    public static func merge(base: String, adapter: String, out: String, dtype: DType? = nil,
+                             maxShardSize: Int = ModelFiles.defaultMaxShardSize) throws -> MergeReport {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: base, isDirectory: &isDir), isDir.boolValue else {
+            throw TrainerError.mergeFailed(path: base, message: "--base must be a model folder (config.json, safetensors weights)")
+        }
+        if let d = dtype, !d.isFloatStorage {
+            throw TrainerError.mergeFailed(path: out, message: "--dtype \(d.torchName) is not a weight dtype; use float32, bfloat16 or float16")
+        }
+        let baseURL = URL(fileURLWithPath: base).standardizedFileURL, outURL = URL(fileURLWithPath: out).standardizedFileURL
+        guard baseURL.path != outURL.path else {
+            throw TrainerError.mergeFailed(path: out, message: "--out must differ from --base (the base is read while the output is written)")
+        }
+        let config = try Qwen2Config.load(baseURL.appendingPathComponent("config.json"))
+        let lora = try ModelFolder.loadAdapter(adapter, config: config)
+        let store: SafeTensorsStore
+        do { store = try SafeTensorsStore(path: base) } catch {
+            throw TrainerError.mergeFailed(path: base, message: "\(error)")
+        }
+        // The output dtype: --dtype, else the base's (its first float tensor's).
+        let storedDType = store.tensors.first(where: { $0.dtype.isFloatStorage })?.dtype ?? .f32
+        let target = dtype ?? storedDType
+
+        var pending = Set<String>()
+        for (l, layer) in lora.layers.enumerated() {
+            for p in layer.keys { pending.insert(TrainableParameters.layerName(l, p.modulePath + ".weight")) }
+        }
+        var tensors: [TensorToWrite] = []
+        var merged = 0
+        for view in store.tensors {
+            let outType = view.dtype.isFloatStorage ? target : view.dtype
+            guard let (l, p) = projection(of: view.name), l < lora.layers.count, let w = lora.layers[l][p] else {
+                tensors.append(view.dtype.isFloatStorage ? TensorToWrite(converting: view, to: outType) : TensorToWrite(copying: view))
+                continue
+            }
+            guard view.shape == [w.outFeatures, w.inFeatures] else {
+                throw TrainerError.mergeFailed(path: adapter, message: "\(view.name) is \(view.shape) in the base, the adapter's B·A is [\(w.outFeatures), \(w.inFeatures)]")
+            }
+            pending.remove(view.name)
+            merged += 1
+            let name = view.name
+            tensors.append(TensorToWrite(name: name, dtype: outType, shape: view.shape) { out in
+                let weight = try view.floatBuffer()
+                mergeLoRA(weight: weight.pointer, lora: w)
+                guard let dst = out.baseAddress, out.count == weight.count * outType.elementSize else {
+                    throw TrainerError.mergeFailed(path: name, message: "output buffer of \(out.count) bytes for \(weight.count) values")
+                }
+                if Int(bitPattern: dst) % outType.elementSize == 0 {
+                    convertFromFloat(UnsafePointer(weight.pointer), dst, dtype: outType, count: weight.count)
+                } else {
+                    let tmp = UnsafeMutableRawPointer.allocate(byteCount: out.count, alignment: 64)
+                    defer { tmp.deallocate() }
+                    convertFromFloat(UnsafePointer(weight.pointer), tmp, dtype: outType, count: weight.count)
+                    dst.copyMemory(from: tmp, byteCount: out.count)
+                }
+            })
+        }
+        if let missing = pending.sorted().first {
+            throw TrainerError.mergeFailed(path: adapter, message: "the adapter has weights for \(missing), which the base does not have")
+        }
+        let result: ShardedWriteResult
+        do {
+            try ModelFiles.makeFolder(out)
+            result = try SafeTensorsWriter.writeSharded(tensors, toFolder: out, maxShardSize: maxShardSize)
+        } catch let e as TrainerError { throw e } catch {
+            throw TrainerError.writeFailed(path: out, message: "\(error)")
+        }
+        try ModelFiles.writeText(try ModelFiles.configJSON(of: base, dtype: target), to: outURL.appendingPathComponent("config.json").path)
+        let gen = baseURL.appendingPathComponent("generation_config.json").path
+        if fm.fileExists(atPath: gen) {
+            let dst = outURL.appendingPathComponent("generation_config.json").path
+            try? fm.removeItem(atPath: dst)
+            do { try fm.copyItem(atPath: gen, toPath: dst) } catch {
+                throw TrainerError.writeFailed(path: dst, message: error.localizedDescription)
+            }
+        }
+        try ModelFiles.copyTokenizerFiles(from: base, to: out)
+        return MergeReport(mergedPairs: merged, tensors: tensors.count, files: result.files + (result.indexPath.map { [$0] } ?? []), dtype: target)
+    }
+
+    /// weight (out, in) += scale · B (out, r) · A (r, in), the product formed first in f32.
+    public static func mergeLoRA(weight: UnsafeMutablePointer<Float>, lora w: LoRAWeights) {
+        let n = w.outFeatures * w.inFeatures
+        let delta = AlignedBuffer<Float>(count: n)
+        GEMM.nn(w.outFeatures, w.inFeatures, w.rank, w.b.pointer, w.a.pointer, delta.pointer)
+        let s = w.scale, d = delta.pointer
+        parallelChunks(n, minChunk: 1 << 16) { r in
+            for i in r { weight[i] += d[i] * s }
+        }
+    }
+
+    /// "model.layers.3.mlp.down_proj.weight" → (3, .down).
+    static func projection(of name: String) -> (Int, Projection)? {
+        let prefix = "model.layers."
+        guard name.hasPrefix(prefix), name.hasSuffix(".weight") else { return nil }
+        let rest = name.dropFirst(prefix.count).dropLast(".weight".count)
+        guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]) else { return nil }
+        let module = String(rest[rest.index(after: dot)...])
+        guard let p = Projection.allCases.first(where: { $0.modulePath == module }) else { return nil }
+        return (layer, p)
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+import QwenCore
+import Qwen2
+import SafeTensors
+
+// The files a run hands back to the Python stack: a PEFT adapter folder (adapter_config.json +
+// adapter_model.safetensors, which `PeftModel.from_pretrained` loads), or a Hugging Face model
+// folder (config, generation config, safetensors shards + index, tokenizer files).
+
+public enum ModelFiles {
+    /// Tokenizer and template files transformers' tokenizers save beside a model.
+    public static let tokenizerFileNames = [
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+        "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json", "qwen.tiktoken",
+    ]
+
+    /// 5 GB, transformers' default `max_shard_size`.
+    public static let defaultMaxShardSize = 5_000_000_000
+
+    /// Writes `text` to `path` through a temporary file and a rename.
+    public static func writeText(_ text: String, to path: String) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: tmp))
+            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+            try FileManager.default.moveItem(atPath: tmp, toPath: path)
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw TrainerError.writeFailed(path: path, message: "\(error.localizedDescription)")
+        }
+    }
+
+    /// Copies the tokenizer files of `modelFolder` that exist into `destination`.
+    public static func copyTokenizerFiles(from modelFolder: String, to destination: String) throws {
+        let fm = FileManager.default
+        for name in tokenizerFileNames {
+            let src = (modelFolder as NSString).appendingPathComponent(name)
+            guard fm.fileExists(atPath: src) else { continue }
+            let dst = (destination as NSString).appendingPathComponent(name)
+            do {
+                if fm.fileExists(atPath: dst) { try fm.removeItem(atPath: dst) }
+                try fm.copyItem(atPath: src, toPath: dst)
+            } catch {
+                throw TrainerError.writeFailed(path: dst, message: "\(error.localizedDescription)")
+            }
+        }
+    }
+
+    // MARK: - PEFT adapters
+
+    /// PEFT's `adapter_config.json` for a LoRA adapter of `spec` (the fields peft 0.x reads;
+    /// sorted keys, two-space indent, as `save_pretrained` writes it).
+    public static func peftAdapterConfig(spec: LoRASpec, dropout: Double, baseModel: String) -> JSONValue {
+        let pairs: [(String, JSONValue)] = [
+            ("alpha_pattern", .object([])),
+            ("auto_mapping", .null),
+            ("base_model_name_or_path", .string(baseModel)),
+            ("bias", .string("none")),
+            ("fan_in_fan_out", .bool(false)),
+            ("inference_mode", .bool(true)),
+            ("init_lora_weights", .bool(true)),
+            ("layers_pattern", .null),
+            ("layers_to_transform", .null),
+            ("lora_alpha", spec.alpha.rounded() == spec.alpha ? .int(Int(spec.alpha)) : .double(spec.alpha)),
+            ("lora_dropout", .double(dropout)),
+            ("modules_to_save", .null),
+            ("peft_type", .string("LORA")),
+            ("r", .int(spec.rank)),
+            ("rank_pattern", .object([])),
+            ("revision", .null),
+            ("target_modules", .array(spec.targets.map { .string($0.rawValue) })),
+            ("task_type", .string("CAUSAL_LM")),
+            ("use_dora", .bool(false)),
+            ("use_rslora", .bool(spec.useRSLoRA)),
+        ]
+        return .object(pairs)
+    }
+
+    /// Writes `state`'s LoRA A/B (laid out by `TrainableParameters.loraLayout`) as a PEFT adapter
+    /// folder: adapter_config.json and adapter_model.safetensors (f32, PEFT's key names).
+    public static func writePEFTAdapter(state: TrainableState, config c: Qwen2Config, spec: LoRASpec,
+                                        dropout: Double, baseModel: String, to folder: String) throws {
+        try makeFolder(folder)
+        var tensors: [TensorToWrite] = []
+        for e in try TrainableParameters.loraLayout(config: c, spec: spec).entries {
+            let entry = try state.layout.require(e.name)
+            tensors.append(TensorToWrite(name: e.name, shape: entry.shape, pointer: UnsafePointer(state.param(entry))))
+        }
+        let path = (folder as NSString).appendingPathComponent("adapter_model.safetensors")
+        do { try SafeTensorsWriter.write(tensors, to: path) } catch {
+            throw TrainerError.writeFailed(path: path, message: "\(error)")
+        }
+        try writeText(peftAdapterConfig(spec: spec, dropout: dropout, baseModel: baseModel).prettyText + "\n",
+                      to: (folder as NSString).appendingPathComponent("adapter_config.json"))
+    }
+
+    // MARK: - Hugging Face model folders
+
+    /// `config.json` of `modelFolder` with torch_dtype (and the newer "dtype") set to `dtype`.
+    public static func configJSON(of modelFolder: String, dtype: DType) throws -> String {
+        let path = (modelFolder as NSString).appendingPathComponent("config.json")
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw TrainerError.mergeFailed(path: path, message: "cannot read config.json")
+        }
+        guard case var .object(pairs) = try JSONValue.parse(text) else {
+            throw TrainerError.mergeFailed(path: path, message: "config.json is not a JSON object")
+        }
+        var set = false
+        for i in pairs.indices where pairs[i].0 == "torch_dtype" || pairs[i].0 == "dtype" {
+            pairs[i].1 = .string(dtype.torchName)
+            set = true
+        }
+        if !set { pairs.append(("torch_dtype", .string(dtype.torchName))) }
+        return JSONValue.object(pairs).prettyText + "\n"
+    }
+
+    /// A complete HF folder: `tensors` as safetensors shards (+ index), config.json from the base
+    /// with `dtype`, generation_config.json and tokenizer files copied from `baseFolder`.
+    public static func writeModelFolder(tensors: [TensorToWrite], baseFolder: String, dtype: DType,
+                                        maxShardSize: Int, to folder: String) throws {
+        try makeFolder(folder)
+        do {
+            try SafeTensorsWriter.writeSharded(tensors, toFolder: folder, maxShardSize: maxShardSize)
+        } catch {
+            throw TrainerError.writeFailed(path: folder, message: "\(error)")
+        }
+        try writeText(try configJSON(of: baseFolder, dtype: dtype), to: (folder as NSString).appendingPathComponent("config.json"))
+        let gen = (baseFolder as NSString).appendingPathComponent("generation_config.json")
+        if FileManager.default.fileExists(atPath: gen) {
+            let dst = (folder as NSString).appendingPathComponent("generation_config.json")
+            try? FileManager.default.removeItem(atPath: dst)
+            do { try FileManager.default.copyItem(atPath: gen, toPath: dst) } catch {
+                throw TrainerError.writeFailed(path: dst, message: "\(error.localizedDescription)")
+            }
+        }
+        try copyTokenizerFiles(from: baseFolder, to: folder)
+    }
+
+    /// Full fine-tuning's weights (f32 master copies) as an HF folder.
+    public static func writeFullModel(state: TrainableState, baseFolder: String, to folder: String,
+                                      maxShardSize: Int = defaultMaxShardSize) throws {
+        let tensors = state.layout.entries.map {
+            TensorToWrite(name: $0.name, shape: $0.shape, pointer: UnsafePointer(state.param($0)))
+        }
+        try writeModelFolder(tensors: tensors, baseFolder: baseFolder, dtype: .f32, maxShardSize: maxShardSize, to: folder)
+    }
+
+    static func makeFolder(_ path: String) throws {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw TrainerError.writeFailed(path: path, message: "\(error.localizedDescription)")
+        }
+    }
+}

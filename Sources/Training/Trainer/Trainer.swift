@@ -1,0 +1,201 @@
+import Foundation
+import QwenCore
+import Qwen2
+import Tokenizer
+
+/// Where the trainer finds things the config does not name.
+public struct TrainerOptions: Sendable {
+    /// The folder of `Templates/NAME.j2` for `template_name`.
+    public var templatesFolder: String?
+    /// The tokenised-dataset cache folder; nil: no cache.
+    public var cacheDirectory: String?
+
+    public init(templatesFolder: String? = nil, cacheDirectory: String? = nil) {
+        self.templatesFolder = templatesFolder
+        self.cacheDirectory = cacheDirectory
+    }
+}
+
+/// A training run: `init` loads the model, tokenises the data, builds the trainable state (and
+/// restores a checkpoint when resuming); `train` runs the loop. Progress goes to `events`, never
+/// to the console.
+///
+///     let trainer = try Trainer(config: cfg, options: .init(templatesFolder: "Templates")) { event in … }
+///     let summary = try trainer.train()
+///
+/// Step s (0-based) of the run uses micro-batches [g·j, g·j+g) of epoch s / stepsPerEpoch, with
+/// j = s mod stepsPerEpoch (the epoch's last step may have fewer), dropout stream = the global
+/// micro-batch index and LR `scheduler.learningRate(afterSteps: s)`. Everything depends only on
+/// s and the seeds, so a resumed run repeats the run that never stopped bit for bit.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let outputDir: String
+    public let modelFolder: String
+    public let modelConfig: Qwen2Config
+    public let mode: TrainingMode
+    public let state: TrainableState
+    public let plan: TrainingPlan
+    let events: (TrainerEvent) -> Void
+    let base: WeightProvider
+    let pass: Qwen2TrainingPass
+    let optimizer: AdamW
+    let scheduler: LRScheduler
+    let loader: DataLoader
+    let evalData: TokenizedDataset?
+    let loraDropout: Double
+    var progress: TrainerProgressState
+    var epochPlans: [Int: [[Int]]] = [:]
+
+    public init(config: TrainingConfig, options: TrainerOptions = .init(),
+                events: @escaping (TrainerEvent) -> Void = { _ in }) throws {
+        self.config = config
+        self.events = events
+        outputDir = config.outputDir
+        modelFolder = config.modelNameOrPath
+        let resumeFrom = try Trainer.prepareOutputDir(config)
+
+        if config.packing {
+            throw TrainerError.unsupported(key: "packing", message: "the training pass does not yet keep packed samples apart in attention; set packing to false")
+        }
+        let folder = try ModelFolder(path: modelFolder)
+        modelConfig = folder.config
+        base = folder.model.weights
+
+        // Data.
+        let template = try ChatTemplateSource.resolve(templateName: config.templateName, templatesFolder: options.templatesFolder,
+                                                      tokenizerConfig: folder.tokenizerConfig)
+        let dataOptions = try DatasetOptions(config: config, cacheDirectory: options.cacheDirectory)
+        func load(_ file: String) throws -> TokenizedDataset {
+            try TokenizedDataset.load(files: [file], tokenizer: folder.tokenizer, tokenizerConfig: folder.tokenizerConfig,
+                                      template: template, options: dataOptions) { events(.preprocessing($0)) }
+        }
+        let train = try load(config.trainFile)
+        if train.report.fromCache {
+            // A cached report may lack the counts; they are the dataset's own.
+            train.report.samples = train.count
+            train.report.tokens = train.ids.count
+        }
+        train.report.summary.forEach { events(.note($0)) }
+        events(.note("template: \(template.origin)"))
+        evalData = try config.evalFile.map { try load($0) }
+        if let e = evalData { e.report.summary.forEach { events(.note("eval " + $0)) } }
+        let padId = Int32(folder.tokenizerConfig.padToken.flatMap { folder.tokenizer.id(forToken: $0) }
+            ?? folder.tokenizerConfig.eosToken.flatMap { folder.tokenizer.id(forToken: $0) } ?? 151_643)
+        loader = try DataLoader(dataset: train, options: BatchingOptions(config: config, padId: padId))
+
+        // What is trained.
+        loraDropout = config.loraDropout
+        switch config.trainMode {
+        case .full:
+            mode = .full
+        case .lora, .qlora:
+            if config.trainMode == .qlora {
+                events(.warning("train_mode qlora: NF4 quantisation of the base is not implemented yet; training LoRA over the stored weights (same updates, more memory)"))
+            }
+            if let path = config.adapterNameOrPath {
+                let adapter = try ModelFolder.loadAdapter(path, config: modelConfig)
+                let targets = Projection.allCases.filter { p in adapter.layers.contains { $0[p] != nil } }.map(\.rawValue)
+                let spec = try LoRASpec(rank: adapter.rank, alpha: adapter.alpha, dropout: Float(config.loraDropout),
+                                        useRSLoRA: adapter.useRSLoRA, targetModules: targets)
+                events(.note("continuing the adapter \(path): r \(spec.rank), alpha \(spec.alpha), \(targets.joined(separator: ", "))"))
+                mode = .lora(spec)
+            } else {
+                mode = .lora(try LoRASpec(config: config))
+            }
+        }
+        let layout: ParameterLayout
+        switch mode {
+        case .full: layout = try TrainableParameters.fullLayout(config: modelConfig)
+        case .lora(let spec): layout = try TrainableParameters.loraLayout(config: modelConfig, spec: spec)
+        }
+        state = TrainableState(layout: layout)
+        switch mode {
+        case .full:
+            try TrainableParameters.copyWeights(from: base, into: state)
+        case .lora(let spec):
+            if let path = config.adapterNameOrPath {
+                try TrainableParameters.loadLoRA(state, from: try ModelFolder.loadAdapter(path, config: modelConfig),
+                                                 config: modelConfig, spec: spec, source: path)
+            } else {
+                try TrainableParameters.initializeLoRA(state, config: modelConfig, spec: spec, seed: UInt64(truncatingIfNeeded: config.seed))
+            }
+        }
+        pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
+                                     dropoutSeed: UInt64(truncatingIfNeeded: config.seed))
+        optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW)
+
+        // Steps and schedule.
+        let g = config.gradientAccumulationSteps
+        let micro = loader.batchesPerEpoch
+        let totalSteps = config.totalOptimizerSteps(batchesPerEpoch: micro)
+        scheduler = try config.learningRateScheduler(totalSteps: totalSteps)
+        progress = TrainerProgressState(globalStep: 0, optimizerSteps: 0, skippedSteps: 0, logHistory: [], bestMetric: nil, bestCheckpoint: nil)
+        if let from = resumeFrom {
+            try Checkpoints.loadParameters(from: from, into: state, full: mode == .full)
+            try Checkpoints.loadOptimizer(from: from, into: optimizer, layout: layout)
+            progress = try Checkpoints.loadProgress(from: from)
+            events(.note("resuming from \(from) at step \(progress.globalStep)"))
+        }
+        plan = TrainingPlan(totalSteps: totalSteps, stepsPerEpoch: max(1, (micro + g - 1) / g), microBatchesPerEpoch: micro,
+                            gradientAccumulationSteps: g, trainableParameters: layout.parameterCount,
+                            startStep: progress.globalStep, mode: Trainer.describe(mode))
+        if config.bf16 || config.fp16 {
+            events(.note("\(config.bf16 ? "bf16" : "fp16"): the base stays in its stored dtype; compute and trainable weights are f32"))
+        }
+        if config.reportTo.contains("tensorboard") {
+            events(.warning("report_to tensorboard: event files are not written yet; trainer_log.jsonl has every logged value"))
+        }
+        try ModelFiles.writeText(config.resolvedJSON().prettyText + "\n",
+                                 to: (outputDir as NSString).appendingPathComponent("training_config.json"))
+        try rewriteLog()
+    }
+
+    static func describe(_ mode: TrainingMode) -> String {
+        switch mode {
+        case .full: return "full fine-tuning"
+        case .lora(let s):
+            return "LoRA r \(s.rank), alpha \(s.alpha)\(s.useRSLoRA ? " (rsLoRA)" : ""), dropout \(s.dropout), on \(s.targets.map(\.rawValue).joined(separator: ", "))"
+        }
+    }
+
+    /// Creates output_dir, refuses one that holds another run (unless resuming or overwriting),
+    /// and returns the checkpoint to resume from.
+    static func prepareOutputDir(_ config: TrainingConfig) throws -> String? {
+        let dir = config.outputDir
+        let fm = FileManager.default
+        let resume = try Checkpoints.resolve(config.resumeFromCheckpoint, outputDir: dir)
+        if resume == nil, fm.fileExists(atPath: dir) {
+            let names = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
+            let marks = names.filter { $0.hasPrefix(Checkpoints.prefix) || ["adapter_model.safetensors", "trainer_state.json", "trainer_log.jsonl"].contains($0) }.sorted()
+            if !marks.isEmpty {
+                guard config.overwriteOutputDir else {
+                    throw TrainerError.outputDirInUse(path: dir, found: marks.prefix(3).joined(separator: ", "))
+                }
+                for name in marks where name.hasPrefix(Checkpoints.prefix) || name == "trainer_log.jsonl" {
+                    try? fm.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
+                }
+            }
+        }
+        try ModelFiles.makeFolder(dir)
+        return resume
+    }
+
+    var logPath: String { (outputDir as NSString).appendingPathComponent("trainer_log.jsonl") }
+
+    /// trainer_log.jsonl from the restored history (empty for a fresh run): a resumed run's log
+    /// reads as one run's.
+    func rewriteLog() throws {
+        let text = progress.logHistory.map { $0.compactText + "\n" }.joined()
+        try ModelFiles.writeText(text, to: logPath)
+    }
+
+    func appendLog(_ entry: JSONValue) {
+        progress.logHistory.append(entry)
+        let line = Data((entry.compactText + "\n").utf8)
+        if let h = FileHandle(forWritingAtPath: logPath) {
+            h.seekToEndOfFile()
+            h.write(line)
+            try? h.close()
+        }
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+import QwenCore
+import Qwen2
+
+/// What one optimizer step did.
+struct StepResult {
+    var loss: Double
+    var gradNorm: Double
+    /// Non-padding tokens processed.
+    var tokens: Int
+    var skipped: Bool
+}
+
+extension Trainer {
+    /// Consecutive NaN/Inf steps after which the run stops.
+    static let divergenceLimit = 3
+
+    /// Runs from the current step to the end (or until `shouldStop` says so after a step, which
+    /// then saves a checkpoint). Writes the final adapter or model into output_dir.
+    public func train(shouldStop: () -> Bool = { false }) throws -> TrainingSummary {
+        let total = plan.totalSteps
+        events(.started(plan))
+        let logEvery = config.interval(.logging, totalSteps: total) ?? 0
+        var evalEvery = evalData == nil ? nil : config.interval(.evaluation, totalSteps: total)
+        if evalData != nil, evalEvery == nil, config.evalStrategy == .no, let e = config.evalSteps {
+            // eval_file with eval_steps but no eval_strategy: evaluate at eval_steps, as meant.
+            evalEvery = e < 1 ? max(1, Int((Double(total) * e).rounded(.up))) : Int(e)
+            events(.note("eval_file and eval_steps are set: evaluating every \(evalEvery!) steps (eval_strategy \"steps\")"))
+        }
+        let saveEvery = config.interval(.saving, totalSteps: total)
+        let started = DispatchTime.now().uptimeNanoseconds
+        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
+
+        var lossSinceLog = 0.0, stepsSinceLog = 0, tokensSinceLog = 0, lastLogTime = 0.0
+        var lossSum = 0.0, stepsRun = 0, tokensRun = 0
+        var consecutiveBad = 0
+        var lastSaved = -1
+        var lastEvalMetric: Double?
+        var interrupted = false
+
+        while progress.globalStep < total {
+            let s = progress.globalStep
+            let r = try runStep(s)
+            progress.globalStep = s + 1
+            let step = s + 1
+            if r.skipped {
+                consecutiveBad += 1
+                progress.skippedSteps += 1
+                events(.warning("step \(step): loss \(r.loss), grad norm \(r.gradNorm): not finite; the update was skipped"))
+                if consecutiveBad >= Trainer.divergenceLimit { throw TrainerError.diverged(step: step, count: consecutiveBad) }
+            } else {
+                consecutiveBad = 0
+                lossSinceLog += r.loss
+                stepsSinceLog += 1
+                lossSum += r.loss
+                stepsRun += 1
+            }
+            tokensSinceLog += r.tokens
+            tokensRun += r.tokens
+            let elapsed = now()
+            let eta = elapsed / Double(step - plan.startStep) * Double(total - step)
+            events(.step(StepProgress(step: step, totalSteps: total, loss: r.loss, elapsed: elapsed, eta: eta)))
+
+            let logDue = (logEvery > 0 && step % logEvery == 0) || (config.loggingFirstStep && step == 1) || step == total
+            if logDue, stepsSinceLog > 0 {
+                let record = LogRecord(step: step, epoch: epoch(afterSteps: step), loss: lossSinceLog / Double(stepsSinceLog),
+                                       learningRate: scheduler.learningRate(afterSteps: step), gradNorm: r.gradNorm,
+                                       tokensPerSecond: Double(tokensSinceLog) / max(1e-9, elapsed - lastLogTime), elapsed: elapsed)
+                appendLog(record.json)
+                events(.log(record))
+                lossSinceLog = 0
+                stepsSinceLog = 0
+                tokensSinceLog = 0
+                lastLogTime = elapsed
+            }
+            let epochEnd = step % plan.stepsPerEpoch == 0
+            let evalDue = evalData != nil && ((evalEvery.map { step % $0 == 0 } ?? false) || (config.evalStrategy == .epoch && epochEnd))
+            if evalDue {
+                let e = try evaluate(step: step)
+                appendLog(e.json)
+                events(.evaluation(e))
+                lastEvalMetric = metric(of: e)
+            }
+            let saveDue = (saveEvery.map { step % $0 == 0 } ?? false) || (config.saveStrategy == .epoch && epochEnd)
+            let stop = step < total && shouldStop()
+            if saveDue || stop {
+                if let m = lastEvalMetric, isBetter(m, than: progress.bestMetric) {
+                    progress.bestMetric = m
+                    progress.bestCheckpoint = (outputDir as NSString).appendingPathComponent("\(Checkpoints.prefix)\(step)")
+                }
+                try saveCheckpoint(step: step)
+                lastSaved = step
+            }
+            if stop {
+                interrupted = true
+                events(.note("stopped at step \(step) of \(total); checkpoint saved. Resume with --resume_from_checkpoint true"))
+                break
+            }
+        }
+        _ = lastSaved
+        let seconds = now()
+        var outputPath: String?
+        if !interrupted {
+            if config.loadBestModelAtEnd, let best = progress.bestCheckpoint, FileManager.default.fileExists(atPath: best) {
+                try Checkpoints.loadParameters(from: best, into: state, full: mode == .full)
+                events(.note("loaded the best checkpoint \(best) (\(metricName) \(progress.bestMetric ?? .nan))"))
+            }
+            try saveFinal()
+            outputPath = outputDir
+        }
+        let summary = TrainingSummary(globalStep: progress.globalStep, totalSteps: total,
+                                      meanLoss: stepsRun > 0 ? lossSum / Double(stepsRun) : .nan, seconds: seconds,
+                                      tokensPerSecond: Double(tokensRun) / max(seconds, 1e-9), outputPath: outputPath,
+                                      interrupted: interrupted, skippedSteps: progress.skippedSteps)
+        if !interrupted {
+            appendLog(.object([("step", .int(progress.globalStep)), ("train_runtime", .double(seconds)),
+                               ("train_loss", .double(summary.meanLoss)), ("train_tokens_per_second", .double(summary.tokensPerSecond))]))
+            try ModelFiles.writeText(trainerStateJSON().prettyText + "\n", to: (outputDir as NSString).appendingPathComponent("trainer_state.json"))
+        }
+        events(.finished(summary))
+        return summary
+    }
+
+    /// The micro-batch plan of an epoch (cached: the shuffle is the same every time it is asked for).
+    func epochPlan(_ epoch: Int) -> [[Int]] {
+        if let p = epochPlans[epoch] { return p }
+        let p = loader.plan(epoch: epoch)
+        epochPlans = [epoch: p]
+        return p
+    }
+
+    /// Forward/backward over step s's micro-batches, clipping and the AdamW update.
+    func runStep(_ s: Int) throws -> StepResult {
+        let g = plan.gradientAccumulationSteps
+        let epoch = s / plan.stepsPerEpoch, j = s % plan.stepsPerEpoch
+        let batchesOfEpoch = epochPlan(epoch)
+        let lo = j * g, hi = min(lo + g, batchesOfEpoch.count)
+        let batches = batchesOfEpoch[lo..<hi].map { Trainer.trainingBatch(loader.makeBatch($0)) }
+        let tokens = batches.reduce(0) { $0 + ($1.attentionMask?.reduce(0) { $0 + Int($1) } ?? $1.B * $1.T) }
+        let r = try TrainingStep.run(pass: pass, optimizer: optimizer, batches: batches, lr: scheduler.learningRate(afterSteps: s),
+                                     maxGradNorm: config.effectiveMaxGradNorm, dropoutStream: UInt64(s * g))
+        if r.labelledTokens == 0 {
+            events(.warning("step \(s + 1): its micro-batches hold no labelled token; nothing to learn, the update was skipped"))
+        }
+        if r.skipped { return StepResult(loss: r.loss, gradNorm: Double(r.gradNorm), tokens: tokens, skipped: true) }
+        progress.optimizerSteps = optimizer.stepCount
+        return StepResult(loss: r.loss, gradNorm: Double(r.gradNorm), tokens: tokens, skipped: false)
+    }
+
+    /// A loader micro-batch as the training pass takes it (padding = segment 0).
+    static func trainingBatch(_ mb: MicroBatch) -> TrainingBatch {
+        TrainingBatch(ids: mb.inputIds, labels: mb.labels, attentionMask: mb.segmentIds.map { $0 != 0 ? 1 : 0 },
+                      B: mb.batchSize, T: mb.sequenceLength)
+    }
+
+    /// transformers' fractional epoch after `steps` optimizer steps.
+    func epoch(afterSteps steps: Int) -> Double { Double(steps) / Double(plan.stepsPerEpoch) }
+
+    // MARK: - Evaluation
+
+    /// Loss and token accuracy over every labelled token of eval_file (dropout off).
+    public func evaluate(step: Int) throws -> EvalRecord {
+        guard let data = evalData else { throw TrainerError.unsupported(key: "eval_file", message: "no eval_file is set") }
+        let started = DispatchTime.now().uptimeNanoseconds
+        let model: Qwen2Model
+        switch mode {
+        case .full: model = Qwen2Model(weights: try ParameterWeights(config: modelConfig, state: state))
+        case .lora(let spec):
+            model = Qwen2Model(weights: base, adapter: try TrainableParameters.makeAdapter(state, config: modelConfig, spec: spec))
+        }
+        var total = TokenScores()
+        for i in 0..<data.count {
+            let ids = Array(data.ids(i)), labels = Array(data.labels(i))
+            if ids.count < 2 { continue }
+            let cache = KVCache(config: modelConfig, batch: 1, capacity: ids.count)
+            let hidden = try model.forward(ids: ids, B: 1, T: ids.count, cache: cache)
+            total.add(model.score(hidden: hidden, targets: Array(labels.dropFirst()) + [-100]))
+        }
+        let n = max(1, total.count)
+        return EvalRecord(step: step, epoch: epoch(afterSteps: step), loss: total.lossSum / Double(n),
+                          tokenAccuracy: Double(total.correct) / Double(n), tokens: total.count,
+                          seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+    }
+
+    var metricName: String {
+        let m = config.metricForBestModel ?? "loss"
+        return m.hasPrefix("eval_") ? m : "eval_" + m
+    }
+
+    func metric(of e: EvalRecord) -> Double {
+        metricName.contains("acc") ? e.tokenAccuracy : e.loss
+    }
+
+    func isBetter(_ m: Double, than best: Double?) -> Bool {
+        guard let best else { return true }
+        let greater = config.greaterIsBetter ?? metricName.contains("acc")
+        return greater ? m > best : m < best
+    }
+
+    // MARK: - Saving
+
+    func trainerStateJSON() -> JSONValue {
+        .object([
+            ("global_step", .int(progress.globalStep)),
+            ("epoch", .double(epoch(afterSteps: progress.globalStep))),
+            ("max_steps", .int(plan.totalSteps)),
+            ("num_train_epochs", .double(config.numTrainEpochs)),
+            ("logging_steps", .double(config.loggingSteps)),
+            ("eval_steps", config.evalSteps.map { .double($0) } ?? .null),
+            ("save_steps", .double(config.saveSteps)),
+            ("train_batch_size", .int(config.perDeviceTrainBatchSize)),
+            ("best_metric", progress.bestMetric.map { .double($0) } ?? .null),
+            ("best_model_checkpoint", progress.bestCheckpoint.map { .string($0) } ?? .null),
+            ("is_local_process_zero", .bool(true)),
+            ("is_world_process_zero", .bool(true)),
+            ("log_history", .array(progress.logHistory)),
+            ("qwenft", .object([("optimizer_steps", .int(optimizer.stepCount)), ("skipped_steps", .int(progress.skippedSteps)),
+                                ("mode", .string(plan.mode)), ("trainable_parameters", .int(plan.trainableParameters))])),
+        ])
+    }
+
+    func writeWeights(to folder: String) throws {
+        switch mode {
+        case .full:
+            try ModelFiles.writeFullModel(state: state, baseFolder: modelFolder, to: folder)
+        case .lora(let spec):
+            try ModelFiles.writePEFTAdapter(state: state, config: modelConfig, spec: spec, dropout: loraDropout,
+                                            baseModel: modelFolder, to: folder)
+        }
+    }
+
+    func saveCheckpoint(step: Int) throws {
+        let rng = JSONValue.object([("seed", .int(config.seed)), ("data_seed", .int(config.dataSeed ?? config.seed)),
+                                    ("dropout_seed", .int(config.seed)),
+                                    ("next_micro_batch", .int(step * plan.gradientAccumulationSteps)),
+                                    ("epoch", .int(step / plan.stepsPerEpoch))])
+        let path = try Checkpoints.save(outputDir: outputDir, step: step, state: state, optimizer: optimizer, scheduler: scheduler,
+                                        progress: progress, trainerState: trainerStateJSON(), rng: rng, modelFolder: modelFolder,
+                                        writeWeights: writeWeights)
+        events(.checkpoint(path: path, step: step))
+        for removed in Checkpoints.rotate(outputDir: outputDir, limit: config.saveTotalLimit, keep: progress.bestCheckpoint) {
+            events(.note("removed \(removed) (save_total_limit \(config.saveTotalLimit ?? 0))"))
+        }
+    }
+
+    /// The adapter (or model) and tokenizer files into output_dir.
+    func saveFinal() throws {
+        try writeWeights(to: outputDir)
+        if case .lora = mode { try ModelFiles.copyTokenizerFiles(from: modelFolder, to: outputDir) }
+    }
+}
