@@ -12,12 +12,10 @@ struct QwenFT: ParsableCommand {
             InspectCommand.self,
             TokenizeCommand.self,
             TemplateCommand.self,
+            InitCommand.self,
             GenerateCommand.self,
             ChatCommand.self,
             EvalCommand.self,
-            InitCommand.self,
-            TokenizeCommand.self,
-            TemplateCommand.self,
             TrainCommand.self,
             MergeCommand.self,
         ])
