@@ -49,8 +49,8 @@ public enum Qwen2Preset: String, CaseIterable, Sendable {
 /// Writes a random-initialised Qwen2 model folder in Hugging Face format: config.json,
 /// generation_config.json, model.safetensors (in `dtype`), and — from `tokenizer`, a `.tiktoken`
 /// rank file or a `tokenizer.json` — tokenizer.json plus tokenizer_config.json with the Qwen2.5
-/// ChatML template. Initialisation as transformers' `_init_weights`: normal(0, 0.02) for Linear
-/// and Embedding weights, zero biases, unit norm weights; seeded, so the same seed gives the same file.
+/// ChatML template. Initialisation as transformers' `_init_weights`: normal(0, initializer_range)
+/// (0.02 unless the config says otherwise) for Linear and Embedding weights, zero biases, unit norm weights; seeded, so the same seed gives the same file.
 public func initializeModelFolder(config: Qwen2Config, tokenizer: String?, out: String, seed: UInt64,
                                   dtype: DType = .f32) throws {
     guard dtype.isFloatStorage else {
@@ -85,11 +85,12 @@ public func initializeModelFolder(config: Qwen2Config, tokenizer: String?, out: 
 
     var tensors: [TensorToWrite] = []
     var stream: UInt64 = 0
+    let std = Float(cfg.initializerRange)
     func normal(_ name: String, _ shape: [Int]) {
         stream += 1
         let s = seed &* 0x1000_0000 &+ stream
         tensors.append(TensorToWrite(name: name, dtype: dtype, shape: shape) { buf in
-            fillNormal(buf, count: shape.reduce(1, *), std: 0.02, seed: s, dtype: dtype)
+            fillNormal(buf, count: shape.reduce(1, *), std: std, seed: s, dtype: dtype)
         })
     }
     func constant(_ name: String, _ n: Int, _ value: Float) {

@@ -19,6 +19,8 @@ public struct Qwen2Config: Codable, Equatable, Sendable {
     public var eosTokenIds: [Int]
     /// The dtype the weights were saved in (`dtype` or `torch_dtype`), informational.
     public var dtype: String?
+    /// Standard deviation of the normal initialisation of Linear and Embedding weights.
+    public var initializerRange: Double = 0.02
 
     public init(vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int,
                 numAttentionHeads: Int, numKeyValueHeads: Int, headDim: Int? = nil,
@@ -99,6 +101,7 @@ public struct Qwen2Config: Codable, Equatable, Sendable {
         }
         dtype = try c.decodeIfPresent(String.self, forKey: .dtype)
             ?? c.decodeIfPresent(String.self, forKey: .torchDtype)
+        initializerRange = try c.decodeIfPresent(Double.self, forKey: .initializerRange) ?? 0.02
 
         if let type = try c.decodeIfPresent(String.self, forKey: .modelType), type != "qwen2" {
             throw DecodingError.dataCorruptedError(
@@ -142,7 +145,7 @@ public struct Qwen2Config: Codable, Equatable, Sendable {
         try c.encode(false, forKey: .useSlidingWindow)
         try c.encode(numHiddenLayers, forKey: .maxWindowLayers)
         try c.encode(true, forKey: .useCache)
-        try c.encode(0.02, forKey: .initializerRange)
+        try c.encode(initializerRange, forKey: .initializerRange)
     }
 
     /// Reads and checks `config.json`; every problem names the file and the key.

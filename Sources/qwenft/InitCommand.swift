@@ -28,6 +28,11 @@ struct InitCommand: ParsableCommand {
     @Option(name: .long, help: "Weight dtype: float32, bfloat16 or float16.")
     var dtype: String = "float32"
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Std of the normal init of Linear and Embedding weights (initializer_range).",
+        discussion: "transformers uses 0.02; a larger value gives a random model sharper logits."))
+    var initStd: Double = 0.02
+
     func run() throws {
         global.apply()
         guard let p = Qwen2Preset(rawValue: preset) else {
@@ -36,7 +41,12 @@ struct InitCommand: ParsableCommand {
         guard let d = DType(name: dtype), d.isFloatStorage else {
             throw CLIError("--dtype \(dtype): use float32, bfloat16 or float16")
         }
-        try initializeModelFolder(config: p.config, tokenizer: tokenizer, out: out, seed: seed, dtype: d)
+        guard initStd.isFinite, initStd > 0, initStd <= 10 else {
+            throw CLIError("--init-std \(initStd): use a positive standard deviation of at most 10")
+        }
+        var config = p.config
+        config.initializerRange = initStd
+        try initializeModelFolder(config: config, tokenizer: tokenizer, out: out, seed: seed, dtype: d)
         print("wrote \(out) (\(preset), \(d.torchName))")
     }
 }

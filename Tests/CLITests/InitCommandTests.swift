@@ -36,4 +36,19 @@ import Testing
         #expect(r.status == 1)
         #expect(r.stderr.contains("/nonexistent/qwen.tiktoken"))
     }
+
+    @Test func initStdScalesTheWeightsAndIsRecorded() throws {
+        let dir = try makeTempDir().path
+        let r = try runQwenft(["init", "--preset", "tiny", "--init-std", "0.5", "--out", dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as? [String: Any]
+        #expect(config?["initializer_range"] as? Double == 0.5)
+        let inspect = try runQwenft(["inspect", dir])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        for bad in ["0", "-1", "nan", "11"] {
+            let e = try runQwenft(["init", "--preset", "tiny", "--init-std", bad, "--out", try makeTempDir().path])
+            #expect(e.status == 1, "--init-std \(bad)")
+            #expect(e.stderr.hasPrefix("qwenft: error:") && e.stderr.contains("--init-std"), "\(e.stderr)")
+        }
+    }
 }
