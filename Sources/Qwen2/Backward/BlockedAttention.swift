@@ -10,6 +10,9 @@ import QwenCore
 //
 // q, out, dout, dq (B,T,NH,hd)     kStore, vStore (B,KVH,T,hd)     dk, dv (B,T,KVH,hd)
 // lse, scratchD (B,NH,T)           keyMask (B,T)                   scratch: blockedAttentionScratch(T:)
+// segments (B,T), optional: packed rows. Query t then sees key s only if s ≤ t and
+// segments[s] == segments[t] != 0, so packed samples never attend to each other; a query in
+// segment 0 (padding) sees nothing (lse −inf, output 0). nil: one segment per row (keyMask alone).
 // Products are threaded by BLAS; elementwise parts by parallelFor over rows (one writer each),
 // exponentials by fastExp.
 
@@ -21,6 +24,7 @@ public func blockedAttentionScratch(T: Int) -> Int { 2 * min(T, attentionQueryBl
 public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
                                     q: UnsafePointer<Float>, kStore: UnsafePointer<Float>,
                                     vStore: UnsafePointer<Float>, keyMask: UnsafePointer<UInt8>,
+                                    segments: UnsafePointer<Int32>? = nil,
                                     scratch: UnsafeMutablePointer<Float>,
                                     B: Int, T: Int, NH: Int, KVH: Int, hd: Int) {
     let rep = NH / KVH
@@ -28,6 +32,7 @@ public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: Unsaf
     let ldq = Int32(NH * hd)
     for b in 0..<B {
         let mask = keyMask + b * T
+        let seg = segments.map { $0 + b * T }
         for h in 0..<NH {
             let kv = (b * KVH + h / rep) * T * hd
             var i0 = 0
@@ -42,8 +47,12 @@ public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: Unsaf
                 parallelFor(rows, minChunk: 8) { r in
                     let row = s + r * keys
                     let last = i0 + r  // inclusive: causal
+                    let sq = seg?[last] ?? 1
+                    @inline(__always) func hidden(_ j: Int) -> Bool {
+                        mask[j] == 0 || (seg != nil && seg.unsafelyUnwrapped[j] != sq)
+                    }
                     var m = -Float.infinity
-                    for j in 0...last where mask[j] != 0 { m = max(m, row[j]) }
+                    if sq != 0 { for j in 0...last where !hidden(j) { m = max(m, row[j]) } }
                     if m == -.infinity {
                         row.update(repeating: 0, count: keys)
                         lrow[r] = -.infinity
@@ -52,7 +61,7 @@ public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: Unsaf
                     expShifted(row, count: last + 1, shift: m)
                     var sum: Float = 0
                     for j in 0...last {
-                        if mask[j] == 0 { row[j] = 0 }
+                        if hidden(j) { row[j] = 0 }
                         sum += row[j]
                     }
                     let inv = 1 / sum
@@ -74,6 +83,7 @@ public func blockedAttentionBackward(dq: UnsafeMutablePointer<Float>, dk: Unsafe
                                      q: UnsafePointer<Float>, kStore: UnsafePointer<Float>,
                                      vStore: UnsafePointer<Float>, out: UnsafePointer<Float>,
                                      lse: UnsafePointer<Float>, keyMask: UnsafePointer<UInt8>,
+                                     segments: UnsafePointer<Int32>? = nil,
                                      scratchD: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                      B: Int, T: Int, NH: Int, KVH: Int, hd: Int) {
     let rep = NH / KVH
@@ -89,6 +99,7 @@ public func blockedAttentionBackward(dq: UnsafeMutablePointer<Float>, dk: Unsafe
     let blockFloats = min(T, attentionQueryBlock) * T
     for b in 0..<B {
         let mask = keyMask + b * T
+        let seg = segments.map { $0 + b * T }
         for h in 0..<NH {
             let kh = h / rep
             let kv = (b * KVH + kh) * T * hd
@@ -114,9 +125,10 @@ public func blockedAttentionBackward(dq: UnsafeMutablePointer<Float>, dk: Unsafe
                         dr.update(repeating: 0, count: keys)
                         return
                     }
+                    let sq = seg?[last] ?? 1
                     expShifted(pr, count: last + 1, shift: l)
                     for j in 0...last {
-                        if mask[j] == 0 { pr[j] = 0 }
+                        if mask[j] == 0 || (seg != nil && seg.unsafelyUnwrapped[j] != sq) { pr[j] = 0 }
                         dr[j] = pr[j] * (dr[j] - D) * scale
                     }
                     if last + 1 < keys {

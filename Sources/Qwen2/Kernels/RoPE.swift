@@ -33,12 +33,13 @@ public final class RoPETable: @unchecked Sendable {
 }
 
 /// In place on x (N, H, d): rotate_half form, x1 = x[:d/2], x2 = x[d/2:],
-/// out = (x1·cos − x2·sin, x2·cos + x1·sin) at position `firstPosition + (n mod T)`.
+/// out = (x1·cos − x2·sin, x2·cos + x1·sin) at position `firstPosition + (n mod T)`, or at
+/// `positions[n]` (N) when given (packed training rows restart at 0 for every sample).
 public func ropeForward(_ x: UnsafeMutablePointer<Float>, table: RoPETable,
-                        N: Int, T: Int, H: Int, firstPosition: Int) {
+                        N: Int, T: Int, H: Int, firstPosition: Int, positions: UnsafePointer<Int32>? = nil) {
     let d = table.headDim, half = d / 2
     parallelFor(N, minChunk: 4) { n in
-        let p = firstPosition + n % T
+        let p = positions.map { Int($0[n]) } ?? firstPosition + n % T
         let c = table.cos.pointer + p * half, s = table.sin.pointer + p * half
         for h in 0..<H {
             let v = x + (n * H + h) * d

@@ -52,6 +52,9 @@ final class TrainingWorkspace {
     let rstdFinal: AlignedBuffer<Float>   // (N)
     let keyMask: AlignedBuffer<UInt8>     // (B,T)
     let ids: AlignedBuffer<Int32>         // (N)
+    let positions, segments: AlignedBuffer<Int32>  // (N) RoPE positions and segment ids of packed rows
+    /// The current batch is packed: `positions` and `segments` apply (else 0..<T and one segment).
+    var packed = false
     let targets: AlignedBuffer<Int32>     // (N) labels shifted by one
     // Scratch (not saved between forward and backward).
     let act, k, v, tmp, dropped: AlignedBuffer<Float>
@@ -73,6 +76,8 @@ final class TrainingWorkspace {
         rstdFinal = AlignedBuffer(count: N)
         keyMask = AlignedBuffer(count: N)
         ids = AlignedBuffer(count: N)
+        positions = AlignedBuffer(count: N)
+        segments = AlignedBuffer(count: N)
         targets = AlignedBuffer(count: N)
         act = AlignedBuffer(count: N * I)
         k = AlignedBuffer(count: N * c.kvDim)

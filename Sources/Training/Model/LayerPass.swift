@@ -46,12 +46,14 @@ extension Qwen2TrainingPass {
         linear(.q, t.q.pointer, t.ln1.pointer, bias: lw.qBias)
         linear(.k, w.k.pointer, t.ln1.pointer, bias: lw.kBias)
         linear(.v, w.v.pointer, t.ln1.pointer, bias: lw.vBias)
-        ropeForward(t.q.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0)
-        ropeForward(w.k.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0)
+        let positions: UnsafePointer<Int32>? = w.packed ? UnsafePointer(w.positions.pointer) : nil
+        ropeForward(t.q.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
+        ropeForward(w.k.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
         kvStoreWrite(store: t.kStore.pointer, inp: w.k.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
         kvStoreWrite(store: t.vStore.pointer, inp: w.v.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
         blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
-                                vStore: t.vStore.pointer, keyMask: w.keyMask.pointer, scratch: w.attScratch.pointer,
+                                vStore: t.vStore.pointer, keyMask: w.keyMask.pointer,
+                                segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratch: w.attScratch.pointer,
                                 B: B, T: T, NH: NH, KVH: KVH, hd: hd)
         linear(.o, w.tmp.pointer, t.att.pointer)
         t.mid.pointer.update(from: input, count: N * C)
@@ -103,10 +105,12 @@ extension Qwen2TrainingPass {
         try linearBack(.o, dinp: w.datt.pointer, accumulate: false, dout: dx, inp: t.att.pointer)
         blockedAttentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.pointer,
                                  q: t.q.pointer, kStore: t.kStore.pointer, vStore: t.vStore.pointer, out: t.att.pointer,
-                                 lse: t.lse.pointer, keyMask: w.keyMask.pointer, scratchD: w.attD.pointer,
+                                 lse: t.lse.pointer, keyMask: w.keyMask.pointer,
+                                 segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratchD: w.attD.pointer,
                                  scratch: w.attScratch.pointer, B: B, T: T, NH: NH, KVH: KVH, hd: hd)
-        ropeBackward(w.dq.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0)
-        ropeBackward(w.dk.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0)
+        let positions: UnsafePointer<Int32>? = w.packed ? UnsafePointer(w.positions.pointer) : nil
+        ropeBackward(w.dq.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
+        ropeBackward(w.dk.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
         try linearBack(.q, dinp: dln, accumulate: false, dout: w.dq.pointer, inp: t.ln1.pointer, hasBias: true)
         try linearBack(.k, dinp: dln, accumulate: true, dout: w.dk.pointer, inp: t.ln1.pointer, hasBias: true)
         try linearBack(.v, dinp: dln, accumulate: true, dout: w.dv.pointer, inp: t.ln1.pointer, hasBias: true)

@@ -23,17 +23,25 @@ import Qwen2
 
 /// A right- or left-padded batch (B,T): ids, labels (−100 where no loss), attention mask (1 real,
 /// 0 padding; nil: all real). Row-major flat arrays.
+/// Packed rows (several samples per row) also give `positionIds` (RoPE positions, restarting at 0
+/// for every sample) and `segmentIds` (1, 2, 3… per sample, 0 on padding): token t then attends
+/// to s only if s ≤ t and segmentIds[s] == segmentIds[t] != 0. nil: positions 0..<T, one segment.
 public struct TrainingBatch: Sendable {
     public var ids: [Int32]
     public var labels: [Int32]
     public var attentionMask: [Int32]?
+    public var positionIds: [Int32]?
+    public var segmentIds: [Int32]?
     public var B: Int
     public var T: Int
 
-    public init(ids: [Int32], labels: [Int32], attentionMask: [Int32]? = nil, B: Int, T: Int) {
+    public init(ids: [Int32], labels: [Int32], attentionMask: [Int32]? = nil,
+                positionIds: [Int32]? = nil, segmentIds: [Int32]? = nil, B: Int, T: Int) {
         self.ids = ids
         self.labels = labels
         self.attentionMask = attentionMask
+        self.positionIds = positionIds
+        self.segmentIds = segmentIds
         self.B = B
         self.T = T
     }
@@ -139,6 +147,13 @@ public final class Qwen2TrainingPass {
             w.ids[i] = batch.ids[i]
             w.keyMask[i] = (batch.attentionMask?[i] ?? 1) != 0 ? 1 : 0
         }
+        w.packed = batch.positionIds != nil || batch.segmentIds != nil
+        if w.packed {
+            for i in 0..<N {
+                w.positions[i] = batch.positionIds?[i] ?? Int32(i % T)
+                w.segments[i] = batch.segmentIds?[i] ?? 1
+            }
+        }
         batch.labels.withUnsafeBufferPointer {
             LossNormalization.shiftedTargets(w.targets.pointer, labels: $0.baseAddress!, B: B, T: T)
         }
@@ -224,6 +239,12 @@ public final class Qwen2TrainingPass {
         }
         guard batch.ids.count == N, batch.labels.count == N, batch.attentionMask.map({ $0.count == N }) ?? true else {
             throw Qwen2Error.badInput("training batch: a (\(batch.B), \(batch.T)) batch needs \(N) ids, labels and mask values; got \(batch.ids.count), \(batch.labels.count), \(batch.attentionMask?.count ?? N)")
+        }
+        guard batch.positionIds.map({ $0.count == N }) ?? true, batch.segmentIds.map({ $0.count == N }) ?? true else {
+            throw Qwen2Error.badInput("training batch: a (\(batch.B), \(batch.T)) batch needs \(N) position and segment ids; got \(batch.positionIds?.count ?? N), \(batch.segmentIds?.count ?? N)")
+        }
+        if let p = batch.positionIds, let i = p.firstIndex(where: { $0 < 0 || Int($0) >= batch.T }) {
+            throw Qwen2Error.badInput("training batch: position id \(p[i]) at row \(i / batch.T), position \(i % batch.T) is outside 0..<\(batch.T)")
         }
         if let i = batch.ids.firstIndex(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
             throw Qwen2Error.badInput("training batch: token id \(batch.ids[i]) at row \(i / batch.T), position \(i % batch.T) is outside the vocabulary (0..<\(c.vocabSize))")

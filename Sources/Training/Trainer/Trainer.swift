@@ -54,9 +54,6 @@ public final class Trainer {
         modelFolder = config.modelNameOrPath
         let resumeFrom = try Trainer.prepareOutputDir(config)
 
-        if config.packing {
-            throw TrainerError.unsupported(key: "packing", message: "the training pass does not yet keep packed samples apart in attention; set packing to false")
-        }
         let folder = try ModelFolder(path: modelFolder)
         modelConfig = folder.config
         base = folder.model.weights

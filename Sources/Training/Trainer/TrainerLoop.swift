@@ -147,9 +147,11 @@ extension Trainer {
         return StepResult(loss: r.loss, gradNorm: Double(r.gradNorm), tokens: tokens, skipped: false)
     }
 
-    /// A loader micro-batch as the training pass takes it (padding = segment 0).
+    /// A loader micro-batch as the training pass takes it (padding = segment 0); packed rows keep
+    /// their per-sample positions and segments, so attention stays within each sample.
     static func trainingBatch(_ mb: MicroBatch) -> TrainingBatch {
         TrainingBatch(ids: mb.inputIds, labels: mb.labels, attentionMask: mb.segmentIds.map { $0 != 0 ? 1 : 0 },
+                      positionIds: mb.isPacked ? mb.positionIds : nil, segmentIds: mb.isPacked ? mb.segmentIds : nil,
                       B: mb.batchSize, T: mb.sequenceLength)
     }
 
