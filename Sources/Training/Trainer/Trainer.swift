@@ -45,6 +45,8 @@ public final class Trainer {
     let loraDropout: Double
     var progress: TrainerProgressState
     var epochPlans: [Int: [[Int]]] = [:]
+    /// report_to tensorboard: every trainer_log.jsonl entry also goes here as scalars.
+    var tensorBoard: TensorBoardWriter?
 
     public init(config: TrainingConfig, options: TrainerOptions = .init(),
                 events: @escaping (TrainerEvent) -> Void = { _ in }) throws {
@@ -140,7 +142,9 @@ public final class Trainer {
             events(.note("\(config.bf16 ? "bf16" : "fp16"): the base stays in its stored dtype; compute and trainable weights are f32"))
         }
         if config.reportTo.contains("tensorboard") {
-            events(.warning("report_to tensorboard: event files are not written yet; trainer_log.jsonl has every logged value"))
+            let folder = config.loggingDir ?? Trainer.defaultLoggingDir(outputDir: outputDir)
+            tensorBoard = try TensorBoardWriter(folder: folder)
+            events(.note("TensorBoard event file: \(tensorBoard?.path ?? folder) (tensorboard --logdir \(folder))"))
         }
         try ModelFiles.writeText(config.resolvedJSON().prettyText + "\n",
                                  to: (outputDir as NSString).appendingPathComponent("training_config.json"))
@@ -186,7 +190,17 @@ public final class Trainer {
         try ModelFiles.writeText(text, to: logPath)
     }
 
+    /// transformers' default logging_dir: output_dir/runs/<Mon DD_HH-MM-SS>_<host>.
+    static func defaultLoggingDir(outputDir: String) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "MMMdd_HH-mm-ss"
+        let name = f.string(from: Date()) + "_" + ProcessInfo.processInfo.hostName
+        return ((outputDir as NSString).appendingPathComponent("runs") as NSString).appendingPathComponent(name)
+    }
+
     func appendLog(_ entry: JSONValue) {
+        tensorBoard?.log(entry)
         progress.logHistory.append(entry)
         let line = Data((entry.compactText + "\n").utf8)
         if let h = FileHandle(forWritingAtPath: logPath) {

@@ -92,6 +92,51 @@ import Testing
         #expect(abs(a[2]! - b[2]!) / a[2]! < 1e-4)
     }
 
+    /// packing: true trains (several samples per row, attention kept within each), and
+    /// report_to tensorboard writes every logged value as TensorBoard scalars in output_dir/runs/.
+    @Test func packedRunTrainsAndWritesTensorBoardEvents() throws {
+        let out = try trainerTempDir() + "/run"
+        let f = try TrainerFixture.folders()
+        var notes: [String] = []
+        let trainer = try Trainer(config: try TrainerFixture.config(output: out, [
+            ("packing", .bool(true)), ("per_device_train_batch_size", .int(1)), ("gradient_accumulation_steps", .int(1)),
+            ("max_steps", .int(12)), ("lora_dropout", .double(0)), ("learning_rate", .double(5e-3)), ("warmup_steps", .int(0)),
+            ("save_steps", .int(100)), ("max_seq_length", .int(128)), ("report_to", .string("tensorboard")),
+            ("eval_file", .string(f.data)), ("eval_strategy", .string("steps")), ("eval_steps", .int(6)),
+        ])) { e in
+            switch e {
+            case .note(let s), .warning(let s): notes.append(s)
+            default: break
+            }
+        }
+        #expect(!notes.contains { $0.contains("not written") })
+        // The loader packs: fewer micro-batches than records, several segments in a row.
+        #expect(trainer.plan.microBatchesPerEpoch < TrainerFixture.records.count)
+        let summary = try trainer.train()
+        #expect(summary.globalStep == 12)
+        let losses = try loggedLosses(out)
+        #expect(losses.count == 12 && losses.values.allSatisfy(\.isFinite))
+        let first = (losses[1]! + losses[2]! + losses[3]!) / 3, last = (losses[10]! + losses[11]! + losses[12]!) / 3
+        #expect(last < first, "packed training should lower the loss: first steps \(first), last \(last)")
+
+        let runs = out + "/runs"
+        let folders = try FileManager.default.contentsOfDirectory(atPath: runs)
+        #expect(folders.count == 1)
+        let folder = runs + "/" + folders[0]
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("events.out.tfevents.") }
+        #expect(files.count == 1)
+        let events = try tfRecords(Array(try fileBytes(folder + "/" + files[0]))).map(DecodedEvent.init)
+        #expect(events.first?.fileVersion == "brain.Event:2")
+        var byTag: [String: [(Int64, Float)]] = [:]
+        for e in events.dropFirst() { for (tag, v) in e.scalars { byTag[tag, default: []].append((e.step, v)) } }
+        for tag in ["train/loss", "train/learning_rate", "train/grad_norm", "train/epoch", "eval/loss", "eval/token_accuracy"] {
+            #expect(byTag[tag] != nil, "no \(tag) in \(byTag.keys.sorted())")
+        }
+        #expect(byTag["train/loss"]?.map(\.0) == Array(1...12))
+        #expect(byTag["train/loss"]?.map(\.1) == (1...12).map { Float(losses[$0]!) })
+        #expect(byTag["eval/loss"]?.map(\.0) == [6, 12])
+    }
+
     @Test func fullFineTuningWritesAModelFolder() throws {
         let out = try trainerTempDir() + "/run"
         let summary = try Trainer(config: try TrainerFixture.config(output: out, [("train_mode", .string("full")), ("max_steps", .int(2)),
