@@ -57,6 +57,28 @@ struct TrainSetup {
         #expect(resumed.stdout.contains("resuming from") && resumed.stdout.contains("checkpoint-4"))
     }
 
+    /// packing: true and report_to tensorboard from the command line: the run trains and leaves
+    /// an events file under output_dir/runs/.
+    @Test func packedRunWithTensorBoard() throws {
+        let s = try TrainSetup(extra: #", "packing": true, "report_to": "tensorboard""#)
+        let r = try runQwenft(["train", "--config", s.config, "--max_steps", "4", "--threads", "2"], environment: s.env)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("step 4  loss"))
+        #expect(!(r.stdout + r.stderr).contains("not written"))
+        #expect((r.stdout + r.stderr).contains("TensorBoard event file"))
+        let runs = s.output + "/runs"
+        let folders = (try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []
+        #expect(folders.count == 1)
+        let files = folders.flatMap { f in
+            ((try? FileManager.default.contentsOfDirectory(atPath: runs + "/" + f)) ?? []).map { runs + "/" + f + "/" + $0 }
+        }.filter { $0.contains("events.out.tfevents.") }
+        #expect(files.count == 1)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: files.first ?? "/nonexistent"))
+        #expect(bytes.count > 100)
+        #expect(String(decoding: bytes, as: UTF8.self).contains("brain.Event:2"))
+        #expect(String(decoding: bytes, as: UTF8.self).contains("train/loss"))
+    }
+
     @Test func unknownConfigKeyIsNamed() throws {
         let s = try TrainSetup(extra: #", "learning_rat": 0.1"#)
         let r = try runQwenft(["train", "--config", s.config], environment: s.env)
