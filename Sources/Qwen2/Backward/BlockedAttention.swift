@@ -13,6 +13,8 @@ import QwenCore
 // segments (B,T), optional: packed rows. Query t then sees key s only if s ≤ t and
 // segments[s] == segments[t] != 0, so packed samples never attend to each other; a query in
 // segment 0 (padding) sees nothing (lse −inf, output 0). nil: one segment per row (keyMask alone).
+// A query block of a packed row only multiplies the keys from the first one its segments can see
+// (`firstVisibleKey`), so packed samples cost about Σ length², not T².
 // Products are threaded by BLAS; elementwise parts by parallelFor over rows (one writer each),
 // exponentials by fastExp.
 
@@ -20,6 +22,24 @@ public let attentionQueryBlock = 128
 
 /// Floats of scratch blockedAttention{Forward,Backward} need for sequences of T tokens.
 public func blockedAttentionScratch(T: Int) -> Int { 2 * min(T, attentionQueryBlock) * T }
+
+/// The first key any query of rows i0..<i0+rows can see: 0 without segments; with them, the first
+/// key in one of the block's (non-padding) segments, or `end` when the block is all padding.
+@inline(__always)
+func firstVisibleKey(_ seg: UnsafePointer<Int32>?, i0: Int, rows: Int, end: Int) -> Int {
+    guard let seg else { return 0 }
+    var lo = Int32.max, hi = Int32.min
+    for r in i0..<(i0 + rows) where seg[r] != 0 {
+        lo = min(lo, seg[r])
+        hi = max(hi, seg[r])
+    }
+    if lo > hi { return end }
+    for j in 0..<end where seg[j] >= lo && seg[j] <= hi {
+        // Segment ids need not be sorted: check the id is really one of the block's.
+        for r in i0..<(i0 + rows) where seg[r] == seg[j] { return j }
+    }
+    return end
+}
 
 public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
                                     q: UnsafePointer<Float>, kStore: UnsafePointer<Float>,
@@ -38,41 +58,51 @@ public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: Unsaf
             var i0 = 0
             while i0 < T {
                 let rows = min(attentionQueryBlock, T - i0), keys = i0 + rows
+                // Keys k0..<keys: width columns of scores per query.
+                let k0 = firstVisibleKey(seg, i0: i0, rows: rows, end: keys), width = keys - k0
+                defer { i0 += rows }
                 let qb = q + ((b * T + i0) * NH + h) * hd
-                let s = scratch
-                // s (rows, keys) = q_blk · kᵀ
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(hd),
-                            scale, qb, ldq, kStore + kv, Int32(hd), 0, s, Int32(keys))
+                let ob = out + ((b * T + i0) * NH + h) * hd
                 let lrow = lse + (b * NH + h) * T + i0
+                if width == 0 {  // only padding queries
+                    for r in 0..<rows {
+                        lrow[r] = -.infinity
+                        (ob + r * NH * hd).update(repeating: 0, count: hd)
+                    }
+                    continue
+                }
+                let s = scratch
+                // s (rows, width) = q_blk · k[k0..<keys]ᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(width), Int32(hd),
+                            scale, qb, ldq, kStore + kv + k0 * hd, Int32(hd), 0, s, Int32(width))
                 parallelFor(rows, minChunk: 8) { r in
-                    let row = s + r * keys
+                    let row = s + r * width - k0  // row[j] is key j, for j in k0..<keys
                     let last = i0 + r  // inclusive: causal
                     let sq = seg?[last] ?? 1
                     @inline(__always) func hidden(_ j: Int) -> Bool {
                         mask[j] == 0 || (seg != nil && seg.unsafelyUnwrapped[j] != sq)
                     }
                     var m = -Float.infinity
-                    if sq != 0 { for j in 0...last where !hidden(j) { m = max(m, row[j]) } }
+                    if sq != 0 && last >= k0 { for j in k0...last where !hidden(j) { m = max(m, row[j]) } }
                     if m == -.infinity {
-                        row.update(repeating: 0, count: keys)
+                        (row + k0).update(repeating: 0, count: width)
                         lrow[r] = -.infinity
                         return
                     }
-                    expShifted(row, count: last + 1, shift: m)
+                    expShifted(row + k0, count: last + 1 - k0, shift: m)
                     var sum: Float = 0
-                    for j in 0...last {
+                    for j in k0...last {
                         if hidden(j) { row[j] = 0 }
                         sum += row[j]
                     }
                     let inv = 1 / sum
-                    for j in 0...last { row[j] *= inv }
+                    for j in k0...last { row[j] *= inv }
                     if last + 1 < keys { (row + last + 1).update(repeating: 0, count: keys - last - 1) }
                     lrow[r] = m + logf(sum)
                 }
-                // out_blk (rows, hd) = p · v
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(keys),
-                            1, s, Int32(keys), vStore + kv, Int32(hd), 0, out + ((b * T + i0) * NH + h) * hd, ldq)
-                i0 += rows
+                // out_blk (rows, hd) = p · v[k0..<keys]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(width),
+                            1, s, Int32(width), vStore + kv + k0 * hd, Int32(hd), 0, ob, ldq)
             }
         }
     }
@@ -106,28 +136,35 @@ public func blockedAttentionBackward(dq: UnsafeMutablePointer<Float>, dk: Unsafe
             var i0 = 0
             while i0 < T {
                 let rows = min(attentionQueryBlock, T - i0), keys = i0 + rows
+                let k0 = firstVisibleKey(seg, i0: i0, rows: rows, end: keys), width = keys - k0
+                defer { i0 += rows }
                 let qb = q + ((b * T + i0) * NH + h) * hd
                 let dob = dout + ((b * T + i0) * NH + h) * hd
+                let dqb = dq + ((b * T + i0) * NH + h) * hd
+                if width == 0 {  // only padding queries: no gradient
+                    for r in 0..<rows { (dqb + r * NH * hd).update(repeating: 0, count: hd) }
+                    continue
+                }
                 let p = scratch, ds = scratch + blockFloats
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(hd),
-                            scale, qb, ldq, kStore + kv, Int32(hd), 0, p, Int32(keys))
-                // ds (rows, keys) = dout_blk · vᵀ, then ds = p ⊙ (ds − D)·scale
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(hd),
-                            1, dob, ldq, vStore + kv, Int32(hd), 0, ds, Int32(keys))
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(width), Int32(hd),
+                            scale, qb, ldq, kStore + kv + k0 * hd, Int32(hd), 0, p, Int32(width))
+                // ds (rows, width) = dout_blk · vᵀ, then ds = p ⊙ (ds − D)·scale
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(width), Int32(hd),
+                            1, dob, ldq, vStore + kv + k0 * hd, Int32(hd), 0, ds, Int32(width))
                 let lrow = lse + (b * NH + h) * T + i0
                 let drow = scratchD + (b * NH + h) * T + i0
                 parallelFor(rows, minChunk: 8) { r in
-                    let pr = p + r * keys, dr = ds + r * keys
+                    let pr = p + r * width - k0, dr = ds + r * width - k0  // [j] is key j
                     let l = lrow[r], D = drow[r]
                     let last = i0 + r
-                    if !l.isFinite {
-                        pr.update(repeating: 0, count: keys)
-                        dr.update(repeating: 0, count: keys)
+                    if !l.isFinite || last < k0 {
+                        (pr + k0).update(repeating: 0, count: width)
+                        (dr + k0).update(repeating: 0, count: width)
                         return
                     }
                     let sq = seg?[last] ?? 1
-                    expShifted(pr, count: last + 1, shift: l)
-                    for j in 0...last {
+                    expShifted(pr + k0, count: last + 1 - k0, shift: l)
+                    for j in k0...last {
                         if mask[j] == 0 || (seg != nil && seg.unsafelyUnwrapped[j] != sq) { pr[j] = 0 }
                         dr[j] = pr[j] * (dr[j] - D) * scale
                     }
@@ -136,14 +173,13 @@ public func blockedAttentionBackward(dq: UnsafeMutablePointer<Float>, dk: Unsafe
                         (dr + last + 1).update(repeating: 0, count: keys - last - 1)
                     }
                 }
-                // dq_blk (rows, hd) = ds · k;  dk (keys, hd) += dsᵀ · q_blk;  dv (keys, hd) += pᵀ · dout_blk
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(keys),
-                            1, ds, Int32(keys), kStore + kv, Int32(hd), 0, dq + ((b * T + i0) * NH + h) * hd, ldq)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(keys), Int32(hd), Int32(rows),
-                            1, ds, Int32(keys), qb, ldq, 1, dk + (b * T * KVH + kh) * hd, ldk)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(keys), Int32(hd), Int32(rows),
-                            1, p, Int32(keys), dob, ldq, 1, dv + (b * T * KVH + kh) * hd, ldk)
-                i0 += rows
+                // dq_blk (rows, hd) = ds · k;  dk[k0..] (width, hd) += dsᵀ · q_blk;  dv[k0..] += pᵀ · dout_blk
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(width),
+                            1, ds, Int32(width), kStore + kv + k0 * hd, Int32(hd), 0, dqb, ldq)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(width), Int32(hd), Int32(rows),
+                            1, ds, Int32(width), qb, ldq, 1, dk + ((b * T + k0) * KVH + kh) * hd, ldk)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(width), Int32(hd), Int32(rows),
+                            1, p, Int32(width), dob, ldq, 1, dv + ((b * T + k0) * KVH + kh) * hd, ldk)
             }
         }
     }
