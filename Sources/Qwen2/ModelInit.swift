@@ -117,12 +117,16 @@ public func initializeModelFolder(config: Qwen2Config, tokenizer: String?, out: 
 
 /// Writes `count` normal(0, std) values as `dtype` into `buf`, in blocks of 64K values each with
 /// its own generator (so threads split the work and the result does not depend on their count).
+/// Each block's SplitMix64 starts at a hashed point (`blockSeed`): seeding block b with
+/// `seed ^ b·γ`, γ being SplitMix's own increment, made block b+m (whenever the XOR acted as an
+/// add) a copy of block b shifted by m draws, so `init` wrote duplicate embedding rows (tiny
+/// preset: row 23 "8" == row 131093), tied logits no LoRA could separate.
 func fillNormal(_ buf: UnsafeMutableRawBufferPointer, count: Int, std: Float, seed: UInt64, dtype: DType) {
     let block = 1 << 16
     let blocks = (count + block - 1) / block
     guard let base = buf.baseAddress else { return }
     parallelFor(blocks) { b in
-        var rng = SeededRNG(seed: seed ^ (UInt64(b) &* 0x9E37_79B9_7F4A_7C15))
+        var rng = SeededRNG(seed: blockSeed(seed, block: b))
         let lo = b * block, n = min(block, count - lo)
         var values = [Float](repeating: 0, count: n)
         var i = 0
@@ -147,4 +151,16 @@ func fillNormal(_ buf: UnsafeMutableRawBufferPointer, count: Int, std: Float, se
             }
         }
     }
+}
+
+/// The start of block `block`'s generator for tensor seed `seed`: both through SplitMix64's
+/// finaliser, so blocks (and tensors) begin at unrelated points of the 2^64-long sequence.
+func blockSeed(_ seed: UInt64, block: Int) -> UInt64 {
+    func mix(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    return mix(mix(seed &+ 0x9E37_79B9_7F4A_7C15) ^ UInt64(block))
 }
