@@ -7,17 +7,5 @@ import QwenCore
 
 public func ropeBackward(_ dx: UnsafeMutablePointer<Float>, table: RoPETable,
                          N: Int, T: Int, H: Int, firstPosition: Int, positions: UnsafePointer<Int32>? = nil) {
-    let d = table.headDim, half = d / 2
-    parallelFor(N, minChunk: 4) { n in
-        let p = positions.map { Int($0[n]) } ?? firstPosition + n % T
-        let c = table.cos.pointer + p * half, s = table.sin.pointer + p * half
-        for h in 0..<H {
-            let v = dx + (n * H + h) * d
-            for i in 0..<half {
-                let g1 = v[i], g2 = v[i + half]
-                v[i] = g1 * c[i] + g2 * s[i]
-                v[i + half] = g2 * c[i] - g1 * s[i]
-            }
-        }
-    }
+    ropeRotate(dx, table: table, N: N, T: T, H: H, firstPosition: firstPosition, positions: positions, sinSign: -1)
 }

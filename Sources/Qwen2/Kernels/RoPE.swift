@@ -37,6 +37,14 @@ public final class RoPETable: @unchecked Sendable {
 /// `positions[n]` (N) when given (packed training rows restart at 0 for every sample).
 public func ropeForward(_ x: UnsafeMutablePointer<Float>, table: RoPETable,
                         N: Int, T: Int, H: Int, firstPosition: Int, positions: UnsafePointer<Int32>? = nil) {
+    ropeRotate(x, table: table, N: N, T: T, H: H, firstPosition: firstPosition, positions: positions, sinSign: 1)
+}
+
+/// The rotation by +angle (`sinSign` 1, forward) or −angle (`sinSign` −1, backward: the rotation
+/// is orthogonal, so its gradient is the inverse rotation). Negating sin is exact, so both
+/// directions give the same bits as writing each out by hand.
+func ropeRotate(_ x: UnsafeMutablePointer<Float>, table: RoPETable, N: Int, T: Int, H: Int,
+                firstPosition: Int, positions: UnsafePointer<Int32>?, sinSign: Float) {
     let d = table.headDim, half = d / 2
     parallelFor(N, minChunk: 4) { n in
         let p = positions.map { Int($0[n]) } ?? firstPosition + n % T
@@ -44,9 +52,9 @@ public func ropeForward(_ x: UnsafeMutablePointer<Float>, table: RoPETable,
         for h in 0..<H {
             let v = x + (n * H + h) * d
             for i in 0..<half {
-                let x1 = v[i], x2 = v[i + half]
-                v[i] = x1 * c[i] - x2 * s[i]
-                v[i + half] = x2 * c[i] + x1 * s[i]
+                let x1 = v[i], x2 = v[i + half], si = sinSign * s[i]
+                v[i] = x1 * c[i] - x2 * si
+                v[i + half] = x2 * c[i] + x1 * si
             }
         }
     }
