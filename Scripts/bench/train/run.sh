@@ -20,7 +20,7 @@ SEQ=${SEQ:-256}
 VOCAB=${QWENFT_VOCAB:-.cache/qwen-vocab/qwen.tiktoken}
 [ -f "$VOCAB" ] || { echo "train bench: no Qwen vocabulary at $VOCAB; run Scripts/fetch-vocab.sh" >&2; exit 1; }
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT; echo "work: $work" >&2
 
 swift build -c release --product qwenft >&2
 bin=.build/release/qwenft
