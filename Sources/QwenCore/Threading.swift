@@ -2,26 +2,25 @@ import CBLAS
 import Dispatch
 import Foundation
 
-/// Thread count for BLAS and for `parallelFor`. Defaults to the core count; `--threads` or
-/// `QWENFT_THREADS` override it. The same input and thread count give the same bits.
+/// Thread count for `parallelFor` and for the products of `GEMM`. Defaults to the core count;
+/// `--threads` or `QWENFT_THREADS` override it. The same input and thread count give the same bits.
+/// OpenBLAS itself is kept single-threaded: `GEMM` splits each product over our threads (see there).
 public enum Threading {
-    /// Set on first use, and OpenBLAS with it, so library code that never calls `configure`
-    /// (tests, other programs) still runs BLAS and our loops on the same thread count.
+    /// Set on first use, and OpenBLAS's thread count with it, so library code that never calls
+    /// `configure` (tests, other programs) still runs BLAS the same way.
     nonisolated(unsafe) private static var current: Int = {
-        let n = defaultCount()
-        openblas_set_num_threads(Int32(n))
-        return n
+        openblas_set_num_threads(1)
+        return defaultCount()
     }()
 
     /// The number of threads the compute kernels use.
     public static var count: Int { current }
 
-    /// Sets the thread count for our loops and for OpenBLAS.
+    /// Sets the thread count for our loops and products.
     public static func configure(threads: Int?) {
         let n = max(1, threads ?? defaultCount())
         _ = current  // run the lazy initialiser first so it cannot override this later
         current = n
-        openblas_set_num_threads(Int32(n))
     }
 
     /// `QWENFT_THREADS` when set to a positive integer, else the number of active cores.

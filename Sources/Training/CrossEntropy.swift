@@ -39,7 +39,8 @@ public func crossEntropyForwardBackward(dlogits: UnsafeMutablePointer<Float>, lo
         var j = 0
         var mx8 = SIMD8<Float>(repeating: -.infinity)
         while j + 8 <= V {
-            mx8 = pointwiseMax(mx8, UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self))
+            let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self)
+            mx8.replace(with: v, where: v .> mx8)  // not pointwiseMax: a scalar lane loop
             j += 8
         }
         mx = mx8.max()

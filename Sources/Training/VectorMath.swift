@@ -12,7 +12,8 @@ func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
     let ln2Lo = SIMD8<Float>(repeating: -1.428_606_8e-6)
     let hi = SIMD8<Float>(repeating: 88.722_83)      // ln(Float.greatestFiniteMagnitude)
     let lo = SIMD8<Float>(repeating: -87.336_54)     // ln(Float.leastNormalMagnitude)
-    let xc = pointwiseMax(lo, pointwiseMin(x, hi))
+    // Masked selects (vminps/vblendvps), not pointwiseMin/Max (a call and a scalar lane loop).
+    let xc = x.replacing(with: hi, where: x .> hi).replacing(with: lo, where: x .< lo)
     // n = round(x·log2e): adding 1.5·2^23 rounds to an integer held in the low mantissa bits.
     let magic = SIMD8<Float>(repeating: 12_582_912)
     let shifted = xc * log2e + magic

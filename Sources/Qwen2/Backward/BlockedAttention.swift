@@ -15,12 +15,16 @@ import QwenCore
 // segment 0 (padding) sees nothing (lse −inf, output 0). nil: one segment per row (keyMask alone).
 // A query block of a packed row only multiplies the keys from the first one its segments can see
 // (`firstVisibleKey`), so packed samples cost about Σ length², not T².
-// Products are threaded by BLAS; elementwise parts by parallelFor over rows (one writer each),
-// exponentials by fastExp.
+// Threads take contiguous runs of the (row, query head) pairs, each with its own score block and
+// single-threaded products (no hand-off per block). In backward, heads that share a KV head add
+// into the same dk/dv rows: the first run adds into dk/dv, every other run into its own zeroed
+// copy, added in afterwards in run order — so the bits depend on the thread count alone.
+// Exponentials by fastExp.
 
 public let attentionQueryBlock = 128
 
-/// Floats of scratch blockedAttention{Forward,Backward} need for sequences of T tokens.
+/// Floats of scratch blockedAttention{Forward,Backward} need for sequences of T tokens (the
+/// first thread's; the others allocate their own).
 public func blockedAttentionScratch(T: Int) -> Int { 2 * min(T, attentionQueryBlock) * T }
 
 /// The first key any query of rows i0..<i0+rows can see: 0 without segments; with them, the first
@@ -49,11 +53,16 @@ public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: Unsaf
                                     B: Int, T: Int, NH: Int, KVH: Int, hd: Int) {
     let rep = NH / KVH
     let scale = Float(1 / Double(hd).squareRoot())
-    let ldq = Int32(NH * hd)
-    for b in 0..<B {
-        let mask = keyMask + b * T
-        let seg = segments.map { $0 + b * T }
-        for h in 0..<NH {
+    let ldq = NH * hd
+    let blockFloats = blockedAttentionScratch(T: T)
+    parallelChunks(B * NH) { items in
+        let own = items.lowerBound == 0 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: blockFloats)
+        defer { own?.deallocate() }
+        let s = own ?? scratch
+        for item in items {
+            let b = item / NH, h = item % NH
+            let mask = keyMask + b * T
+            let seg = segments.map { $0 + b * T }
             let kv = (b * KVH + h / rep) * T * hd
             var i0 = 0
             while i0 < T {
@@ -71,11 +80,10 @@ public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: Unsaf
                     }
                     continue
                 }
-                let s = scratch
                 // s (rows, width) = q_blk · k[k0..<keys]ᵀ
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(width), Int32(hd),
-                            scale, qb, ldq, kStore + kv + k0 * hd, Int32(hd), 0, s, Int32(width))
-                parallelFor(rows, minChunk: 8) { r in
+                GEMM.general(transA: false, transB: true, rows, width, hd, alpha: scale, qb, lda: ldq,
+                             kStore + kv + k0 * hd, ldb: hd, s, ldc: width, threads: 1)
+                for r in 0..<rows {
                     let row = s + r * width - k0  // row[j] is key j, for j in k0..<keys
                     let last = i0 + r  // inclusive: causal
                     let sq = seg?[last] ?? 1
@@ -87,7 +95,7 @@ public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: Unsaf
                     if m == -.infinity {
                         (row + k0).update(repeating: 0, count: width)
                         lrow[r] = -.infinity
-                        return
+                        continue
                     }
                     expShifted(row + k0, count: last + 1 - k0, shift: m)
                     var sum: Float = 0
@@ -101,8 +109,8 @@ public func blockedAttentionForward(out: UnsafeMutablePointer<Float>, lse: Unsaf
                     lrow[r] = m + logf(sum)
                 }
                 // out_blk (rows, hd) = p · v[k0..<keys]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(width),
-                            1, s, Int32(width), vStore + kv + k0 * hd, Int32(hd), 0, ob, ldq)
+                GEMM.general(transA: false, transB: false, rows, hd, width, s, lda: width,
+                             vStore + kv + k0 * hd, ldb: hd, ob, ldc: ldq, threads: 1)
             }
         }
     }
@@ -118,19 +126,34 @@ public func blockedAttentionBackward(dq: UnsafeMutablePointer<Float>, dk: Unsafe
                                      B: Int, T: Int, NH: Int, KVH: Int, hd: Int) {
     let rep = NH / KVH
     let scale = Float(1 / Double(hd).squareRoot())
-    let ldq = Int32(NH * hd), ldk = Int32(KVH * hd)
+    let ldq = NH * hd, ldk = KVH * hd
     parallelFor(B * NH * T, minChunk: 64) { item in
         let t = item % T, h = (item / T) % NH, b = item / (T * NH)
         let off = ((b * T + t) * NH + h) * hd
         scratchD[item] = dot(dout + off, out + off, hd)
     }
-    dk.update(repeating: 0, count: B * T * KVH * hd)
-    dv.update(repeating: 0, count: B * T * KVH * hd)
+    let kvCount = B * T * KVH * hd
+    dk.update(repeating: 0, count: kvCount)
+    dv.update(repeating: 0, count: kvCount)
     let blockFloats = min(T, attentionQueryBlock) * T
-    for b in 0..<B {
-        let mask = keyMask + b * T
-        let seg = segments.map { $0 + b * T }
-        for h in 0..<NH {
+    // Runs after the first add into their own dk/dv (kept here until summed in run order).
+    var partials: [(range: Range<Int>, buffer: UnsafeMutablePointer<Float>)] = []
+    let lock = NSLock()
+    parallelChunks(B * NH) { items in
+        let first = items.lowerBound == 0
+        let own = first ? nil : UnsafeMutablePointer<Float>.allocate(capacity: 2 * blockFloats + 2 * kvCount)
+        let p = own ?? scratch, ds = p + blockFloats
+        let dkAcc = own.map { $0 + 2 * blockFloats } ?? dk, dvAcc = own.map { $0 + 2 * blockFloats + kvCount } ?? dv
+        if !first {
+            dkAcc.update(repeating: 0, count: 2 * kvCount)
+            lock.lock()
+            partials.append((items, own!))  // p, ds, then this run's dk and dv
+            lock.unlock()
+        }
+        for item in items {
+            let b = item / NH, h = item % NH
+            let mask = keyMask + b * T
+            let seg = segments.map { $0 + b * T }
             let kh = h / rep
             let kv = (b * KVH + kh) * T * hd
             var i0 = 0
@@ -145,22 +168,21 @@ public func blockedAttentionBackward(dq: UnsafeMutablePointer<Float>, dk: Unsafe
                     for r in 0..<rows { (dqb + r * NH * hd).update(repeating: 0, count: hd) }
                     continue
                 }
-                let p = scratch, ds = scratch + blockFloats
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(width), Int32(hd),
-                            scale, qb, ldq, kStore + kv + k0 * hd, Int32(hd), 0, p, Int32(width))
+                GEMM.general(transA: false, transB: true, rows, width, hd, alpha: scale, qb, lda: ldq,
+                             kStore + kv + k0 * hd, ldb: hd, p, ldc: width, threads: 1)
                 // ds (rows, width) = dout_blk · vᵀ, then ds = p ⊙ (ds − D)·scale
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(width), Int32(hd),
-                            1, dob, ldq, vStore + kv + k0 * hd, Int32(hd), 0, ds, Int32(width))
+                GEMM.general(transA: false, transB: true, rows, width, hd, dob, lda: ldq,
+                             vStore + kv + k0 * hd, ldb: hd, ds, ldc: width, threads: 1)
                 let lrow = lse + (b * NH + h) * T + i0
                 let drow = scratchD + (b * NH + h) * T + i0
-                parallelFor(rows, minChunk: 8) { r in
+                for r in 0..<rows {
                     let pr = p + r * width - k0, dr = ds + r * width - k0  // [j] is key j
                     let l = lrow[r], D = drow[r]
                     let last = i0 + r
                     if !l.isFinite || last < k0 {
                         (pr + k0).update(repeating: 0, count: width)
                         (dr + k0).update(repeating: 0, count: width)
-                        return
+                        continue
                     }
                     let sq = seg?[last] ?? 1
                     expShifted(pr + k0, count: last + 1 - k0, shift: l)
@@ -174,13 +196,23 @@ public func blockedAttentionBackward(dq: UnsafeMutablePointer<Float>, dk: Unsafe
                     }
                 }
                 // dq_blk (rows, hd) = ds · k;  dk[k0..] (width, hd) += dsᵀ · q_blk;  dv[k0..] += pᵀ · dout_blk
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(width),
-                            1, ds, Int32(width), kStore + kv + k0 * hd, Int32(hd), 0, dqb, ldq)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(width), Int32(hd), Int32(rows),
-                            1, ds, Int32(width), qb, ldq, 1, dk + ((b * T + k0) * KVH + kh) * hd, ldk)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(width), Int32(hd), Int32(rows),
-                            1, p, Int32(width), dob, ldq, 1, dv + ((b * T + k0) * KVH + kh) * hd, ldk)
+                GEMM.general(transA: false, transB: false, rows, hd, width, ds, lda: width,
+                             kStore + kv + k0 * hd, ldb: hd, dqb, ldc: ldq, threads: 1)
+                GEMM.general(transA: true, transB: false, width, hd, rows, ds, lda: width, qb, ldb: ldq,
+                             beta: 1, dkAcc + ((b * T + k0) * KVH + kh) * hd, ldc: ldk, threads: 1)
+                GEMM.general(transA: true, transB: false, width, hd, rows, p, lda: width, dob, ldb: ldq,
+                             beta: 1, dvAcc + ((b * T + k0) * KVH + kh) * hd, ldc: ldk, threads: 1)
             }
         }
+    }
+    for (_, buffer) in partials.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
+        let pdk = buffer + 2 * blockFloats, pdv = pdk + kvCount
+        parallelChunks(kvCount, minChunk: 1 << 14) { r in
+            for i in r {
+                dk[i] += pdk[i]
+                dv[i] += pdv[i]
+            }
+        }
+        buffer.deallocate()
     }
 }

@@ -8,13 +8,20 @@ import QwenCore
 public func swigluBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
                            dout: UnsafePointer<Float>, gate: UnsafePointer<Float>,
                            up: UnsafePointer<Float>, count: Int) {
+    // Eight lanes at i (lanes < 8 only for the tail); an explicit loop (see FastExp.swift).
+    @inline(__always) func lanes8(_ i: Int, _ lanes: Int) {
+        let g = load8(gate, i, lanes), d = load8(dout, i, lanes), u = load8(up, i, lanes)
+        let sig = 1 / (1 + fastExp(-g))
+        store8(d * g * sig, dup, i, lanes)
+        store8(d * u * sig * (1 + g * (1 - sig)), dgate, i, lanes)
+    }
     parallelChunks((count + 7) / 8, minChunk: 512) { r in
         let lo = r.lowerBound * 8, hi = min(count, r.upperBound * 8)
-        simd8Map(count: hi - lo) { i, lanes in
-            let g = load8(gate, lo + i, lanes), d = load8(dout, lo + i, lanes), u = load8(up, lo + i, lanes)
-            let sig = 1 / (1 + fastExp(-g))
-            store8(d * g * sig, dup, lo + i, lanes)
-            store8(d * u * sig * (1 + g * (1 - sig)), dgate, lo + i, lanes)
+        var i = lo
+        while i + 8 <= hi {
+            lanes8(i, 8)
+            i += 8
         }
+        if i < hi { lanes8(i, hi - i) }
     }
 }

@@ -35,37 +35,47 @@ extension Qwen2TrainingPass {
         let input = w.layerInputs[l].pointer, output = w.layerInputs[l + 1].pointer
         func linear(_ p: Projection, _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                     bias: UnsafePointer<Float>? = nil) {
-            linearForward(out: out, inp: inp, weight: lw.matrix(p), bias: bias, N: N, scratch: linearScratch)
+            Profile.time("fwd gemm") {
+                linearForward(out: out, inp: inp, weight: lw.matrix(p), bias: bias, N: N, scratch: linearScratch)
+            }
             if let pair = try? loraPair(l, p), let spec = lora, let xa = t.loraXA[p] {
-                loraForward(out: out, xa: xa.pointer, inp: inp, A: pair.A, B: pair.B, scale: spec.scale,
+                Profile.time("fwd lora") { loraForward(out: out, xa: xa.pointer, inp: inp, A: pair.A, B: pair.B, scale: spec.scale,
                             dropout: dropout(l, p, stream: stream, on: dropoutOn), dropped: w.dropped.pointer,
-                            N: N, C: pair.cols, OC: pair.rows, r: spec.rank)
+                            N: N, C: pair.cols, OC: pair.rows, r: spec.rank) }
             }
         }
-        rmsNormForward(out: t.ln1.pointer, rstd: t.rstd1.pointer, inp: input, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
+        Profile.time("fwd norm") {
+            rmsNormForward(out: t.ln1.pointer, rstd: t.rstd1.pointer, inp: input, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
+        }
         linear(.q, t.q.pointer, t.ln1.pointer, bias: lw.qBias)
         linear(.k, w.k.pointer, t.ln1.pointer, bias: lw.kBias)
         linear(.v, w.v.pointer, t.ln1.pointer, bias: lw.vBias)
         let positions: UnsafePointer<Int32>? = w.packed ? UnsafePointer(w.positions.pointer) : nil
-        ropeForward(t.q.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
-        ropeForward(w.k.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
-        kvStoreWrite(store: t.kStore.pointer, inp: w.k.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
-        kvStoreWrite(store: t.vStore.pointer, inp: w.v.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
-        blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
+        Profile.time("fwd rope") {
+            ropeForward(t.q.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
+            ropeForward(w.k.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
+            kvStoreWrite(store: t.kStore.pointer, inp: w.k.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
+            kvStoreWrite(store: t.vStore.pointer, inp: w.v.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
+        }
+        Profile.time("fwd attention") { blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
                                 vStore: t.vStore.pointer, keyMask: w.keyMask.pointer,
                                 segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratch: w.attScratch.pointer,
-                                B: B, T: T, NH: NH, KVH: KVH, hd: hd)
+                                B: B, T: T, NH: NH, KVH: KVH, hd: hd) }
         linear(.o, w.tmp.pointer, t.att.pointer)
-        t.mid.pointer.update(from: input, count: N * C)
-        residualAdd(t.mid.pointer, w.tmp.pointer, count: N * C)
-        rmsNormForward(out: t.ln2.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
-                       N: N, C: C, eps: c.rmsNormEps)
+        Profile.time("fwd norm") {
+            t.mid.pointer.update(from: input, count: N * C)
+            residualAdd(t.mid.pointer, w.tmp.pointer, count: N * C)
+            rmsNormForward(out: t.ln2.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
+                           N: N, C: C, eps: c.rmsNormEps)
+        }
         linear(.gate, t.gate.pointer, t.ln2.pointer)
         linear(.up, t.up.pointer, t.ln2.pointer)
-        swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I)
+        Profile.time("fwd swiglu") { swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
         linear(.down, w.tmp.pointer, w.act.pointer)
-        output.update(from: t.mid.pointer, count: N * C)
-        residualAdd(output, w.tmp.pointer, count: N * C)
+        Profile.time("fwd norm") {
+            output.update(from: t.mid.pointer, count: N * C)
+            residualAdd(output, w.tmp.pointer, count: N * C)
+        }
     }
 
     /// dx (N,C), the gradient of the layer's output, becomes the gradient of its input; weight
@@ -81,40 +91,52 @@ extension Qwen2TrainingPass {
         /// Base linear backward then the adapter's: dinp written (or added to), weight grads added.
         func linearBack(_ p: Projection, dinp: UnsafeMutablePointer<Float>, accumulate: Bool,
                         dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, hasBias: Bool = false) throws {
-            linearBackward(dinp: dinp, dweight: try g(p.modulePath + ".weight"),
-                           dbias: hasBias ? try g(p.modulePath + ".bias") : nil, dout: dout, inp: inp,
-                           weight: lw.matrix(p), N: N, accumulateInput: accumulate, scratch: backwardScratch)
+            let dweight = try g(p.modulePath + ".weight"), dbias = hasBias ? try g(p.modulePath + ".bias") : nil
+            Profile.time("bwd gemm") {
+                linearBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp,
+                               weight: lw.matrix(p), N: N, accumulateInput: accumulate, scratch: backwardScratch)
+            }
             if let pair = try loraPair(l, p), let spec = lora, let xa = t.loraXA[p] {
-                loraBackward(dinp: dinp, dA: pair.dA, dB: pair.dB, dout: dout, inp: inp, xa: xa.pointer,
+                Profile.time("bwd lora") { loraBackward(dinp: dinp, dA: pair.dA, dB: pair.dB, dout: dout, inp: inp, xa: xa.pointer,
                              A: pair.A, B: pair.B, scale: spec.scale, dropout: dropout(l, p, stream: stream, on: true),
-                             dxa: w.dxa.pointer, dropped: w.dropped.pointer, N: N, C: pair.cols, OC: pair.rows, r: spec.rank)
+                             dxa: w.dxa.pointer, dropped: w.dropped.pointer, N: N, C: pair.cols, OC: pair.rows, r: spec.rank) }
             }
         }
 
         // MLP: dx is d output = d mlpOut (and, through the residual, d mid).
-        swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I)
+        Profile.time("bwd swiglu") { swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
         try linearBack(.down, dinp: w.dact.pointer, accumulate: false, dout: dx, inp: w.act.pointer)
-        swigluBackward(dgate: w.dgate.pointer, dup: w.dup.pointer, dout: w.dact.pointer,
-                       gate: t.gate.pointer, up: t.up.pointer, count: N * I)
+        Profile.time("bwd swiglu") {
+            swigluBackward(dgate: w.dgate.pointer, dup: w.dup.pointer, dout: w.dact.pointer,
+                           gate: t.gate.pointer, up: t.up.pointer, count: N * I)
+        }
         try linearBack(.gate, dinp: dln, accumulate: false, dout: w.dgate.pointer, inp: t.ln2.pointer)
         try linearBack(.up, dinp: dln, accumulate: true, dout: w.dup.pointer, inp: t.ln2.pointer)
-        rmsNormBackward(dinp: dx, dweight: try g("post_attention_layernorm.weight"), dout: dln,
-                        inp: t.mid.pointer, weight: lw.postAttentionNorm, rstd: t.rstd2.pointer, N: N, C: C)
+        let dpost = try g("post_attention_layernorm.weight")
+        Profile.time("bwd norm") {
+            rmsNormBackward(dinp: dx, dweight: dpost, dout: dln,
+                            inp: t.mid.pointer, weight: lw.postAttentionNorm, rstd: t.rstd2.pointer, N: N, C: C)
+        }
 
         // Attention: dx is now d mid = d attProj (and, through the residual, d input).
         try linearBack(.o, dinp: w.datt.pointer, accumulate: false, dout: dx, inp: t.att.pointer)
-        blockedAttentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.pointer,
+        Profile.time("bwd attention") { blockedAttentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.pointer,
                                  q: t.q.pointer, kStore: t.kStore.pointer, vStore: t.vStore.pointer, out: t.att.pointer,
                                  lse: t.lse.pointer, keyMask: w.keyMask.pointer,
                                  segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratchD: w.attD.pointer,
-                                 scratch: w.attScratch.pointer, B: B, T: T, NH: NH, KVH: KVH, hd: hd)
+                                 scratch: w.attScratch.pointer, B: B, T: T, NH: NH, KVH: KVH, hd: hd) }
         let positions: UnsafePointer<Int32>? = w.packed ? UnsafePointer(w.positions.pointer) : nil
-        ropeBackward(w.dq.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
-        ropeBackward(w.dk.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
+        Profile.time("bwd rope") {
+            ropeBackward(w.dq.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
+            ropeBackward(w.dk.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
+        }
         try linearBack(.q, dinp: dln, accumulate: false, dout: w.dq.pointer, inp: t.ln1.pointer, hasBias: true)
         try linearBack(.k, dinp: dln, accumulate: true, dout: w.dk.pointer, inp: t.ln1.pointer, hasBias: true)
         try linearBack(.v, dinp: dln, accumulate: true, dout: w.dv.pointer, inp: t.ln1.pointer, hasBias: true)
-        rmsNormBackward(dinp: dx, dweight: try g("input_layernorm.weight"), dout: dln,
-                        inp: w.layerInputs[l].pointer, weight: lw.inputNorm, rstd: t.rstd1.pointer, N: N, C: C)
+        let dinput = try g("input_layernorm.weight")
+        Profile.time("bwd norm") {
+            rmsNormBackward(dinp: dx, dweight: dinput, dout: dln,
+                            inp: w.layerInputs[l].pointer, weight: lw.inputNorm, rstd: t.rstd1.pointer, N: N, C: C)
+        }
     }
 }

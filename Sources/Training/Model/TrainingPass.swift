@@ -211,13 +211,19 @@ public final class Qwen2TrainingPass {
                 (h + k * C).update(from: w.final.pointer + rows[k0 + k] * C, count: C)
                 w.headTargets[k] = w.targets[rows[k0 + k]]
             }
-            linearForward(out: w.logits.pointer, inp: h, weight: weights.lmHead, bias: nil, N: n, scratch: linearScratch)
-            total += try crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
-                                                     logits: w.logits.pointer, targets: w.headTargets.pointer,
-                                                     N: n, V: V, scale: scale)
+            Profile.time("head gemm") {
+                linearForward(out: w.logits.pointer, inp: h, weight: weights.lmHead, bias: nil, N: n, scratch: linearScratch)
+            }
+            total += try Profile.time("head loss") {
+                try crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
+                                                logits: w.logits.pointer, targets: w.headTargets.pointer,
+                                                N: n, V: V, scale: scale)
+            }
             if gradients {
-                linearBackward(dinp: dh, dweight: dHead, dbias: nil, dout: w.logits.pointer, inp: h,
-                               weight: weights.lmHead, N: n, scratch: backwardScratch)
+                Profile.time("head gemm") {
+                    linearBackward(dinp: dh, dweight: dHead, dbias: nil, dout: w.logits.pointer, inp: h,
+                                   weight: weights.lmHead, N: n, scratch: backwardScratch)
+                }
                 for k in 0..<n { (w.dln.pointer + rows[k0 + k] * C).update(from: dh + k * C, count: C) }
             }
             k0 += n

@@ -37,10 +37,16 @@ extension Trainer {
         var lastSaved = -1
         var lastEvalMetric: Double?
         var interrupted = false
+        var profiledWall = 0.0, profiledSteps = 0
 
         while progress.globalStep < total {
             let s = progress.globalStep
+            let stepStart = now()
             let r = try runStep(s)
+            if Profile.enabled {
+                // QWENFT_PROFILE: sections of the steps after the first (warm-up: allocation, page faults).
+                if s == plan.startStep { Profile.reset() } else { profiledWall += now() - stepStart; profiledSteps += 1 }
+            }
             progress.globalStep = s + 1
             let step = s + 1
             if r.skipped {
@@ -99,6 +105,9 @@ extension Trainer {
         }
         _ = lastSaved
         let seconds = now()
+        if let report = Profile.report(steps: profiledSteps, wall: profiledWall) {
+            FileHandle.standardError.write(Data("QWENFT_PROFILE: seconds per step (after the first), by section\n\(report)\n".utf8))
+        }
         var outputPath: String?
         if !interrupted {
             if config.loadBestModelAtEnd, let best = progress.bestCheckpoint, FileManager.default.fileExists(atPath: best) {

@@ -28,11 +28,13 @@ public enum TrainingStep {
             lossSum += try pass.forwardBackward(b, labelledTokens: labelled, dropoutStream: dropoutStream + UInt64(k)).lossSum
         }
         let loss = lossSum / Double(labelled)
-        let norm = GradientClipping.clipGlobalNorm(state.grads.pointer, count: state.storageCount, maxNorm: maxGradNorm)
+        let norm = Profile.time("clip") {
+            GradientClipping.clipGlobalNorm(state.grads.pointer, count: state.storageCount, maxNorm: maxGradNorm)
+        }
         if !loss.isFinite || !norm.isFinite {
             return Result(loss: loss, gradNorm: norm, labelledTokens: labelled, skipped: true)
         }
-        optimizer.step(params: state.params.pointer, grads: UnsafePointer(state.grads.pointer), lr: lr)
+        Profile.time("optimizer") { optimizer.step(params: state.params.pointer, grads: UnsafePointer(state.grads.pointer), lr: lr) }
         return Result(loss: loss, gradNorm: norm, labelledTokens: labelled, skipped: false)
     }
 }
