@@ -1,4 +1,3 @@
-import CBLAS
 import QwenCore
 
 // Linear backward. Forward: out (N,OC) = inp (N,C) · weightᵀ + bias, weight (OC,C) stored
@@ -42,8 +41,8 @@ public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMu
                 }
                 // dinp (N,C) (+)= dout[:, r0..<r0+rows] (N,rows; row stride OC) · tile (rows,C)
                 let beta: Float = (r0 == 0 && !accumulateInput) ? 0 : 1
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(rows),
-                            1, dout + r0, Int32(OC), tile, Int32(C), beta, dinp, Int32(C))
+                GEMM.general(transA: false, transB: false, N, C, rows, dout + r0, lda: OC, tile, ldb: C,
+                             beta: beta, dinp, ldc: C)
                 r0 += rows
             }
         }

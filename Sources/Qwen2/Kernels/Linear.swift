@@ -44,8 +44,8 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
             parallelChunks(rows, minChunk: 16) { r in
                 weight.widenRows((r0 + r.lowerBound)..<(r0 + r.upperBound), into: tile + r.lowerBound * C)
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(N), Int32(rows), Int32(C),
-                        1, inp, Int32(C), tile, Int32(C), accumulate ? 1 : 0, out + r0, Int32(OC))
+            GEMM.general(transA: false, transB: true, N, rows, C, inp, lda: C, tile, ldb: C,
+                         beta: accumulate ? 1 : 0, out + r0, ldc: OC)
             r0 += rows
         }
     }
@@ -176,8 +176,8 @@ public func linearBackwardInput(dinp: UnsafeMutablePointer<Float>, dout: UnsafeP
         parallelChunks(rows, minChunk: 16) { r in
             weight.widenRows((r0 + r.lowerBound)..<(r0 + r.upperBound), into: tile + r.lowerBound * C)
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(rows),
-                    1, dout + r0, Int32(OC), tile, Int32(C), (accumulate || r0 > 0) ? 1 : 0, dinp, Int32(C))
+        GEMM.general(transA: false, transB: false, N, C, rows, dout + r0, lda: OC, tile, ldb: C,
+                     beta: (accumulate || r0 > 0) ? 1 : 0, dinp, ldc: C)
         r0 += rows
     }
 }
