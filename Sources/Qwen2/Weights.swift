@@ -43,19 +43,12 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// fp32 from bfloat16 bits, 8 at a time (the bf16 is the top half of the fp32).
+/// fp32 from bfloat16 bits (the bf16 is the top half of the fp32). A plain loop the compiler
+/// vectorises (zero-extend and shift); `SIMD8<UInt32>(truncatingIfNeeded:)` was left as an
+/// out-of-line call per 8 elements in release builds.
 @inlinable
 public func widenBF16(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
-    var i = 0
-    while i + 8 <= n {
-        let h = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<UInt16>.self)
-        let w = SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16
-        UnsafeMutableRawPointer(dst + i).storeBytes(of: unsafeBitCast(w, to: SIMD8<Float>.self),
-                                                    as: SIMD8<Float>.self)
-        i += 8
-    }
-    while i < n {
+    for i in 0..<n {
         dst[i] = Float(bitPattern: UInt32(src[i]) << 16)
-        i += 1
     }
 }

@@ -16,10 +16,20 @@ let fusedRowLimit = 4
 public final class LinearScratch: @unchecked Sendable {
     public static let tileElements = 1 << 20
     var buffer: AlignedBuffer<Float>?
+    var paired: AlignedBuffer<Float>?
     public init() {}
     func tile() -> UnsafeMutablePointer<Float> {
-        if buffer == nil { buffer = AlignedBuffer<Float>(count: Self.tileElements) }
-        return buffer!.pointer
+        if let buffer { return buffer.pointer }
+        let b = AlignedBuffer<Float>(count: Self.tileElements)
+        buffer = b
+        return b.pointer
+    }
+    /// Room for `count` floats of pair-split decoding input (see `splitPairs`).
+    func pairedInput(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if let paired, paired.count >= count { return paired.pointer }
+        let b = AlignedBuffer<Float>(count: count)
+        paired = b
+        return b.pointer
     }
 }
 
@@ -32,7 +42,8 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
     if N <= fusedRowLimit {
         // Decoding: memory-bound dot products on our own threads. (Handing fp32 to BLAS's sgemv
         // is as fast alone, but its threads spin between calls and fight ours for the cores.)
-        fusedLinear(out: out, inp: inp, weight: weight, N: N, accumulate: accumulate)
+        let x = decodingInput(inp, weight: weight, N: N, scratch: scratch)
+        fusedLinear(out: out, inp: x, weight: weight, N: N, accumulate: accumulate)
     } else if let w = weight.float32 {
         GEMM.nt(N, OC, C, inp, w, out, accumulate: accumulate)
     } else {
@@ -56,10 +67,12 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
 /// rows when decoding, so each token pays one thread hand-off instead of one per matrix.
 public func linearForwardMany(_ parts: [(out: UnsafeMutablePointer<Float>, weight: WeightMatrix, bias: UnsafePointer<Float>?)],
                               inp: UnsafePointer<Float>, N: Int, scratch: LinearScratch) {
-    guard N <= fusedRowLimit, parts.count > 1, parts.allSatisfy({ $0.weight.cols == parts[0].weight.cols }) else {
+    guard N <= fusedRowLimit, parts.count > 1,
+          parts.allSatisfy({ $0.weight.cols == parts[0].weight.cols && $0.weight.dtype == parts[0].weight.dtype }) else {
         for p in parts { linearForward(out: p.out, inp: inp, weight: p.weight, bias: p.bias, N: N, scratch: scratch) }
         return
     }
+    let x = decodingInput(inp, weight: parts[0].weight, N: N, scratch: scratch)
     var starts: [Int] = []
     var total = 0
     for p in parts { starts.append(total); total += p.weight.rows }
@@ -71,7 +84,7 @@ public func linearForwardMany(_ parts: [(out: UnsafeMutablePointer<Float>, weigh
                 while r < range.upperBound {
                     while r >= st[m] + ps[m].weight.rows { m += 1 }
                     let lo = r - st[m], hi = min(range.upperBound - st[m], ps[m].weight.rows)
-                    fusedRows(out: ps[m].out, inp: inp, weight: ps[m].weight, rows: lo..<hi, N: N, accumulate: false)
+                    fusedRows(out: ps[m].out, inp: x, weight: ps[m].weight, rows: lo..<hi, N: N, accumulate: false)
                     r = st[m] + hi
                 }
             }
@@ -89,7 +102,8 @@ public func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Fl
 }
 
 /// The decoding kernel: each output row's weights are read once, in their stored dtype, and
-/// dotted with all N input rows; output rows split across threads.
+/// dotted with all N input rows; output rows split across threads. bf16 weights take the input
+/// from `decodingInput` (pair-split).
 func fusedLinear(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                      weight: WeightMatrix, N: Int, accumulate: Bool) {
     parallelChunks(weight.rows, minChunk: 64) { range in
@@ -109,7 +123,7 @@ func fusedRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weig
             let d: Float
             switch dtype {
             case .f32: d = dot(weight.base.assumingMemoryBound(to: Float.self) + o * C, x, C)
-            case .bf16: d = dotBF16(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
+            case .bf16: d = dotBF16Paired(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
             default: d = dotF16(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
             }
             if accumulate { out[n * OC + o] += d } else { out[n * OC + o] = d }
@@ -117,33 +131,69 @@ func fusedRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weig
     }
 }
 
-/// Σ w[i]·x[i] with w in bfloat16, four independent 8-wide accumulators to hide FMA latency.
+/// The decoding input as the fused kernel reads it: bf16 weights need it pair-split (see
+/// `splitPairs`), other dtypes take it as is.
+func decodingInput(_ inp: UnsafePointer<Float>, weight: WeightMatrix, N: Int,
+                   scratch: LinearScratch) -> UnsafePointer<Float> {
+    guard weight.dtype == .bf16 else { return inp }
+    let C = weight.cols
+    let x = scratch.pairedInput(N * C)
+    for n in 0..<N { splitPairs(inp + n * C, into: x + n * C, count: C) }
+    return UnsafePointer(x)
+}
+
+/// Reorders x for `dotBF16Paired`: within every 16-element block, the 8 even-indexed elements
+/// first, then the 8 odd-indexed ones; a tail shorter than 16 is copied as is.
+///
+/// Why: 16 bf16 weights loaded as eight UInt32 hold the even elements in their low halves and the
+/// odd ones in their high halves, so `w << 16` and `w & 0xFFFF0000` are the exact fp32 values of
+/// the even and odd elements: two bit operations widen 16 weights, with no shuffle.
+public func splitPairs(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        for k in 0..<8 {
+            out[i + k] = x[i + 2 * k]
+            out[i + 8 + k] = x[i + 2 * k + 1]
+        }
+        i += 16
+    }
+    while i < count {
+        out[i] = x[i]
+        i += 1
+    }
+}
+
+/// Σ w[i]·x[i] with w in bfloat16 and x pair-split by `splitPairs`; four independent 8-wide
+/// accumulators hide the add latency. The sum is exact fp32 products summed in fp32.
 @inlinable
-public func dotBF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+public func dotBF16Paired(_ w: UnsafePointer<UInt16>, _ xp: UnsafePointer<Float>, _ n: Int) -> Float {
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-    let wr = UnsafeRawPointer(w), xr = UnsafeRawPointer(x)
-    @inline(__always) func load(_ i: Int) -> SIMD8<Float> {
-        let h = wr.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self)
-        return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, to: SIMD8<Float>.self)
+    let wr = UnsafeRawPointer(w), xr = UnsafeRawPointer(xp)
+    let high = SIMD8<UInt32>(repeating: 0xFFFF_0000)
+    @inline(__always) func words(_ i: Int) -> SIMD8<UInt32> {
+        wr.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt32>.self)
     }
     @inline(__always) func xs(_ i: Int) -> SIMD8<Float> {
         xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
     }
     var i = 0
     while i + 32 <= n {
-        a0 += load(i) * xs(i)
-        a1 += load(i + 8) * xs(i + 8)
-        a2 += load(i + 16) * xs(i + 16)
-        a3 += load(i + 24) * xs(i + 24)
+        let u = words(i), v = words(i + 16)
+        a0 += unsafeBitCast(u &<< 16, to: SIMD8<Float>.self) * xs(i)
+        a1 += unsafeBitCast(u & high, to: SIMD8<Float>.self) * xs(i + 8)
+        a2 += unsafeBitCast(v &<< 16, to: SIMD8<Float>.self) * xs(i + 16)
+        a3 += unsafeBitCast(v & high, to: SIMD8<Float>.self) * xs(i + 24)
         i += 32
     }
-    while i + 8 <= n {
-        a0 += load(i) * xs(i)
-        i += 8
+    if i + 16 <= n {
+        let u = words(i)
+        a0 += unsafeBitCast(u &<< 16, to: SIMD8<Float>.self) * xs(i)
+        a1 += unsafeBitCast(u & high, to: SIMD8<Float>.self) * xs(i + 8)
+        i += 16
     }
     var s = ((a0 + a1) + (a2 + a3)).sum()
     while i < n {
-        s += Float(bitPattern: UInt32(w[i]) << 16) * x[i]
+        s += Float(bitPattern: UInt32(w[i]) << 16) * xp[i]
         i += 1
     }
     return s
