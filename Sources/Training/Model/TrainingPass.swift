@@ -78,13 +78,19 @@ public final class Qwen2TrainingPass {
     var rope: RoPETable
     var work: TrainingWorkspace?
 
-    /// Tokens per lm_head + loss chunk: 256 × 151,936 fp32 logits is 155 MB. Fewer, larger chunks
-    /// pay off because each chunk reads the whole (V,C) lm_head weight (545 MB for Qwen2's
-    /// vocabulary) twice (forward and d hidden; full fine-tuning a third time for its gradient),
-    /// and OpenBLAS packs that weight once per product: at 64 rows the packing is a quarter of the
-    /// work (138–153 GFLOP/s), at 256 rows a tenth (≈ 180). Measured on the 0.5B LoRA bench:
-    /// 0.96 s of lm_head per 256-token step in 64-row chunks, 0.78 s in one.
-    public var lmHeadRows: Int { 256 }
+    /// Tokens per lm_head + loss chunk at most (the labelled rows are cut into equal chunks no
+    /// longer than this). Larger chunks pay off because each chunk reads the whole (V,C) lm_head
+    /// weight (545 MB for Qwen2's vocabulary) twice — forward and d hidden; full fine-tuning a
+    /// third time for its gradient — and OpenBLAS packs that weight once per product: at 64 rows
+    /// packing is a quarter of the work (138–153 GFLOP/s), at 256 a tenth (≈ 180). The cost is
+    /// the logits, rows × 151,936 × 4 B: 78 MB at 128, 155 MB at 256. The 0.5B LoRA bench
+    /// (256 tokens) spends 0.96 s per step on lm_head in 64-row chunks, ≈ 0.84 s at 128, 0.78 s
+    /// at 256; LoRA takes 128 to keep its peak RSS under half of PyTorch's with room to spare;
+    /// full fine-tuning, which holds gigabytes of gradients and moments anyway, takes 256.
+    public var lmHeadRows: Int {
+        if case .full = mode { return 256 }
+        return 128
+    }
 
     /// LoRA: `base` is the frozen model in its stored dtype, `state` laid out by
     /// `TrainableParameters.loraLayout`. Full: `state` laid out by `fullLayout` holds the weights
@@ -202,9 +208,12 @@ public final class Qwen2TrainingPass {
         let rows = (0..<N).filter { w.targets[$0] != ignoreIndex }
         if gradients { w.dln.pointer.update(repeating: 0, count: N * C) }
         var total = 0.0
+        // Equal chunks (255 rows: 128 + 127, not 128 + 127 + … or 254 + 1): small ones run slowly.
+        let chunks = (rows.count + lmHeadRows - 1) / lmHeadRows
+        let per = chunks > 0 ? (rows.count + chunks - 1) / chunks : 0
         var k0 = 0
         while k0 < rows.count {
-            let n = min(lmHeadRows, rows.count - k0)
+            let n = min(per, rows.count - k0)
             let h = w.headIn.pointer, dh = w.headGrad.pointer
             for k in 0..<n {
                 (h + k * C).update(from: w.final.pointer + rows[k0 + k] * C, count: C)
