@@ -6,8 +6,10 @@ import CBLAS
 ///
 /// OpenBLAS itself runs single-threaded (see `Threading`): each product is cut into contiguous
 /// blocks of C's rows or columns, one per thread of `parallelChunks`, each a single-threaded
-/// cblas_sgemm. Every element of C is still one dot product over all of K in OpenBLAS's own
-/// blocking, so the bits do not depend on the thread count. Why not OpenBLAS's threads: between
+/// cblas_sgemm. Every element of C is still one dot product over all of K, but OpenBLAS's edge
+/// tiles sum in another order than its full ones, so where the cut falls can move an element by
+/// an ulp or so: the bits depend on the thread count (as with OpenBLAS's own threads), never on
+/// timing. Why not OpenBLAS's threads: between
 /// calls its workers spin on sched_yield for milliseconds, taking the cores from our own kernels
 /// (SwiGLU, attention, loss) — ≈ 10 % of a training step on two cores — and every small product
 /// (LoRA's rank-8 shapes, attention blocks) paid a hand-off to them.
