@@ -66,3 +66,43 @@ import Testing
         }
     }
 }
+
+@Suite struct BackendTests {
+    @Test func alphaAndAccumulateInEveryLayout() {
+        let backend: any Backend = CPUBackend()
+        let M = 2, N = 3, K = 4
+        let a = (0..<(M * K)).map { Float($0) - 3 }      // (M,K)
+        let b = (0..<(K * N)).map { Float($0 % 3) + 1 }  // (K,N)
+        var want = [Float](repeating: 0, count: M * N)
+        for i in 0..<M { for j in 0..<N { for k in 0..<K { want[i * N + j] += a[i * K + k] * b[k * N + j] } } }
+        var bt = [Float](repeating: 0, count: N * K), at = [Float](repeating: 0, count: K * M)
+        for k in 0..<K { for j in 0..<N { bt[j * K + k] = b[k * N + j] } }
+        for i in 0..<M { for k in 0..<K { at[k * M + i] = a[i * K + k] } }
+        let start: [Float] = [1, 1, 1, 1, 1, 1]
+        var c = start
+        backend.gemmNN(M: M, N: N, K: K, A: a, B: b, C: &c, alpha: 0.5, accumulate: true)
+        #expect(c == zip(start, want).map { $0 + 0.5 * $1 })
+        c = start
+        backend.gemmNT(M: M, N: N, K: K, A: a, B: bt, C: &c, alpha: 2, accumulate: true)
+        #expect(c == zip(start, want).map { $0 + 2 * $1 })
+        c = start
+        backend.gemmTN(M: M, N: N, K: K, A: at, B: b, C: &c, alpha: -1, accumulate: false)
+        #expect(c == want.map { -$0 })
+        // K = 0: the product is empty, so C is zeroed (or kept, accumulating).
+        c = start
+        GEMM.nn(M, N, 0, a, b, &c)
+        #expect(c == [0, 0, 0, 0, 0, 0])
+    }
+
+    @Test func elementwiseOps() {
+        let backend = CPUBackend()
+        let n = 200_000
+        let out = AlignedBuffer<Float>(count: n), inp = AlignedBuffer<Float>((0..<n).map { Float($0 % 7) })
+        backend.fill(out.pointer, count: n, value: 2)
+        #expect(out.toArray().allSatisfy { $0 == 2 })
+        backend.add(out.pointer, inp.pointer, count: n)
+        #expect(out[10] == 2 + 3)
+        backend.copy(out.pointer, from: inp.pointer, count: n)
+        #expect(out.toArray() == inp.toArray())
+    }
+}
