@@ -4,6 +4,8 @@ import Qwen2
 // One decoder layer's training forward (filling its tape) and backward (consuming it), over the
 // layer's weights from the WeightProvider and, in LoRA mode, the adapter in the parameter store.
 // Residual stream: input → mid = input + o(attn(norm1(input))) → output = mid + down(mlp(norm2(mid))).
+// Profile.time names the sections QWENFT_PROFILE=1 reports (QwenCore/Profile.swift); off, each is
+// one branch.
 
 extension Qwen2TrainingPass {
     /// The LoRA pair of projection p in layer l, if it is a target: A (r,in), B (out,r) and grads.
@@ -39,12 +41,14 @@ extension Qwen2TrainingPass {
                 linearForward(out: out, inp: inp, weight: lw.matrix(p), bias: bias, N: N, scratch: linearScratch)
             }
             if let pair = try? loraPair(l, p), let spec = lora, let xa = t.loraXA[p] {
-                Profile.time("fwd lora") { loraForward(out: out, xa: xa.pointer, inp: inp, A: pair.A, B: pair.B, scale: spec.scale,
-                            dropout: dropout(l, p, stream: stream, on: dropoutOn), dropped: w.dropped.pointer,
-                            N: N, C: pair.cols, OC: pair.rows, r: spec.rank) }
+                let drop = dropout(l, p, stream: stream, on: dropoutOn)
+                Profile.time("fwd lora") {
+                    loraForward(out: out, xa: xa.pointer, inp: inp, A: pair.A, B: pair.B, scale: spec.scale,
+                                dropout: drop, dropped: w.dropped.pointer, N: N, C: pair.cols, OC: pair.rows, r: spec.rank)
+                }
             }
         }
-        Profile.time("fwd norm") {
+        Profile.time("fwd norm+add") {
             rmsNormForward(out: t.ln1.pointer, rstd: t.rstd1.pointer, inp: input, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
         }
         linear(.q, t.q.pointer, t.ln1.pointer, bias: lw.qBias)
@@ -57,12 +61,14 @@ extension Qwen2TrainingPass {
             kvStoreWrite(store: t.kStore.pointer, inp: w.k.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
             kvStoreWrite(store: t.vStore.pointer, inp: w.v.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
         }
-        Profile.time("fwd attention") { blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
-                                vStore: t.vStore.pointer, keyMask: w.keyMask.pointer,
-                                segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratch: w.attScratch.pointer,
-                                B: B, T: T, NH: NH, KVH: KVH, hd: hd) }
+        Profile.time("fwd attention") {
+            blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
+                                    vStore: t.vStore.pointer, keyMask: w.keyMask.pointer,
+                                    segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratch: w.attScratch.pointer,
+                                    B: B, T: T, NH: NH, KVH: KVH, hd: hd)
+        }
         linear(.o, w.tmp.pointer, t.att.pointer)
-        Profile.time("fwd norm") {
+        Profile.time("fwd norm+add") {
             t.mid.pointer.update(from: input, count: N * C)
             residualAdd(t.mid.pointer, w.tmp.pointer, count: N * C)
             rmsNormForward(out: t.ln2.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
@@ -72,7 +78,7 @@ extension Qwen2TrainingPass {
         linear(.up, t.up.pointer, t.ln2.pointer)
         Profile.time("fwd swiglu") { swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
         linear(.down, w.tmp.pointer, w.act.pointer)
-        Profile.time("fwd norm") {
+        Profile.time("fwd norm+add") {
             output.update(from: t.mid.pointer, count: N * C)
             residualAdd(output, w.tmp.pointer, count: N * C)
         }
@@ -97,9 +103,12 @@ extension Qwen2TrainingPass {
                                weight: lw.matrix(p), N: N, accumulateInput: accumulate, scratch: backwardScratch)
             }
             if let pair = try loraPair(l, p), let spec = lora, let xa = t.loraXA[p] {
-                Profile.time("bwd lora") { loraBackward(dinp: dinp, dA: pair.dA, dB: pair.dB, dout: dout, inp: inp, xa: xa.pointer,
-                             A: pair.A, B: pair.B, scale: spec.scale, dropout: dropout(l, p, stream: stream, on: true),
-                             dxa: w.dxa.pointer, dropped: w.dropped.pointer, N: N, C: pair.cols, OC: pair.rows, r: spec.rank) }
+                let drop = dropout(l, p, stream: stream, on: true)
+                Profile.time("bwd lora") {
+                    loraBackward(dinp: dinp, dA: pair.dA, dB: pair.dB, dout: dout, inp: inp, xa: xa.pointer,
+                                 A: pair.A, B: pair.B, scale: spec.scale, dropout: drop,
+                                 dxa: w.dxa.pointer, dropped: w.dropped.pointer, N: N, C: pair.cols, OC: pair.rows, r: spec.rank)
+                }
             }
         }
 
@@ -120,11 +129,13 @@ extension Qwen2TrainingPass {
 
         // Attention: dx is now d mid = d attProj (and, through the residual, d input).
         try linearBack(.o, dinp: w.datt.pointer, accumulate: false, dout: dx, inp: t.att.pointer)
-        Profile.time("bwd attention") { blockedAttentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.pointer,
-                                 q: t.q.pointer, kStore: t.kStore.pointer, vStore: t.vStore.pointer, out: t.att.pointer,
-                                 lse: t.lse.pointer, keyMask: w.keyMask.pointer,
-                                 segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratchD: w.attD.pointer,
-                                 scratch: w.attScratch.pointer, B: B, T: T, NH: NH, KVH: KVH, hd: hd) }
+        Profile.time("bwd attention") {
+            blockedAttentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.pointer,
+                                     q: t.q.pointer, kStore: t.kStore.pointer, vStore: t.vStore.pointer, out: t.att.pointer,
+                                     lse: t.lse.pointer, keyMask: w.keyMask.pointer,
+                                     segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratchD: w.attD.pointer,
+                                     scratch: w.attScratch.pointer, B: B, T: T, NH: NH, KVH: KVH, hd: hd)
+        }
         let positions: UnsafePointer<Int32>? = w.packed ? UnsafePointer(w.positions.pointer) : nil
         Profile.time("bwd rope") {
             ropeBackward(w.dq.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
