@@ -46,9 +46,8 @@ public enum GEMM {
 
     /// Products below this many multiply-adds run on the calling thread alone. A hand-off to the
     /// other threads costs a few µs, about what 2^18 multiply-adds take; LoRA's rank-8 products
-    /// (0.5–10 M) are above it. (On the 0.5B LoRA bench 2^18 and 2^20 are
-    /// within noise of each other; 2^24, which keeps most LoRA products on one thread, is 0.05 s
-    /// per step slower.)
+    /// (0.5–10 M) are above it. (On the 0.5B LoRA bench 2^18 and 2^20 are within noise of each
+    /// other; 2^24, which keeps most LoRA products on one thread, is 0.05 s per step slower.)
     public static let splitThreshold = 1 << 18
 
     /// C (M,N) = alpha · op(A) · op(B) + beta · C, row-major with leading dimensions, as
