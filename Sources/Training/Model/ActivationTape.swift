@@ -6,23 +6,24 @@ import Qwen2
 
 /// One layer's saved activations. Without gradient checkpointing there is one per layer; with it,
 /// only each layer's input is kept and a single tape is refilled by recomputation in backward.
+/// The normed inputs of attention and MLP are not kept: backward recomputes them from the layer
+/// input / `mid` and the kept rstd (the same code on the same numbers, so the same bits) — two
+/// (N,C) buffers less per layer for one RMSNorm each.
 final class LayerTape {
-    let ln1, rstd1, q, kStore, vStore, att, lse, mid, ln2, rstd2, gate, up: AlignedBuffer<Float>
+    let rstd1, q, kStore, vStore, att, lse, mid, rstd2, gate, up: AlignedBuffer<Float>
     /// xa = dropout(x)·Aᵀ (N,r) of each LoRA target.
     var loraXA: [Projection: AlignedBuffer<Float>] = [:]
 
     init(config c: Qwen2Config, N: Int, lora: LoRASpec?) {
         let C = c.hiddenSize, I = c.intermediateSize
-        ln1 = AlignedBuffer(count: N * C)             // input norm output
-        rstd1 = AlignedBuffer(count: N)
+        rstd1 = AlignedBuffer(count: N)               // of the input norm
         q = AlignedBuffer(count: N * c.qDim)          // rotated queries (B,T,NH,hd)
         kStore = AlignedBuffer(count: N * c.kvDim)    // rotated keys (B,KVH,T,hd)
         vStore = AlignedBuffer(count: N * c.kvDim)    // values (B,KVH,T,hd)
         att = AlignedBuffer(count: N * c.qDim)        // attention output, o_proj's input
         lse = AlignedBuffer(count: N * c.numAttentionHeads)  // (B,NH,T)
         mid = AlignedBuffer(count: N * C)             // residual after attention
-        ln2 = AlignedBuffer(count: N * C)
-        rstd2 = AlignedBuffer(count: N)
+        rstd2 = AlignedBuffer(count: N)               // of the post-attention norm
         gate = AlignedBuffer(count: N * I)
         up = AlignedBuffer(count: N * I)
         if let lora {
@@ -32,7 +33,7 @@ final class LayerTape {
 
     /// Floats one tape holds for N tokens (the activation memory of one layer).
     static func floats(config c: Qwen2Config, N: Int, lora: LoRASpec?) -> Int {
-        let perToken = 3 * c.hiddenSize + 2 * c.qDim + 2 * c.kvDim + c.numAttentionHeads + 2
+        let perToken = c.hiddenSize + 2 * c.qDim + 2 * c.kvDim + c.numAttentionHeads + 2
             + 2 * c.intermediateSize + (lora.map { $0.rank * $0.targets.count } ?? 0)
         return N * perToken
     }
@@ -57,7 +58,7 @@ final class TrainingWorkspace {
     var packed = false
     let targets: AlignedBuffer<Int32>     // (N) labels shifted by one
     // Scratch (not saved between forward and backward).
-    let act, k, v, tmp, dropped: AlignedBuffer<Float>
+    let ln, act, k, v, tmp, dropped: AlignedBuffer<Float>  // ln: a normed layer or MLP input (N,C)
     let dx, dln, datt, dq, dk, dv, dact, dgate, dup, dxa, attD: AlignedBuffer<Float>
     let logits, losses: AlignedBuffer<Float>
     let headIn, headGrad: AlignedBuffer<Float>  // gathered labelled rows (lmHeadRows, C) and their gradient
@@ -79,6 +80,7 @@ final class TrainingWorkspace {
         positions = AlignedBuffer(count: N)
         segments = AlignedBuffer(count: N)
         targets = AlignedBuffer(count: N)
+        ln = AlignedBuffer(count: N * C)
         act = AlignedBuffer(count: N * I)
         k = AlignedBuffer(count: N * c.kvDim)
         v = AlignedBuffer(count: N * c.kvDim)
@@ -111,7 +113,7 @@ final class TrainingWorkspace {
     /// (scratch, which both modes need equally, is not counted).
     var savedActivationBytes: Int {
         let floats = layerInputs.reduce(0) { $0 + $1.count } + tapes.reduce(0) { acc, t in
-            acc + [t.ln1, t.rstd1, t.q, t.kStore, t.vStore, t.att, t.lse, t.mid, t.ln2, t.rstd2, t.gate, t.up]
+            acc + [t.rstd1, t.q, t.kStore, t.vStore, t.att, t.lse, t.mid, t.rstd2, t.gate, t.up]
                 .reduce(0) { $0 + $1.count } + t.loraXA.values.reduce(0) { $0 + $1.count }
         }
         return floats * MemoryLayout<Float>.stride

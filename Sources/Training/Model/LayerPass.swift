@@ -49,11 +49,11 @@ extension Qwen2TrainingPass {
             }
         }
         Profile.time("fwd norm+add") {
-            rmsNormForward(out: t.ln1.pointer, rstd: t.rstd1.pointer, inp: input, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
+            rmsNormForward(out: w.ln.pointer, rstd: t.rstd1.pointer, inp: input, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
         }
-        linear(.q, t.q.pointer, t.ln1.pointer, bias: lw.qBias)
-        linear(.k, w.k.pointer, t.ln1.pointer, bias: lw.kBias)
-        linear(.v, w.v.pointer, t.ln1.pointer, bias: lw.vBias)
+        linear(.q, t.q.pointer, w.ln.pointer, bias: lw.qBias)
+        linear(.k, w.k.pointer, w.ln.pointer, bias: lw.kBias)
+        linear(.v, w.v.pointer, w.ln.pointer, bias: lw.vBias)
         let positions: UnsafePointer<Int32>? = w.packed ? UnsafePointer(w.positions.pointer) : nil
         Profile.time("fwd rope") {
             ropeForward(t.q.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
@@ -71,11 +71,11 @@ extension Qwen2TrainingPass {
         Profile.time("fwd norm+add") {
             t.mid.pointer.update(from: input, count: N * C)
             residualAdd(t.mid.pointer, w.tmp.pointer, count: N * C)
-            rmsNormForward(out: t.ln2.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
+            rmsNormForward(out: w.ln.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
                            N: N, C: C, eps: c.rmsNormEps)
         }
-        linear(.gate, t.gate.pointer, t.ln2.pointer)
-        linear(.up, t.up.pointer, t.ln2.pointer)
+        linear(.gate, t.gate.pointer, w.ln.pointer)
+        linear(.up, t.up.pointer, w.ln.pointer)
         Profile.time("fwd swiglu") { swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
         linear(.down, w.tmp.pointer, w.act.pointer)
         Profile.time("fwd norm+add") {
@@ -119,8 +119,12 @@ extension Qwen2TrainingPass {
             swigluBackward(dgate: w.dgate.pointer, dup: w.dup.pointer, dout: w.dact.pointer,
                            gate: t.gate.pointer, up: t.up.pointer, count: N * I)
         }
-        try linearBack(.gate, dinp: dln, accumulate: false, dout: w.dgate.pointer, inp: t.ln2.pointer)
-        try linearBack(.up, dinp: dln, accumulate: true, dout: w.dup.pointer, inp: t.ln2.pointer)
+        Profile.time("bwd norm") {  // the MLP's normed input again (not kept: see LayerTape)
+            rmsNormForward(out: w.ln.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
+                           N: N, C: C, eps: c.rmsNormEps)
+        }
+        try linearBack(.gate, dinp: dln, accumulate: false, dout: w.dgate.pointer, inp: w.ln.pointer)
+        try linearBack(.up, dinp: dln, accumulate: true, dout: w.dup.pointer, inp: w.ln.pointer)
         let dpost = try g("post_attention_layernorm.weight")
         Profile.time("bwd norm") {
             rmsNormBackward(dinp: dx, dweight: dpost, dout: dln,
@@ -141,9 +145,13 @@ extension Qwen2TrainingPass {
             ropeBackward(w.dq.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
             ropeBackward(w.dk.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
         }
-        try linearBack(.q, dinp: dln, accumulate: false, dout: w.dq.pointer, inp: t.ln1.pointer, hasBias: true)
-        try linearBack(.k, dinp: dln, accumulate: true, dout: w.dk.pointer, inp: t.ln1.pointer, hasBias: true)
-        try linearBack(.v, dinp: dln, accumulate: true, dout: w.dv.pointer, inp: t.ln1.pointer, hasBias: true)
+        Profile.time("bwd norm") {  // the attention's normed input again
+            rmsNormForward(out: w.ln.pointer, rstd: t.rstd1.pointer, inp: w.layerInputs[l].pointer, weight: lw.inputNorm,
+                           N: N, C: C, eps: c.rmsNormEps)
+        }
+        try linearBack(.q, dinp: dln, accumulate: false, dout: w.dq.pointer, inp: w.ln.pointer, hasBias: true)
+        try linearBack(.k, dinp: dln, accumulate: true, dout: w.dk.pointer, inp: w.ln.pointer, hasBias: true)
+        try linearBack(.v, dinp: dln, accumulate: true, dout: w.dv.pointer, inp: w.ln.pointer, hasBias: true)
         let dinput = try g("input_layernorm.weight")
         Profile.time("bwd norm") {
             rmsNormBackward(dinp: dx, dweight: dinput, dout: dln,
