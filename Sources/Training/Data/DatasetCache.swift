@@ -50,6 +50,8 @@ struct DatasetCache {
             for k in 0..<tokens where mask[m0 + k] != 0 { labels[k] = ids[k] }
             report.fromCache = true
             report.cachePath = path
+            report.samples = samples  // the stored report lacks the counts: they are the data's own
+            report.tokens = tokens
             return TokenizedDataset(ids: ids, labels: labels, starts: starts.map { Int($0) }, report: report)
         }
     }

@@ -69,11 +69,6 @@ public final class Trainer {
                                       template: template, options: dataOptions) { events(.preprocessing($0)) }
         }
         let train = try load(config.trainFile)
-        if train.report.fromCache {
-            // A cached report may lack the counts; they are the dataset's own.
-            train.report.samples = train.count
-            train.report.tokens = train.ids.count
-        }
         train.report.summary.forEach { events(.note($0)) }
         events(.note("template: \(template.origin)"))
         evalData = try config.evalFile.map { try load($0) }

@@ -22,6 +22,9 @@ import Testing
         #expect(second.report.fromCache)
         #expect(second.ids == first.ids && second.labels == first.labels && second.starts == first.starts)
         #expect(second.report.truncated == first.report.truncated)
+        // The cached report's summary gives the same counts (it once said 0 samples, 0 tokens).
+        #expect(second.report.samples == first.report.samples && second.report.tokens == first.report.tokens)
+        #expect(second.report.records == first.report.records && second.report.samples > 0)
         #expect(second.report.problemCount == 1 && second.report.problems == first.report.problems)
         #expect(second.report.droppedNoTargets == first.report.droppedNoTargets)
         // The cached bad record still stops an on_bad_record: error run.
