@@ -28,9 +28,11 @@ import Testing
 
 @Suite struct LinearKernelTests {
     /// The fused half-precision kernels (1…4 rows, any row count and width) against widened fp32 BLAS.
-    @Test(arguments: [1, 3, 4, 7])
-    func halfPrecisionLinearMatchesWidenedFloat32(N: Int) {
-        let OC = 13, C = 37
+    /// Widths: 37 (a 32-block and a tail), 53 (32 + 16 + tail: the pair-split bf16 path's single
+    /// 16-block), 300 (more than one 256-weight f16 block; odd widths misalign the rows).
+    @Test(arguments: [1, 3, 4, 7], [37, 53, 300])
+    func halfPrecisionLinearMatchesWidenedFloat32(N: Int, C: Int) {
+        let OC = 13
         var bits = [UInt16](repeating: 0, count: OC * C), f16 = bits
         var wide = [Float](repeating: 0, count: OC * C)
         for i in 0..<(OC * C) {

@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM
 def main():
     folder, ids_json, new_tokens, threads, dtype = sys.argv[1:6]
     torch.set_num_threads(int(threads))
-    dt = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    dt = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dt).eval()
     ids = torch.tensor([json.loads(ids_json)])
     n = int(new_tokens)

@@ -5,7 +5,7 @@
 # prefill tokens/s, peak RSS, the ratio, and whether both produced the same ids.
 #
 #   Scripts/bench/generate/run.sh            # PYTHON=.venv/bin/python by default
-#   THREADS=2 NEW=64 DTYPES="float32 bfloat16" Scripts/bench/generate/run.sh
+#   THREADS=2 NEW=64 DTYPES="float32 bfloat16 float16" Scripts/bench/generate/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 PYTHON="${PYTHON:-.venv/bin/python}"
@@ -44,7 +44,7 @@ for DTYPE in $DTYPES; do
 import json, sys
 p = json.load(open(sys.argv[1])); o = json.load(open(sys.argv[2])); dtype = sys.argv[3]
 n, T = p["new_tokens"], p["prompt_tokens"]
-same = "same" if p["ids"] == o["ids"] else ("DIFFERENT" if dtype == "float32" else "differ:torch-computes-in-bf16")
+same = "same" if p["ids"] == o["ids"] else ("DIFFERENT" if dtype == "float32" else "differ:torch-computes-in-" + ("bf16" if dtype == "bfloat16" else "f16"))
 print(f'{(n - 1) / (p["total_s"] - p["prefill_s"]):.2f} {n / p["total_s"]:.2f} {T / p["prefill_s"]:.1f} {same}')
 PY
 )
