@@ -13,14 +13,30 @@ public enum Threading {
         return defaultCount()
     }()
 
-    /// The number of threads the compute kernels use.
-    public static var count: Int { current }
+    /// A count for the current task alone (`withCount`), over the process-wide one.
+    @TaskLocal static var scoped: Int?
 
-    /// Sets the thread count for our loops and products.
+    /// The number of threads the compute kernels use.
+    public static var count: Int { scoped ?? current }
+
+    /// Sets the process-wide thread count for our loops and products (the command line's
+    /// `--threads`). Code that runs beside other work in the same process (tests) uses `withCount`.
     public static func configure(threads: Int?) {
-        let n = max(1, threads ?? defaultCount())
+        let n = resolvedCount(threads)
         _ = current  // run the lazy initialiser first so it cannot override this later
         current = n
+    }
+
+    /// Runs `body` with `threads` compute threads in the current task only: calls made from it on
+    /// this task see that count, everything else keeps the process-wide one. Results depend on
+    /// the thread count, so tests that vary it must not change it for tests running beside them.
+    public static func withCount<R>(_ threads: Int?, _ body: () throws -> R) rethrows -> R {
+        try $scoped.withValue(resolvedCount(threads)) { try body() }
+    }
+
+    /// What `configure` makes of a requested count: nil → the default, below 1 → 1.
+    public static func resolvedCount(_ threads: Int?) -> Int {
+        max(1, threads ?? defaultCount())
     }
 
     /// `QWENFT_THREADS` when set to a positive integer, else the number of active cores.

@@ -2,19 +2,22 @@ import Testing
 @testable import QwenCore
 
 @Suite(.serialized) struct ThreadingTests {
-    @Test func configureSetsTheCountAndEveryIndexRunsOnce() {
+    /// The count is scoped to this test's task: tests running beside it (whose bits depend on
+    /// the thread count) never see it change.
+    @Test func scopedCountAndEveryIndexRunsOnce() {
         let before = Threading.count
-        defer { Threading.configure(threads: before) }
         for threads in [1, 3] {
-            Threading.configure(threads: threads)
-            #expect(Threading.count == threads)
-            let n = 100_003
-            let hits = AlignedBuffer<Int32>(count: n)
-            parallelFor(n) { i in hits[i] += 1 }
-            #expect(hits.toArray().allSatisfy { $0 == 1 })
+            Threading.withCount(threads) {
+                #expect(Threading.count == threads)
+                let n = 100_003
+                let hits = AlignedBuffer<Int32>(count: n)
+                parallelFor(n) { i in hits[i] += 1 }
+                #expect(hits.toArray().allSatisfy { $0 == 1 })
+            }
         }
-        Threading.configure(threads: 0)
-        #expect(Threading.count == 1)
+        #expect(Threading.count == before)
+        #expect(Threading.resolvedCount(0) == 1 && Threading.resolvedCount(-2) == 1 && Threading.resolvedCount(5) == 5)
+        #expect(Threading.resolvedCount(nil) == Threading.defaultCount())
     }
 
     @Test func alignedBuffersAreAlignedAndZeroed() {

@@ -123,12 +123,8 @@ private struct OptimizerFixture: Decodable {
         let n = 100_003
         let g = AlignedBuffer<Float>(count: n)
         for i in 0 ..< n { g[i] = Float(sin(Double(i))) }
-        let saved = Threading.count
-        Threading.configure(threads: 1)
-        let a = GradientClipping.squaredNorm(g.pointer, range: 0 ..< n)
-        Threading.configure(threads: 3)
-        let b = GradientClipping.squaredNorm(g.pointer, range: 0 ..< n)
-        Threading.configure(threads: saved)
+        let a = Threading.withCount(1) { GradientClipping.squaredNorm(g.pointer, range: 0 ..< n) }
+        let b = Threading.withCount(3) { GradientClipping.squaredNorm(g.pointer, range: 0 ..< n) }
         #expect(a == b)
         var ref = 0.0
         for i in 0 ..< n { ref += Double(g[i]) * Double(g[i]) }
