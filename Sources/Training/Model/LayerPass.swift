@@ -29,8 +29,11 @@ extension Qwen2TrainingPass {
                            stream: (stream << 20) | (UInt64(l) << 3) | index)
     }
 
+    /// `recompute`: the checkpointing pass in backward, which only refills the tape. The layer's
+    /// output (the next layer's kept input) is not needed again, so the MLP's down projection is
+    /// skipped — only its LoRA xa (a tape entry) is computed, from the same numbers, so the same bits.
     func layerForward(_ l: Int, _ lw: LayerWeights, w: TrainingWorkspace, tape t: LayerTape,
-                      stream: UInt64, dropoutOn: Bool) {
+                      stream: UInt64, dropoutOn: Bool, recompute: Bool = false) {
         let c = config
         let B = w.B, T = w.T, N = w.N, C = c.hiddenSize, I = c.intermediateSize
         let NH = c.numAttentionHeads, KVH = c.numKeyValueHeads, hd = c.headDim
@@ -76,6 +79,16 @@ extension Qwen2TrainingPass {
         }
         linear(.gate, t.gate.pointer, w.ln.pointer)
         linear(.up, t.up.pointer, w.ln.pointer)
+        if recompute {
+            guard let pair = try? loraPair(l, .down), let spec = lora, let xa = t.loraXA[.down] else { return }
+            Profile.time("fwd swiglu") { swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
+            let drop = dropout(l, .down, stream: stream, on: dropoutOn)
+            Profile.time("fwd lora") {
+                loraProjectInput(xa: xa.pointer, inp: w.act.pointer, A: pair.A, dropout: drop, dropped: w.dropped.pointer,
+                                 N: N, C: pair.cols, r: spec.rank)
+            }
+            return
+        }
         Profile.time("fwd swiglu") { swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
         linear(.down, w.tmp.pointer, w.act.pointer)
         Profile.time("fwd norm+add") {

@@ -182,7 +182,7 @@ public final class Qwen2TrainingPass {
         for l in stride(from: L - 1, through: 0, by: -1) {
             let lw = try weights.acquireLayer(l)
             if gradientCheckpointing {
-                layerForward(l, lw, w: w, tape: w.tape(l), stream: stream, dropoutOn: dropoutOn)
+                layerForward(l, lw, w: w, tape: w.tape(l), stream: stream, dropoutOn: dropoutOn, recompute: true)
             }
             try layerBackward(l, lw, w: w, tape: w.tape(l), stream: stream)
             weights.releaseLayer(l)
