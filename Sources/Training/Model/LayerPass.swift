@@ -29,9 +29,11 @@ extension Qwen2TrainingPass {
                            stream: (stream << 20) | (UInt64(l) << 3) | index)
     }
 
-    /// `recompute`: the checkpointing pass in backward, which only refills the tape. The layer's
-    /// output (the next layer's kept input) is not needed again, so the MLP's down projection is
-    /// skipped — only its LoRA xa (a tape entry) is computed, from the same numbers, so the same bits.
+    /// `recompute`: the checkpointing pass in backward, which only refills the shared part of the
+    /// tape. The attention's result (att, lse) is kept per layer, so attention is skipped; the
+    /// layer's output (the next layer's kept input) is not needed again, so neither is the MLP's
+    /// down projection — only its LoRA xa (a tape entry). What is recomputed comes from the same
+    /// numbers by the same code: the same bits.
     func layerForward(_ l: Int, _ lw: LayerWeights, w: TrainingWorkspace, tape t: LayerTape,
                       stream: UInt64, dropoutOn: Bool, recompute: Bool = false) {
         let c = config
@@ -64,11 +66,13 @@ extension Qwen2TrainingPass {
             kvStoreWrite(store: t.kStore.pointer, inp: w.k.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
             kvStoreWrite(store: t.vStore.pointer, inp: w.v.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
         }
-        Profile.time("fwd attention") {
-            blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
-                                    vStore: t.vStore.pointer, keyMask: w.keyMask.pointer,
-                                    segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratch: w.attScratch.pointer,
-                                    B: B, T: T, NH: NH, KVH: KVH, hd: hd)
+        if !recompute {  // kept per layer under checkpointing (see above)
+            Profile.time("fwd attention") {
+                blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
+                                        vStore: t.vStore.pointer, keyMask: w.keyMask.pointer,
+                                        segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratch: w.attScratch.pointer,
+                                        B: B, T: T, NH: NH, KVH: KVH, hd: hd)
+            }
         }
         linear(.o, w.tmp.pointer, t.att.pointer)
         Profile.time("fwd norm+add") {
