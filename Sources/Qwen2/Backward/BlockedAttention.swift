@@ -18,7 +18,12 @@ import QwenCore
 // single-threaded products (no hand-off per block). In backward, heads that share a KV head add
 // into the same dk/dv rows: the first run adds into dk/dv, every other run into its own zeroed
 // copy, added in afterwards in run order — so the bits depend on the thread count alone.
-// Exponentials by fastExp.
+// Exponentials by fastExp. A block whose keys are all visible (no padding key, one segment: every
+// block of an unpadded sequence) runs its row max, exp-and-sum and dS loops eight lanes at a time
+// with no per-key test; the others take the masked scalar loops. The forward leaves each row of p
+// unnormalised and scales the (hd-wide) output row by 1/Σ instead; the backward applies the
+// softmax scale through the alpha of the products that read dS. Block size: 128 queries measured
+// best at T = 2,048 on the 0.5B shapes (64: 3% slower, 256: 4% slower).
 
 public let attentionQueryBlock = 128
 
