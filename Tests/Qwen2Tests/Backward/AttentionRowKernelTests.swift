@@ -34,6 +34,38 @@ import Testing
         }
     }
 
+    @Test func maskedRowKernelsZeroPaddingKeys() {
+        var rng = TestRandom(seed: 11)
+        for n in 1...40 {
+            let x = rng.normals(n).map { $0 * 4 }, g = rng.normals(n)
+            let keep = (0..<n).map { Float(($0 * 5 + n) % 3 == 0 ? 0 : 1) }
+            let visible = (0..<n).filter { keep[$0] > 0 }
+            let m = visible.map { x[$0] }.max() ?? -.infinity
+            #expect(x.withUnsafeBufferPointer { xp in keep.withUnsafeBufferPointer { maskedRowMax(xp.baseAddress!, $0.baseAddress!, n) } } == m)
+            if visible.isEmpty { continue }
+            var e = x
+            let sum = e.withUnsafeMutableBufferPointer { ep in
+                keep.withUnsafeBufferPointer { maskedExpShiftedSum(ep.baseAddress!, $0.baseAddress!, n, shift: m) }
+            }
+            let ref = (0..<n).map { keep[$0] > 0 ? Double(expf(x[$0] - m)) : 0 }
+            #expect(abs(Double(sum) - ref.reduce(0, +)) < 1e-5 * ref.reduce(0, +), "sum, n = \(n)")
+            #expect(zip(e, ref).allSatisfy { abs(Double($0) - $1) <= 1e-6 * $1 }, "exp, n = \(n)")
+            var p = x, ds = g
+            p.withUnsafeMutableBufferPointer { pp in
+                ds.withUnsafeMutableBufferPointer { dd in
+                    keep.withUnsafeBufferPointer {
+                        maskedProbabilitiesAndScoreGrad(pp.baseAddress!, dd.baseAddress!, $0.baseAddress!, n, lse: m, D: 0.3)
+                    }
+                }
+            }
+            for i in 0..<n {
+                let pr = keep[i] > 0 ? expf(x[i] - m) : 0
+                #expect(abs(p[i] - pr) <= 1e-6 * pr, "p[\(i)], n = \(n)")
+                #expect(abs(ds[i] - pr * (g[i] - 0.3)) <= 1e-5 * abs(pr * (g[i] - 0.3)) + 1e-9, "ds[\(i)], n = \(n)")
+            }
+        }
+    }
+
     @Test func fullyVisibleBlocks() {
         let mask: [UInt8] = [1, 1, 1, 0, 1, 1]
         let seg: [Int32] = [1, 1, 2, 2, 0, 3]
