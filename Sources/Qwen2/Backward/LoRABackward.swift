@@ -49,13 +49,20 @@ public func loraForward(out: UnsafeMutablePointer<Float>, xa: UnsafeMutablePoint
                         inp: UnsafePointer<Float>, A: UnsafePointer<Float>, B: UnsafePointer<Float>,
                         scale: Float, dropout: LoRADropout, dropped: UnsafeMutablePointer<Float>?,
                         N: Int, C: Int, OC: Int, r: Int) {
+    loraProjectInput(xa: xa, inp: inp, A: A, dropout: dropout, dropped: dropped, N: N, C: C, r: r)
+    GEMM.nt(N, OC, r, xa, B, out, alpha: scale, accumulate: true)
+}
+
+/// xa (N,r) = dropout(x)·Aᵀ alone: the part of loraForward backward needs. A checkpointing
+/// recomputation whose layer output is already kept calls it instead (the same bits).
+public func loraProjectInput(xa: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, A: UnsafePointer<Float>,
+                             dropout: LoRADropout, dropped: UnsafeMutablePointer<Float>?, N: Int, C: Int, r: Int) {
     var x = inp
     if !dropout.isIdentity, let dropped {
         dropout.apply(dropped, inp, count: N * C)
         x = UnsafePointer(dropped)
     }
     GEMM.nt(N, r, C, x, A, xa)
-    GEMM.nt(N, OC, r, xa, B, out, alpha: scale, accumulate: true)
 }
 
 /// Backward of the adapter term alone:

@@ -5,7 +5,9 @@ import Qwen2
 // N = B·T tokens, C hidden, Q = heads·hd, KV = kv heads·hd, I intermediate, r LoRA rank.
 
 /// One layer's saved activations. Without gradient checkpointing there is one per layer; with it,
-/// only each layer's input is kept and a single tape is refilled by recomputation in backward.
+/// each layer keeps its input and its attention's result (`att` and `lse`: the quadratic attention
+/// is not worth recomputing for NH·(hd+1) floats a token), and shares the rest (q, k, v, mid,
+/// gate, up, LoRA xa) with the other layers, refilled by recomputation in backward.
 /// The normed inputs of attention and MLP are not kept: backward recomputes them from the layer
 /// input / `mid` and the kept rstd (the same code on the same numbers, so the same bits) — two
 /// (N,C) buffers less per layer for one RMSNorm each.
@@ -14,14 +16,27 @@ final class LayerTape {
     /// xa = dropout(x)·Aᵀ (N,r) of each LoRA target.
     var loraXA: [Projection: AlignedBuffer<Float>] = [:]
 
-    init(config c: Qwen2Config, N: Int, lora: LoRASpec?) {
+    /// `sharing`: a tape whose recomputable buffers this one uses too (checkpointing).
+    init(config c: Qwen2Config, N: Int, lora: LoRASpec?, sharing other: LayerTape? = nil) {
         let C = c.hiddenSize, I = c.intermediateSize
+        att = AlignedBuffer(count: N * c.qDim)        // attention output, o_proj's input
+        lse = AlignedBuffer(count: N * c.numAttentionHeads)  // (B,NH,T)
+        if let other {
+            mid = other.mid
+            rstd2 = other.rstd2
+            rstd1 = other.rstd1
+            q = other.q
+            kStore = other.kStore
+            vStore = other.vStore
+            gate = other.gate
+            up = other.up
+            loraXA = other.loraXA
+            return
+        }
         rstd1 = AlignedBuffer(count: N)               // of the input norm
         q = AlignedBuffer(count: N * c.qDim)          // rotated queries (B,T,NH,hd)
         kStore = AlignedBuffer(count: N * c.kvDim)    // rotated keys (B,KVH,T,hd)
         vStore = AlignedBuffer(count: N * c.kvDim)    // values (B,KVH,T,hd)
-        att = AlignedBuffer(count: N * c.qDim)        // attention output, o_proj's input
-        lse = AlignedBuffer(count: N * c.numAttentionHeads)  // (B,NH,T)
         mid = AlignedBuffer(count: N * C)             // residual after attention
         rstd2 = AlignedBuffer(count: N)               // of the post-attention norm
         gate = AlignedBuffer(count: N * I)
@@ -37,6 +52,12 @@ final class LayerTape {
             + 2 * c.intermediateSize + (lora.map { $0.rank * $0.targets.count } ?? 0)
         return N * perToken
     }
+
+    /// Floats of the part each layer keeps for itself under checkpointing (att, lse).
+    static func ownFloats(config c: Qwen2Config, N: Int) -> Int { N * (c.qDim + c.numAttentionHeads) }
+
+    /// Its buffers, each once (shared ones included).
+    var buffers: [AlignedBuffer<Float>] { [rstd1, q, kStore, vStore, att, lse, mid, rstd2, gate, up] + Array(loraXA.values) }
 }
 
 /// Buffers one training pass reuses for a batch of up to N tokens: the residual stream, the
@@ -72,7 +93,8 @@ final class TrainingWorkspace {
         self.T = T
         self.checkpointing = checkpointing
         layerInputs = (0...L).map { _ in AlignedBuffer(count: N * C) }
-        tapes = (0..<(checkpointing ? 1 : L)).map { _ in LayerTape(config: c, N: N, lora: lora) }
+        let first = LayerTape(config: c, N: N, lora: lora)
+        tapes = [first] + (1..<max(1, L)).map { _ in LayerTape(config: c, N: N, lora: lora, sharing: checkpointing ? first : nil) }
         final = AlignedBuffer(count: N * C)
         rstdFinal = AlignedBuffer(count: N)
         keyMask = AlignedBuffer(count: N)
@@ -107,15 +129,14 @@ final class TrainingWorkspace {
         attScratch = AlignedBuffer(count: blockedAttentionScratch(T: T))
     }
 
-    func tape(_ layer: Int) -> LayerTape { tapes[checkpointing ? 0 : layer] }
+    func tape(_ layer: Int) -> LayerTape { tapes[layer] }
 
     /// Bytes of activations kept from forward to backward: the layer inputs and the tapes
     /// (scratch, which both modes need equally, is not counted).
     var savedActivationBytes: Int {
-        let floats = layerInputs.reduce(0) { $0 + $1.count } + tapes.reduce(0) { acc, t in
-            acc + [t.rstd1, t.q, t.kStore, t.vStore, t.att, t.lse, t.mid, t.rstd2, t.gate, t.up]
-                .reduce(0) { $0 + $1.count } + t.loraXA.values.reduce(0) { $0 + $1.count }
-        }
+        var seen = Set<ObjectIdentifier>()
+        let kept = tapes.flatMap(\.buffers).filter { seen.insert(ObjectIdentifier($0)).inserted }
+        let floats = layerInputs.reduce(0) { $0 + $1.count } + kept.reduce(0) { $0 + $1.count }
         return floats * MemoryLayout<Float>.stride
     }
 }

@@ -29,8 +29,13 @@ extension Qwen2TrainingPass {
                            stream: (stream << 20) | (UInt64(l) << 3) | index)
     }
 
+    /// `recompute`: the checkpointing pass in backward, which only refills the shared part of the
+    /// tape. The attention's result (att, lse) is kept per layer, so attention is skipped; the
+    /// layer's output (the next layer's kept input) is not needed again, so neither is the MLP's
+    /// down projection — only its LoRA xa (a tape entry). What is recomputed comes from the same
+    /// numbers by the same code: the same bits.
     func layerForward(_ l: Int, _ lw: LayerWeights, w: TrainingWorkspace, tape t: LayerTape,
-                      stream: UInt64, dropoutOn: Bool) {
+                      stream: UInt64, dropoutOn: Bool, recompute: Bool = false) {
         let c = config
         let B = w.B, T = w.T, N = w.N, C = c.hiddenSize, I = c.intermediateSize
         let NH = c.numAttentionHeads, KVH = c.numKeyValueHeads, hd = c.headDim
@@ -61,11 +66,13 @@ extension Qwen2TrainingPass {
             kvStoreWrite(store: t.kStore.pointer, inp: w.k.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
             kvStoreWrite(store: t.vStore.pointer, inp: w.v.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
         }
-        Profile.time("fwd attention") {
-            blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
-                                    vStore: t.vStore.pointer, keyMask: w.keyMask.pointer,
-                                    segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratch: w.attScratch.pointer,
-                                    B: B, T: T, NH: NH, KVH: KVH, hd: hd)
+        if !recompute {  // kept per layer under checkpointing (see above)
+            Profile.time("fwd attention") {
+                blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
+                                        vStore: t.vStore.pointer, keyMask: w.keyMask.pointer,
+                                        segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratch: w.attScratch.pointer,
+                                        B: B, T: T, NH: NH, KVH: KVH, hd: hd)
+            }
         }
         linear(.o, w.tmp.pointer, t.att.pointer)
         Profile.time("fwd norm+add") {
@@ -76,6 +83,16 @@ extension Qwen2TrainingPass {
         }
         linear(.gate, t.gate.pointer, w.ln.pointer)
         linear(.up, t.up.pointer, w.ln.pointer)
+        if recompute {
+            guard let pair = try? loraPair(l, .down), let spec = lora, let xa = t.loraXA[.down] else { return }
+            Profile.time("fwd swiglu") { swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
+            let drop = dropout(l, .down, stream: stream, on: dropoutOn)
+            Profile.time("fwd lora") {
+                loraProjectInput(xa: xa.pointer, inp: w.act.pointer, A: pair.A, dropout: drop, dropped: w.dropped.pointer,
+                                 N: N, C: pair.cols, r: spec.rank)
+            }
+            return
+        }
         Profile.time("fwd swiglu") { swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
         linear(.down, w.tmp.pointer, w.act.pointer)
         Profile.time("fwd norm+add") {

@@ -132,7 +132,8 @@ public final class Qwen2TrainingPass {
                                             gradientCheckpointing: Bool) -> Int {
         let N = B * T
         let inputs = (c.numHiddenLayers + 1) * N * c.hiddenSize
-        let tapes = (gradientCheckpointing ? 1 : c.numHiddenLayers) * LayerTape.floats(config: c, N: N, lora: lora)
+        let L = c.numHiddenLayers, one = LayerTape.floats(config: c, N: N, lora: lora)
+        let tapes = gradientCheckpointing ? one + (L - 1) * LayerTape.ownFloats(config: c, N: N) : L * one
         return (inputs + tapes) * MemoryLayout<Float>.stride
     }
 
@@ -182,7 +183,7 @@ public final class Qwen2TrainingPass {
         for l in stride(from: L - 1, through: 0, by: -1) {
             let lw = try weights.acquireLayer(l)
             if gradientCheckpointing {
-                layerForward(l, lw, w: w, tape: w.tape(l), stream: stream, dropoutOn: dropoutOn)
+                layerForward(l, lw, w: w, tape: w.tape(l), stream: stream, dropoutOn: dropoutOn, recompute: true)
             }
             try layerBackward(l, lw, w: w, tape: w.tape(l), stream: stream)
             weights.releaseLayer(l)
