@@ -84,9 +84,13 @@ public final class Qwen2TrainingPass {
     /// third time for its gradient — and OpenBLAS packs that weight once per product: at 64 rows
     /// packing is a quarter of the work (138–153 GFLOP/s), at 256 a tenth (≈ 180). The cost is
     /// the logits, rows × 151,936 × 4 B: 155 MB at 256. On the 0.5B LoRA bench (256 tokens, peak
-    /// RSS 2.4 GiB, under half of PyTorch's 5.2–5.4) lm_head takes 0.96 s per step in 64-row
-    /// chunks, 0.88 s in 128-row ones, 0.82 s in one of 256.
-    public var lmHeadRows: Int { 256 }
+    /// RSS 2.4 GiB, under half of PyTorch's 4.9–5.4) lm_head takes 0.96 s per step in 64-row
+    /// chunks, 0.88 s in 128-row ones, 0.82 s in one of 256. LoRA takes 128: memory is the tighter
+    /// of its two margins (78 MB less for about 2 % of the step); full fine-tuning takes 256.
+    public var lmHeadRows: Int {
+        if case .full = mode { return 256 }
+        return 128
+    }
 
     /// LoRA: `base` is the frozen model in its stored dtype, `state` laid out by
     /// `TrainableParameters.loraLayout`. Full: `state` laid out by `fullLayout` holds the weights
