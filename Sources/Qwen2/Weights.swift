@@ -28,6 +28,23 @@ public struct WeightMatrix: @unchecked Sendable {
         dtype == .f32 ? base.assumingMemoryBound(to: Float.self) : nil
     }
 
+    /// Walks the matrix in tiles of whole rows that fit `tileElements` floats: each tile's rows
+    /// r0..<r0+rows are widened to fp32 into `tile` ((rows, cols), threaded), then `body(r0, rows)`
+    /// multiplies with it. Half-precision weights thus never exist in fp32 whole.
+    public func forEachWidenedTile(into tile: UnsafeMutablePointer<Float>, tileElements: Int,
+                                   _ body: (_ r0: Int, _ rows: Int) -> Void) {
+        let tileRows = max(1, min(rows, tileElements / max(1, cols)))
+        var r0 = 0
+        while r0 < rows {
+            let n = min(tileRows, rows - r0)
+            parallelChunks(n, minChunk: 16) { r in
+                widenRows((r0 + r.lowerBound)..<(r0 + r.upperBound), into: tile + r.lowerBound * cols)
+            }
+            body(r0, n)
+            r0 += n
+        }
+    }
+
     /// Writes rows `range` as fp32 into `out` ((range.count, cols), row-major).
     public func widenRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let start = range.lowerBound * cols, n = range.count * cols

@@ -7,19 +7,9 @@ import QwenCore
 // dbias   (OC)   += Σ_n dout[n]         (nil when there is no trainable bias)
 // Half-precision weights are widened a tile of rows at a time into `scratch`, never whole.
 
-/// Reusable fp32 scratch for widened weight tiles in backward (one per training pass, not shared
-/// across threads).
-public final class BackwardScratch: @unchecked Sendable {
-    public static let tileElements = 1 << 20
-    private var buffer: AlignedBuffer<Float>?
-    public init() {}
-    func tile() -> UnsafeMutablePointer<Float> {
-        if let buffer { return buffer.pointer }
-        let b = AlignedBuffer<Float>(count: Self.tileElements)
-        buffer = b
-        return b.pointer
-    }
-}
+/// Scratch for widened weight tiles in backward: the forward's kind (one per training pass, not
+/// shared across threads).
+public typealias BackwardScratch = LinearScratch
 
 public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
                            dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
@@ -31,19 +21,12 @@ public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMu
         if let w = weight.float32 {
             GEMM.nn(N, C, OC, dout, w, dinp, accumulate: accumulateInput)
         } else {
-            let tileRows = max(1, min(OC, BackwardScratch.tileElements / max(1, C)))
             let tile = scratch.tile()
-            var r0 = 0
-            while r0 < OC {
-                let rows = min(tileRows, OC - r0)
-                parallelChunks(rows, minChunk: 16) { r in
-                    weight.widenRows((r0 + r.lowerBound)..<(r0 + r.upperBound), into: tile + r.lowerBound * C)
-                }
+            weight.forEachWidenedTile(into: tile, tileElements: BackwardScratch.tileElements) { r0, rows in
                 // dinp (N,C) (+)= dout[:, r0..<r0+rows] (N,rows; row stride OC) · tile (rows,C)
                 let beta: Float = (r0 == 0 && !accumulateInput) ? 0 : 1
                 GEMM.general(transA: false, transB: false, N, C, rows, dout + r0, lda: OC, tile, ldb: C,
                              beta: beta, dinp, ldc: C)
-                r0 += rows
             }
         }
     }

@@ -47,17 +47,10 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
     } else if let w = weight.float32 {
         GEMM.nt(N, OC, C, inp, w, out, accumulate: accumulate)
     } else {
-        let tileRows = max(1, min(OC, LinearScratch.tileElements / max(1, C)))
         let tile = scratch.tile()
-        var r0 = 0
-        while r0 < OC {
-            let rows = min(tileRows, OC - r0)
-            parallelChunks(rows, minChunk: 16) { r in
-                weight.widenRows((r0 + r.lowerBound)..<(r0 + r.upperBound), into: tile + r.lowerBound * C)
-            }
+        weight.forEachWidenedTile(into: tile, tileElements: LinearScratch.tileElements) { r0, rows in
             GEMM.general(transA: false, transB: true, N, rows, C, inp, lda: C, tile, ldb: C,
                          beta: accumulate ? 1 : 0, out + r0, ldc: OC)
-            r0 += rows
         }
     }
     if let bias { addBias(out, bias, N: N, OC: OC) }
@@ -242,16 +235,9 @@ public func linearBackwardInput(dinp: UnsafeMutablePointer<Float>, dout: UnsafeP
         GEMM.nn(N, C, OC, dout, w, dinp, accumulate: accumulate)
         return
     }
-    let tileRows = max(1, min(OC, LinearScratch.tileElements / max(1, C)))
     let tile = scratch.tile()
-    var r0 = 0
-    while r0 < OC {
-        let rows = min(tileRows, OC - r0)
-        parallelChunks(rows, minChunk: 16) { r in
-            weight.widenRows((r0 + r.lowerBound)..<(r0 + r.upperBound), into: tile + r.lowerBound * C)
-        }
+    weight.forEachWidenedTile(into: tile, tileElements: LinearScratch.tileElements) { r0, rows in
         GEMM.general(transA: false, transB: false, N, C, rows, dout + r0, lda: OC, tile, ldb: C,
                      beta: (accumulate || r0 > 0) ? 1 : 0, dinp, ldc: C)
-        r0 += rows
     }
 }
