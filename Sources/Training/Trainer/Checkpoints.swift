@@ -65,8 +65,8 @@ public enum Checkpoints {
         let tmp = (outputDir as NSString).appendingPathComponent(".\(prefix)\(step).tmp")
         let fm = FileManager.default
         try? fm.removeItem(atPath: tmp)
-        try ModelFiles.makeFolder(tmp)
         do {
+            try ModelFiles.makeFolder(tmp)
             try writeWeights(tmp)
             var moments: [TensorToWrite] = []
             for e in state.layout.entries {
@@ -77,7 +77,7 @@ public enum Checkpoints {
             let optPath = (tmp as NSString).appendingPathComponent("optimizer.safetensors")
             do {
                 try SafeTensorsWriter.write(moments, to: optPath, metadata: ["format": "pt", "step": String(optimizer.stepCount)])
-            } catch { throw TrainerError.writeFailed(path: optPath, message: "\(error)") }
+            } catch { throw ModelFiles.writeFailure(optPath, error) }
             let sched = JSONValue.object([("last_epoch", .int(progress.globalStep)), ("base_lr", .double(scheduler.baseLR)),
                                           ("schedule", .string(String(describing: scheduler.schedule))),
                                           ("optimizer_steps", .int(optimizer.stepCount))])
@@ -88,14 +88,26 @@ public enum Checkpoints {
             try ModelFiles.writeText(trainerState.prettyText + "\n", to: (tmp as NSString).appendingPathComponent("trainer_state.json"))
             if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
             try fm.moveItem(atPath: tmp, toPath: final)
-        } catch let e as TrainerError {
-            try? fm.removeItem(atPath: tmp)
-            throw e
         } catch {
             try? fm.removeItem(atPath: tmp)
-            throw TrainerError.writeFailed(path: final, message: "\(error.localizedDescription)")
+            throw saveFailure(error, tmp: tmp, final: final, outputDir: outputDir)
         }
         return final
+    }
+
+    /// A failed save (a full disk, most often) as an error naming the file as it would have
+    /// been in checkpoint-N, saying that nothing of it was kept and where a rerun continues from.
+    static func saveFailure(_ error: Error, tmp: String, final: String, outputDir: String) -> TrainerError {
+        guard case let .writeFailed(path, message) = ModelFiles.writeFailure(final, error) else {
+            return ModelFiles.writeFailure(final, error)
+        }
+        let shown = path.hasPrefix(tmp) ? final + path.dropFirst(tmp.count) : path
+        let name = (final as NSString).lastPathComponent
+        let next = list(in: outputDir).last.map {
+            "continue from \(($0.path as NSString).lastPathComponent) with --resume_from_checkpoint true"
+        } ?? "run again"
+        return .writeFailed(path: shown, message: "\(message); \(name) was not saved (its partial files were removed). "
+            + "Free space on that disk (or fix the folder's permissions), then \(next).")
     }
 
     /// Deletes the oldest checkpoints beyond `limit`, never `keep` (the best one).

@@ -47,6 +47,8 @@ public final class Trainer {
     var epochPlans: [Int: [[Int]]] = [:]
     /// report_to tensorboard: every trainer_log.jsonl entry also goes here as scalars.
     var tensorBoard: TensorBoardWriter?
+    /// A log append failed and was reported (once per run).
+    var logWriteFailed = false
 
     public init(config: TrainingConfig, options: TrainerOptions = .init(),
                 events: @escaping (TrainerEvent) -> Void = { _ in }) throws {
@@ -194,14 +196,18 @@ public final class Trainer {
         return ((outputDir as NSString).appendingPathComponent("runs") as NSString).appendingPathComponent(name)
     }
 
+    /// Records `entry` in the history (which checkpoints keep) and appends it to trainer_log.jsonl
+    /// and TensorBoard. A failed append (a full disk) is a warning, once: the history still has
+    /// the entry and a resumed run rewrites the log from it; the next checkpoint stops the run.
     func appendLog(_ entry: JSONValue) {
         tensorBoard?.log(entry)
         progress.logHistory.append(entry)
-        let line = Data((entry.compactText + "\n").utf8)
-        if let h = FileHandle(forWritingAtPath: logPath) {
-            h.seekToEndOfFile()
-            h.write(line)
-            try? h.close()
+        var failure: String?
+        do { try ModelFiles.append(Array((entry.compactText + "\n").utf8), to: logPath) } catch { failure = "\(error)" }
+        if failure == nil, let tb = tensorBoard, let e = tb.writeError { failure = "cannot write \(tb.path): \(e)" }
+        if let failure, !logWriteFailed {
+            logWriteFailed = true
+            events(.warning("\(failure); the log goes on in memory and in the checkpoints' trainer_state.json"))
         }
     }
 }
