@@ -16,6 +16,12 @@ public final class SafeTensorsSource: TensorSource {
         guard let t = store[name] else { return nil }
         return StoredTensor(dtype: t.dtype, shape: t.shape, data: t.rawPointer)
     }
+
+    /// The values of tensor `name` (F32, BF16, F16 or F64) as Float.
+    public func floats(_ name: String) throws -> [Float] {
+        guard let t = store[name] else { throw SafeTensorsError.missingTensor(file: path, tensor: name) }
+        return try t.floats()
+    }
 }
 
 /// A Hugging Face Qwen2 model folder opened for inference: config, generation defaults, weights

@@ -223,21 +223,3 @@ public func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: I
         return (a0 + a1).sum() + s
     }
 }
-
-/// The input gradient of a frozen Linear layer, for backward passes:
-/// dinp (N,C) (+)= dout (N,OC) · weight (OC,C). Half-precision weights are widened tile by tile
-/// as in the forward, so no fp32 copy of the whole matrix is ever made.
-public func linearBackwardInput(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
-                                weight: WeightMatrix, N: Int, scratch: LinearScratch, accumulate: Bool = false) {
-    let OC = weight.rows, C = weight.cols
-    if N == 0 || C == 0 { return }
-    if let w = weight.float32 {
-        GEMM.nn(N, C, OC, dout, w, dinp, accumulate: accumulate)
-        return
-    }
-    let tile = scratch.tile()
-    weight.forEachWidenedTile(into: tile, tileElements: LinearScratch.tileElements) { r0, rows in
-        GEMM.general(transA: false, transB: false, N, C, rows, dout + r0, lda: OC, tile, ldb: C,
-                     beta: (accumulate || r0 > 0) ? 1 : 0, dinp, ldc: C)
-    }
-}
