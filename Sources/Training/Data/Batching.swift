@@ -96,10 +96,10 @@ public final class DataLoader: @unchecked Sendable {
 
     public init(dataset: TokenizedDataset, options: BatchingOptions) throws {
         guard options.batchSize >= 1 else {
-            throw DatasetError.badOption(name: "per_device_train_batch_size", message: "must be at least 1, got \(options.batchSize)")
+            throw TrainingError.badOption(name: "per_device_train_batch_size", message: "must be at least 1, got \(options.batchSize)")
         }
         guard options.maxSeqLength >= 2 else {
-            throw DatasetError.badOption(name: "max_seq_length", message: "must be at least 2, got \(options.maxSeqLength)")
+            throw TrainingError.badOption(name: "max_seq_length", message: "must be at least 2, got \(options.maxSeqLength)")
         }
         self.dataset = dataset
         self.options = options

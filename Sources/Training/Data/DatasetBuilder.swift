@@ -8,14 +8,14 @@ extension TokenizedDataset {
     /// of the shapes `RecordFormats` knows, mixed), on all cores, or loads the result from the
     /// cache when the files, tokenizer, template and options are unchanged.
     ///
-    /// - Throws `DatasetError.badRecords` (all problems listed, capped) before anything is
+    /// - Throws `TrainingError.badRecords` (all problems listed, capped) before anything is
     ///   returned when a record is bad and `onBadRecord` is `.error`.
     /// - `progress` is called on the calling thread after each chunk of records.
     public static func load(files: [String], tokenizer: Tokenizer, tokenizerConfig: TokenizerConfig,
                             template: ChatTemplateSource, options: DatasetOptions,
                             progress: ((PreprocessingProgress) -> Void)? = nil) throws -> TokenizedDataset {
         guard options.maxSeqLength >= 2 else {
-            throw DatasetError.badOption(name: "max_seq_length", message: "must be at least 2, got \(options.maxSeqLength)")
+            throw TrainingError.badOption(name: "max_seq_length", message: "must be at least 2, got \(options.maxSeqLength)")
         }
         let started = DispatchTime.now().uptimeNanoseconds
         let files = try expandDataPaths(files)
@@ -40,7 +40,7 @@ extension TokenizedDataset {
         func note(_ p: RecordProblem) {
             report.problemCount += 1
             report.skipped[p.kind, default: 0] += 1
-            if problems.count < DatasetError.shownLimit { problems.append(p) }
+            if problems.count < TrainingError.shownLimit { problems.append(p) }
         }
         let total = dataFiles.reduce(0) { $0 + $1.records.count }
         var done = 0
@@ -71,7 +71,7 @@ extension TokenizedDataset {
                         let labelled = sampleLabels.reduce(0) { $0 + ($1 == -100 ? 0 : 1) }
                         if labelled == 0 {
                             report.droppedNoTargets += 1
-                            if report.droppedExamples.count < DatasetError.shownLimit { report.droppedExamples.append(chunk[k].location) }
+                            if report.droppedExamples.count < TrainingError.shownLimit { report.droppedExamples.append(chunk[k].location) }
                             continue
                         }
                         ids += sampleIds
@@ -101,7 +101,7 @@ extension TokenizedDataset {
         let dataset = TokenizedDataset(ids: ids, labels: labels, starts: starts, report: report)
         try dataset.checkProblems(options.onBadRecord)
         if dataset.count == 0 {
-            throw DatasetError.noSamples(files: files, message: "no sample to train on: "
+            throw TrainingError.noSamples(files: files, message: "no sample to train on: "
                 + (report.records == 0 ? "the files hold no records" : "every record was bad or lost its labels to truncation"))
         }
         if let cache { dataset.report.cachePath = cache.store(dataset) }
@@ -118,20 +118,20 @@ extension TokenizedDataset {
                 let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
                     .filter { $0.hasSuffix(".jsonl") || $0.hasSuffix(".json") }.sorted()
                 if names.isEmpty {
-                    throw DatasetError.unreadableFile(path: path, message: "the folder holds no .jsonl or .json files")
+                    throw TrainingError.unreadableFile(path: path, message: "the folder holds no .jsonl or .json files")
                 }
                 out += names.map { URL(fileURLWithPath: path).appendingPathComponent($0).path }
             } else {
                 out.append(path)
             }
         }
-        if out.isEmpty { throw DatasetError.badOption(name: "train_file", message: "no data file given") }
+        if out.isEmpty { throw TrainingError.badOption(name: "train_file", message: "no data file given") }
         return out
     }
 
     func checkProblems(_ policy: BadRecordPolicy) throws {
         if policy == .error && report.problemCount > 0 {
-            throw DatasetError.badRecords(problems: report.problems, total: report.problemCount)
+            throw TrainingError.badRecords(problems: report.problems, total: report.problemCount)
         }
     }
 }

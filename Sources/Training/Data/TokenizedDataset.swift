@@ -8,7 +8,7 @@ public enum BadRecordPolicy: String, Sendable {
     /// `on_bad_record` from the config ("error" or "skip").
     public init(configValue: String) throws {
         guard let p = BadRecordPolicy(rawValue: configValue) else {
-            throw DatasetError.badOption(name: "on_bad_record", message: "expected \"error\" or \"skip\", got \"\(configValue)\"")
+            throw TrainingError.badOption(name: "on_bad_record", message: "expected \"error\" or \"skip\", got \"\(configValue)\"")
         }
         self = p
     }
@@ -59,7 +59,7 @@ public struct DatasetReport: Sendable {
     /// Samples left out because truncation removed every labelled token, and where a few were.
     public var droppedNoTargets = 0
     public var droppedExamples: [RecordLocation] = []
-    /// Bad records by kind (with `skip`), the first `DatasetError.shownLimit` of them, and the total.
+    /// Bad records by kind (with `skip`), the first `TrainingError.shownLimit` of them, and the total.
     public var skipped: [RecordProblemKind: Int] = [:]
     public var problems: [RecordProblem] = []
     public var problemCount = 0
@@ -80,8 +80,8 @@ public struct DatasetReport: Sendable {
         if problemCount > 0 {
             let kinds = skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
             lines.append("dataset: skipped \(problemCount) bad record\(problemCount == 1 ? "" : "s") (on_bad_record: skip): \(kinds)")
-            lines += problems.prefix(DatasetError.shownLimit).map { "  \($0)" }
-            if problemCount > DatasetError.shownLimit { lines.append("  … and \(problemCount - DatasetError.shownLimit) more") }
+            lines += problems.prefix(TrainingError.shownLimit).map { "  \($0)" }
+            if problemCount > TrainingError.shownLimit { lines.append("  … and \(problemCount - TrainingError.shownLimit) more") }
         }
         return lines
     }

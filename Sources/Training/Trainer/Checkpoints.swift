@@ -46,12 +46,12 @@ public enum Checkpoints {
         case .no: return nil
         case .latest:
             guard let last = list(in: outputDir).last else {
-                throw TrainerError.noCheckpoint(path: outputDir, message: "no checkpoint-N folder with a trainer_state.json; train without resume_from_checkpoint first")
+                throw TrainingError.noCheckpoint(path: outputDir, message: "no checkpoint-N folder with a trainer_state.json; train without resume_from_checkpoint first")
             }
             return last.path
         case let .path(p):
             guard FileManager.default.fileExists(atPath: (p as NSString).appendingPathComponent("trainer_state.json")) else {
-                throw TrainerError.noCheckpoint(path: p, message: "not a checkpoint folder (no trainer_state.json)")
+                throw TrainingError.noCheckpoint(path: p, message: "not a checkpoint folder (no trainer_state.json)")
             }
             return p
         }
@@ -97,7 +97,7 @@ public enum Checkpoints {
 
     /// A failed save (a full disk, most often) as an error naming the file as it would have
     /// been in checkpoint-N, saying that nothing of it was kept and where a rerun continues from.
-    static func saveFailure(_ error: Error, tmp: String, final: String, outputDir: String) -> TrainerError {
+    static func saveFailure(_ error: Error, tmp: String, final: String, outputDir: String) -> TrainingError {
         guard case let .writeFailed(path, message) = ModelFiles.writeFailure(final, error) else {
             return ModelFiles.writeFailure(final, error)
         }
@@ -131,17 +131,17 @@ public enum Checkpoints {
         let file = full ? folder : (folder as NSString).appendingPathComponent("adapter_model.safetensors")
         let store: SafeTensorsStore
         do { store = try SafeTensorsStore(path: file) } catch {
-            throw TrainerError.badCheckpoint(path: folder, message: "cannot read its weights: \(error)")
+            throw TrainingError.badCheckpoint(path: folder, message: "cannot read its weights: \(error)")
         }
         for e in state.layout.entries {
             guard let view = store[e.name] else {
-                throw TrainerError.badCheckpoint(path: folder, message: "has no tensor \(e.name); it was saved by a run with other LoRA targets, rank or mode")
+                throw TrainingError.badCheckpoint(path: folder, message: "has no tensor \(e.name); it was saved by a run with other LoRA targets, rank or mode")
             }
             guard view.shape == e.shape else {
-                throw TrainerError.badCheckpoint(path: folder, message: "tensor \(e.name) has shape \(view.shape), this run needs \(e.shape)")
+                throw TrainingError.badCheckpoint(path: folder, message: "tensor \(e.name) has shape \(view.shape), this run needs \(e.shape)")
             }
             do { try view.copyFloats(into: state.param(e)) } catch {
-                throw TrainerError.badCheckpoint(path: folder, message: "tensor \(e.name): \(error)")
+                throw TrainingError.badCheckpoint(path: folder, message: "tensor \(e.name): \(error)")
             }
         }
     }
@@ -151,19 +151,19 @@ public enum Checkpoints {
         let path = (folder as NSString).appendingPathComponent("optimizer.safetensors")
         let file: SafeTensorsFile
         do { file = try SafeTensorsFile(path: path) } catch {
-            throw TrainerError.badCheckpoint(path: folder, message: "cannot read optimizer.safetensors: \(error)")
+            throw TrainingError.badCheckpoint(path: folder, message: "cannot read optimizer.safetensors: \(error)")
         }
         guard let stepText = file.metadata?["step"], let steps = Int(stepText) else {
-            throw TrainerError.badCheckpoint(path: folder, message: "optimizer.safetensors has no step count in its metadata")
+            throw TrainingError.badCheckpoint(path: folder, message: "optimizer.safetensors has no step count in its metadata")
         }
         for e in layout.entries {
             guard let mv = optimizer.moments(of: e) else { continue }
             for (key, dst) in [("exp_avg.\(e.name)", mv.m), ("exp_avg_sq.\(e.name)", mv.v)] {
                 guard let view = file[key], view.shape == e.shape else {
-                    throw TrainerError.badCheckpoint(path: folder, message: "optimizer.safetensors lacks \(key) of shape \(e.shape)")
+                    throw TrainingError.badCheckpoint(path: folder, message: "optimizer.safetensors lacks \(key) of shape \(e.shape)")
                 }
                 do { try view.copyFloats(into: dst.baseAddress!) } catch {
-                    throw TrainerError.badCheckpoint(path: folder, message: "\(key): \(error)")
+                    throw TrainingError.badCheckpoint(path: folder, message: "\(key): \(error)")
                 }
             }
         }
@@ -174,10 +174,10 @@ public enum Checkpoints {
     static func loadProgress(from folder: String) throws -> TrainerProgressState {
         let path = (folder as NSString).appendingPathComponent("trainer_state.json")
         guard let text = try? String(contentsOfFile: path, encoding: .utf8), let root = try? JSONValue.parse(text) else {
-            throw TrainerError.badCheckpoint(path: folder, message: "trainer_state.json is missing or not JSON")
+            throw TrainingError.badCheckpoint(path: folder, message: "trainer_state.json is missing or not JSON")
         }
         guard case let .number(step, _)? = root["global_step"] else {
-            throw TrainerError.badCheckpoint(path: folder, message: "trainer_state.json has no global_step")
+            throw TrainingError.badCheckpoint(path: folder, message: "trainer_state.json has no global_step")
         }
         var history: [JSONValue] = []
         if case let .array(items)? = root["log_history"] { history = items }

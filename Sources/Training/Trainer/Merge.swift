@@ -22,20 +22,20 @@ public enum AdapterMerge {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: base, isDirectory: &isDir), isDir.boolValue else {
-            throw TrainerError.mergeFailed(path: base, message: "--base must be a model folder (config.json, safetensors weights)")
+            throw TrainingError.mergeFailed(path: base, message: "--base must be a model folder (config.json, safetensors weights)")
         }
         if let d = dtype, !d.isFloatStorage {
-            throw TrainerError.mergeFailed(path: out, message: "--dtype \(d.torchName) is not a weight dtype; use float32, bfloat16 or float16")
+            throw TrainingError.mergeFailed(path: out, message: "--dtype \(d.torchName) is not a weight dtype; use float32, bfloat16 or float16")
         }
         let baseURL = URL(fileURLWithPath: base).standardizedFileURL, outURL = URL(fileURLWithPath: out).standardizedFileURL
         guard baseURL.path != outURL.path else {
-            throw TrainerError.mergeFailed(path: out, message: "--out must differ from --base (the base is read while the output is written)")
+            throw TrainingError.mergeFailed(path: out, message: "--out must differ from --base (the base is read while the output is written)")
         }
         let config = try Qwen2Config.load(baseURL.appendingPathComponent("config.json"))
         let lora = try ModelFolder.loadAdapter(adapter, config: config)
         let store: SafeTensorsStore
         do { store = try SafeTensorsStore(path: base) } catch {
-            throw TrainerError.mergeFailed(path: base, message: "\(error)")
+            throw TrainingError.mergeFailed(path: base, message: "\(error)")
         }
         // The output dtype: --dtype, else the base's (its first float tensor's).
         let storedDType = store.tensors.first(where: { $0.dtype.isFloatStorage })?.dtype ?? .f32
@@ -54,7 +54,7 @@ public enum AdapterMerge {
                 continue
             }
             guard view.shape == [w.outFeatures, w.inFeatures] else {
-                throw TrainerError.mergeFailed(path: adapter, message: "\(view.name) is \(view.shape) in the base, the adapter's B·A is [\(w.outFeatures), \(w.inFeatures)]")
+                throw TrainingError.mergeFailed(path: adapter, message: "\(view.name) is \(view.shape) in the base, the adapter's B·A is [\(w.outFeatures), \(w.inFeatures)]")
             }
             pending.remove(view.name)
             merged += 1
@@ -63,7 +63,7 @@ public enum AdapterMerge {
                 let weight = try view.floatBuffer()
                 mergeLoRA(weight: weight.pointer, lora: w)
                 guard let dst = out.baseAddress, out.count == weight.count * outType.elementSize else {
-                    throw TrainerError.mergeFailed(path: name, message: "output buffer of \(out.count) bytes for \(weight.count) values")
+                    throw TrainingError.mergeFailed(path: name, message: "output buffer of \(out.count) bytes for \(weight.count) values")
                 }
                 if Int(bitPattern: dst) % outType.elementSize == 0 {
                     convertFromFloat(UnsafePointer(weight.pointer), dst, dtype: outType, count: weight.count)
@@ -76,14 +76,14 @@ public enum AdapterMerge {
             })
         }
         if let missing = pending.sorted().first {
-            throw TrainerError.mergeFailed(path: adapter, message: "the adapter has weights for \(missing), which the base does not have")
+            throw TrainingError.mergeFailed(path: adapter, message: "the adapter has weights for \(missing), which the base does not have")
         }
         let result: ShardedWriteResult
         do {
             try ModelFiles.makeFolder(out)
             result = try SafeTensorsWriter.writeSharded(tensors, toFolder: out, maxShardSize: maxShardSize)
-        } catch let e as TrainerError { throw e } catch {
-            throw TrainerError.writeFailed(path: out, message: "\(error)")
+        } catch let e as TrainingError { throw e } catch {
+            throw TrainingError.writeFailed(path: out, message: "\(error)")
         }
         try ModelFiles.writeText(try ModelFiles.configJSON(of: base, dtype: target), to: outURL.appendingPathComponent("config.json").path)
         let gen = baseURL.appendingPathComponent("generation_config.json").path
@@ -91,7 +91,7 @@ public enum AdapterMerge {
             let dst = outURL.appendingPathComponent("generation_config.json").path
             try? fm.removeItem(atPath: dst)
             do { try fm.copyItem(atPath: gen, toPath: dst) } catch {
-                throw TrainerError.writeFailed(path: dst, message: error.localizedDescription)
+                throw TrainingError.writeFailed(path: dst, message: error.localizedDescription)
             }
         }
         try ModelFiles.copyTokenizerFiles(from: base, to: out)

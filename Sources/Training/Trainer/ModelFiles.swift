@@ -34,7 +34,7 @@ public enum ModelFiles {
     /// Copies `src` over `dst` atomically (the files are small: configs, tokenizers).
     static func copyFile(_ src: String, to dst: String) throws {
         guard let data = FileManager.default.contents(atPath: src) else {
-            throw TrainerError.writeFailed(path: dst, message: "cannot read \(src)")
+            throw TrainingError.writeFailed(path: dst, message: "cannot read \(src)")
         }
         do { try AtomicFile.write(path: dst, bytes: [UInt8](data)) } catch { throw writeFailure(dst, error) }
     }
@@ -42,9 +42,9 @@ public enum ModelFiles {
     /// Appends `bytes` to `path` (created if missing); the error says why, as the OS puts it.
     static func append(_ bytes: [UInt8], to path: String) throws {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw TrainerError.writeFailed(path: path, message: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw TrainingError.writeFailed(path: path, message: String(cString: strerror(errno))) }
         defer { close(fd) }
-        if let reason = writeAll(bytes, fd: fd) { throw TrainerError.writeFailed(path: path, message: reason) }
+        if let reason = writeAll(bytes, fd: fd) { throw TrainingError.writeFailed(path: path, message: reason) }
     }
 
     /// write(2) until every byte is out; nil, or the OS's reason ("No space left on device").
@@ -63,11 +63,11 @@ public enum ModelFiles {
         }
     }
 
-    /// A write error as TrainerError.writeFailed naming the file and the OS's reason
+    /// A write error as TrainingError.writeFailed naming the file and the OS's reason
     /// ("No space left on device (reserve 4096 bytes for the output file)").
-    static func writeFailure(_ path: String, _ error: Error) -> TrainerError {
+    static func writeFailure(_ path: String, _ error: Error) -> TrainingError {
         switch error {
-        case let e as TrainerError: return e
+        case let e as TrainingError: return e
         case let SafeTensorsError.io(target, operation, reason): return .writeFailed(path: target, message: "\(reason) (\(operation))")
         default: return .writeFailed(path: path, message: "\(error)")
         }
@@ -125,10 +125,10 @@ public enum ModelFiles {
     public static func configJSON(of modelFolder: String, dtype: DType) throws -> String {
         let path = (modelFolder as NSString).appendingPathComponent("config.json")
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw TrainerError.mergeFailed(path: path, message: "cannot read config.json")
+            throw TrainingError.mergeFailed(path: path, message: "cannot read config.json")
         }
         guard case var .object(pairs) = try JSONValue.parse(text) else {
-            throw TrainerError.mergeFailed(path: path, message: "config.json is not a JSON object")
+            throw TrainingError.mergeFailed(path: path, message: "config.json is not a JSON object")
         }
         var set = false
         for i in pairs.indices where pairs[i].0 == "torch_dtype" || pairs[i].0 == "dtype" {
@@ -166,7 +166,7 @@ public enum ModelFiles {
 
     static func makeFolder(_ path: String) throws {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw TrainerError.writeFailed(path: path, message: "\(error.localizedDescription)")
+            throw TrainingError.writeFailed(path: path, message: "\(error.localizedDescription)")
         }
     }
 }

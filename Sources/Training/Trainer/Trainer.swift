@@ -167,7 +167,7 @@ public final class Trainer {
             let marks = names.filter { $0.hasPrefix(Checkpoints.prefix) || ["adapter_model.safetensors", "trainer_state.json", "trainer_log.jsonl"].contains($0) }.sorted()
             if !marks.isEmpty {
                 guard config.overwriteOutputDir else {
-                    throw TrainerError.outputDirInUse(path: dir, found: marks.prefix(3).joined(separator: ", "))
+                    throw TrainingError.outputDirInUse(path: dir, found: marks.prefix(3).joined(separator: ", "))
                 }
                 for name in marks where name.hasPrefix(Checkpoints.prefix) || name == "trainer_log.jsonl" {
                     try? fm.removeItem(atPath: (dir as NSString).appendingPathComponent(name))

@@ -53,7 +53,7 @@ extension Trainer {
                 consecutiveBad += 1
                 progress.skippedSteps += 1
                 events(.warning("step \(step): loss \(r.loss), grad norm \(r.gradNorm): not finite; the update was skipped"))
-                if consecutiveBad >= Trainer.divergenceLimit { throw TrainerError.diverged(step: step, count: consecutiveBad) }
+                if consecutiveBad >= Trainer.divergenceLimit { throw TrainingError.diverged(step: step, count: consecutiveBad) }
             } else {
                 consecutiveBad = 0
                 lossSinceLog += r.loss
@@ -171,7 +171,7 @@ extension Trainer {
 
     /// Loss and token accuracy over every labelled token of eval_file (dropout off).
     public func evaluate(step: Int) throws -> EvalRecord {
-        guard let data = evalData else { throw TrainerError.unsupported(key: "eval_file", message: "no eval_file is set") }
+        guard let data = evalData else { throw TrainingError.unsupported(key: "eval_file", message: "no eval_file is set") }
         let started = DispatchTime.now().uptimeNanoseconds
         let model: Qwen2Model
         switch mode {
