@@ -82,17 +82,11 @@ public enum AdapterMerge {
         do {
             try ModelFiles.makeFolder(out)
             result = try SafeTensorsWriter.writeSharded(tensors, toFolder: out, maxShardSize: maxShardSize)
-        } catch let e as TrainingError { throw e } catch {
-            throw TrainingError.writeFailed(path: out, message: "\(error)")
-        }
+        } catch { throw ModelFiles.writeFailure(out, error) }
         try ModelFiles.writeText(try ModelFiles.configJSON(of: base, dtype: target), to: outURL.appendingPathComponent("config.json").path)
         let gen = baseURL.appendingPathComponent("generation_config.json").path
         if fm.fileExists(atPath: gen) {
-            let dst = outURL.appendingPathComponent("generation_config.json").path
-            try? fm.removeItem(atPath: dst)
-            do { try fm.copyItem(atPath: gen, toPath: dst) } catch {
-                throw TrainingError.writeFailed(path: dst, message: error.localizedDescription)
-            }
+            try ModelFiles.copyFile(gen, to: outURL.appendingPathComponent("generation_config.json").path)
         }
         try ModelFiles.copyTokenizerFiles(from: base, to: out)
         return MergeReport(mergedPairs: merged, tensors: tensors.count, files: result.files + (result.indexPath.map { [$0] } ?? []), dtype: target)

@@ -138,10 +138,10 @@ public final class TensorBoardWriter {
         scalars(values, step: Int(s), wallTime: wallTime)
     }
 
-    /// Why the last write failed ("No space left on device"), or nil: logging never stops a run.
+    /// Why a write failed ("No space left on device"), or nil: logging never stops a run.
     public private(set) var writeError: String?
 
     private func write(_ event: [UInt8]) {
-        writeError = ModelFiles.writeAll(EventProto.record(event), fd: handle.fileDescriptor)
+        if let e = ModelFiles.writeAll(EventProto.record(event), fd: handle.fileDescriptor) { writeError = e }
     }
 }
