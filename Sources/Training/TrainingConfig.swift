@@ -74,6 +74,12 @@ public struct TrainingConfig: Sendable {
     public var resumeFromCheckpoint: Resume
     /// The DeepSpeed config with "auto" resolved (step counts pending `finalized`), if given.
     public var deepspeed: DeepSpeedSettings?
+    // DPO (task_type dpo).
+    public var beta: Double
+    /// sigmoid, ipo or hinge.
+    public var lossType: String
+    public var maxPromptLength: Int?
+    public var precomputeRefLogProbs: Bool
 
     /// Every known key's effective value, in table order (what `resolvedJSON` prints).
     public internal(set) var values: [(String, JSONValue)]
