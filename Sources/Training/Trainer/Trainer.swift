@@ -47,6 +47,9 @@ public final class Trainer {
     var epochPlans: [Int: [[Int]]] = [:]
     /// report_to tensorboard: every trainer_log.jsonl entry also goes here as scalars.
     var tensorBoard: TensorBoardWriter?
+    /// task_type dpo: the reference and the loss (nil for sft / pretrain).
+    var dpo: DPOContext?
+    var evalLoader: DataLoader?
 
     public init(config: TrainingConfig, options: TrainerOptions = .init(),
                 events: @escaping (TrainerEvent) -> Void = { _ in }) throws {
@@ -117,6 +120,14 @@ public final class Trainer {
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
                                      dropoutSeed: UInt64(truncatingIfNeeded: config.seed))
         optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW)
+        if config.taskType == "dpo" {
+            // Before a checkpoint is restored: the reference is the policy before training.
+            var evalOptions = BatchingOptions(config: config, padId: padId)
+            evalOptions.batchSize = config.perDeviceEvalBatchSize
+            evalOptions.shuffle = false
+            evalLoader = try evalData.map { try DataLoader(dataset: $0, options: evalOptions) }
+            dpo = try DPOContext(config: config, mode: mode, pass: pass, train: loader, eval: evalLoader, events: events)
+        }
 
         // Steps and schedule.
         let g = config.gradientAccumulationSteps
