@@ -121,6 +121,7 @@ public enum ConfigKeys {
         ConfigKey("loss_type", .choice(["sigmoid", "ipo", "hinge"]), s("sigmoid")),
         ConfigKey("max_prompt_length", .int, .null),
         ConfigKey("precompute_ref_log_probs", .bool, .bool(false)),
+        ConfigKey("disable_dropout", .bool, .bool(true)),
     ]
 
     /// Keys the Python stack takes that change nothing here (data loader workers, DDP, hub,

@@ -80,6 +80,11 @@ public struct TrainingConfig: Sendable {
     public var lossType: String
     public var maxPromptLength: Int?
     public var precomputeRefLogProbs: Bool
+    /// TRL's disable_dropout (default true): DPO trains with LoRA dropout off.
+    public var disableDropout: Bool
+
+    /// The LoRA dropout the pass applies: lora_dropout, or 0 for DPO with disable_dropout (TRL).
+    public var trainingLoRADropout: Double { taskType == "dpo" && disableDropout ? 0 : loraDropout }
 
     /// Every known key's effective value, in table order (what `resolvedJSON` prints).
     public internal(set) var values: [(String, JSONValue)]

@@ -77,6 +77,7 @@ extension TrainingConfig {
         lossType = str("loss_type") ?? "sigmoid"
         maxPromptLength = int("max_prompt_length")
         precomputeRefLogProbs = bool("precompute_ref_log_probs") ?? false
+        disableDropout = bool("disable_dropout") ?? true
         switch map["resume_from_checkpoint"] {
         case .bool(true)?: resumeFromCheckpoint = .latest
         case let .string(p)?: resumeFromCheckpoint = p.isEmpty ? .no : .path(p)

@@ -92,7 +92,7 @@ public final class Trainer {
             if let path = config.adapterNameOrPath {
                 let adapter = try ModelFolder.loadAdapter(path, config: modelConfig)
                 let targets = Projection.allCases.filter { p in adapter.layers.contains { $0[p] != nil } }.map(\.rawValue)
-                let spec = try LoRASpec(rank: adapter.rank, alpha: adapter.alpha, dropout: Float(config.loraDropout),
+                let spec = try LoRASpec(rank: adapter.rank, alpha: adapter.alpha, dropout: Float(config.trainingLoRADropout),
                                         useRSLoRA: adapter.useRSLoRA, targetModules: targets)
                 events(.note("continuing the adapter \(path): r \(spec.rank), alpha \(spec.alpha), \(targets.joined(separator: ", "))"))
                 mode = .lora(spec)
