@@ -59,7 +59,7 @@ public enum ConfigKeys {
         ConfigKey("eval_file", .string, .null),
         ConfigKey("template_name", .string, .null),
         ConfigKey("train_mode", .choice(["full", "lora", "qlora"]), s("qlora")),  // Firefly's default
-        ConfigKey("task_type", .choice(["sft", "pretrain"]), s("sft")),
+        ConfigKey("task_type", .choice(["sft", "pretrain", "dpo"]), s("sft")),
         ConfigKey("max_seq_length", .int, i(1024)),
         ConfigKey("adapter_name_or_path", .string, .null),
         ConfigKey("train_on_prompt", .bool, .bool(false)),
@@ -116,6 +116,12 @@ public enum ConfigKeys {
         ConfigKey("overwrite_output_dir", .bool, .bool(false)),
         ConfigKey("resume_from_checkpoint", .boolOrString, .null),
         ConfigKey("deepspeed", .pathOrObject, .null),
+        // DPO (task_type dpo; TRL's DPOConfig names and defaults, Firefly's max_prompt_length).
+        ConfigKey("beta", .double, d(0.1)),
+        ConfigKey("loss_type", .choice(["sigmoid", "ipo", "hinge"]), s("sigmoid")),
+        ConfigKey("max_prompt_length", .int, .null),
+        ConfigKey("precompute_ref_log_probs", .bool, .bool(false)),
+        ConfigKey("disable_dropout", .bool, .bool(true)),
     ]
 
     /// Keys the Python stack takes that change nothing here (data loader workers, DDP, hub,
@@ -128,7 +134,7 @@ public enum ConfigKeys {
         "lazy_preprocess", "tf32", "torch_compile", "use_cache", "push_to_hub", "hub_model_id", "hub_token",
         "skip_memory_metrics", "include_num_input_tokens_seen", "logging_nan_inf_filter", "cache_dir",
         "gradient_checkpointing_kwargs", "ddp_bucket_cap_mb", "use_unsloth", "lora_bias", "quantization_method",
-        "val_size", "max_prompt_length", "dataset_dir", "full_determinism", "label_names", "prediction_loss_only",
+        "val_size", "dataset_dir", "full_determinism", "label_names", "prediction_loss_only",
     ]
 
     /// Other projects' names for our keys: LLaMA-Factory, Qwen's finetune.py, transformers 4.x.

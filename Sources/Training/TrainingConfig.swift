@@ -74,6 +74,17 @@ public struct TrainingConfig: Sendable {
     public var resumeFromCheckpoint: Resume
     /// The DeepSpeed config with "auto" resolved (step counts pending `finalized`), if given.
     public var deepspeed: DeepSpeedSettings?
+    // DPO (task_type dpo).
+    public var beta: Double
+    /// sigmoid, ipo or hinge.
+    public var lossType: String
+    public var maxPromptLength: Int?
+    public var precomputeRefLogProbs: Bool
+    /// TRL's disable_dropout (default true): DPO trains with LoRA dropout off.
+    public var disableDropout: Bool
+
+    /// The LoRA dropout the pass applies: lora_dropout, or 0 for DPO with disable_dropout (TRL).
+    public var trainingLoRADropout: Double { taskType == "dpo" && disableDropout ? 0 : loraDropout }
 
     /// Every known key's effective value, in table order (what `resolvedJSON` prints).
     public internal(set) var values: [(String, JSONValue)]

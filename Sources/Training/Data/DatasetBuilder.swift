@@ -25,6 +25,7 @@ extension TokenizedDataset {
             let c = DatasetCache(directory: dir, files: dataFiles, tokenizer: tokenizer, template: template, options: options)
             cache = c
             if let hit = c.load() {
+                hit.report.preference = options.preference
                 hit.report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
                 try hit.checkProblems(options.onBadRecord)
                 return hit
@@ -36,6 +37,7 @@ extension TokenizedDataset {
         var starts = [0]
         var report = DatasetReport()
         report.files = files
+        report.preference = options.preference
         var problems: [RecordProblem] = []
         func note(_ p: RecordProblem) {
             report.problemCount += 1
@@ -55,7 +57,11 @@ extension TokenizedDataset {
                 outcomes.withUnsafeMutableBufferPointer { out in
                     let out = out
                     parallelChunks(chunk.count, minChunk: 8) { range in
-                        for k in range { out[k] = process(chunk[k], in: file, builder: builder, maxLength: options.maxSeqLength) }
+                        for k in range {
+                            out[k] = options.preference
+                                ? processPair(chunk[k], in: file, builder: builder, options: options, eosToken: tokenizerConfig.eosToken)
+                                : process(chunk[k], in: file, builder: builder, maxLength: options.maxSeqLength)
+                        }
                     }
                 }
                 for (k, outcome) in outcomes.enumerated() {
@@ -79,6 +85,18 @@ extension TokenizedDataset {
                         starts.append(ids.count)
                         report.labelledTokens += labelled
                         report.longestSample = max(report.longestSample, sampleIds.count)
+                    case let .pair(chosen, rejected, truncated):
+                        if truncated { report.truncated += 1 }
+                        for (sampleIds, sampleLabels) in [chosen, rejected] {
+                            ids += sampleIds
+                            labels += sampleLabels
+                            starts.append(ids.count)
+                            report.labelledTokens += sampleLabels.reduce(0) { $0 + ($1 == -100 ? 0 : 1) }
+                            report.longestSample = max(report.longestSample, sampleIds.count)
+                        }
+                    case .promptTooLong:
+                        report.droppedNoTargets += 1
+                        if report.droppedExamples.count < DatasetError.shownLimit { report.droppedExamples.append(chunk[k].location) }
                     case let .problem(p):
                         note(p)
                     case .empty:
@@ -139,7 +157,37 @@ extension TokenizedDataset {
 private enum Outcome {
     case empty
     case sample([Int32], [Int32], truncated: Bool)
+    /// A preference pair: prompt+chosen and prompt+rejected (ids, labels).
+    case pair(([Int32], [Int32]), ([Int32], [Int32]), truncated: Bool)
+    /// A preference pair whose prompt alone reaches max_seq_length (TRL drops it).
+    case promptTooLong
     case problem(RecordProblem)
+}
+
+private func parse(_ raw: RawRecord, in file: DataFile) throws -> Value {
+    guard let text = file.text(of: raw) else { throw RecordIssue(.badJSON, "not valid UTF-8") }
+    do {
+        return try Value.parseJSON(text)
+    } catch let e as JSONParseError {
+        throw RecordIssue(.badJSON, "invalid JSON at line \(raw.location.line + e.line - 1), column \(e.column): \(e.message)")
+    } catch {
+        throw RecordIssue(.badJSON, "invalid JSON: \(error)")
+    }
+}
+
+private func processPair(_ raw: RawRecord, in file: DataFile, builder: SampleBuilder, options: DatasetOptions, eosToken: String?) -> Outcome {
+    do {
+        let value = try parse(raw, in: file)
+        let tokens = try builder.preferenceTokens(try PreferenceFormats.normalize(value), eosToken: eosToken)
+        guard let t = truncatePreference(tokens, maxLength: options.maxSeqLength, maxPromptLength: options.maxPromptLength) else {
+            return .promptTooLong
+        }
+        return .pair(t.chosen, t.rejected, truncated: t.truncated)
+    } catch let issue as RecordIssue {
+        return .problem(RecordProblem(location: raw.location, kind: issue.kind, message: issue.message))
+    } catch {
+        return .problem(RecordProblem(location: raw.location, kind: .templateFailed, message: "\(error)"))
+    }
 }
 
 private func process(_ raw: RawRecord, in file: DataFile, builder: SampleBuilder, maxLength: Int) -> Outcome {

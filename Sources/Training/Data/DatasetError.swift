@@ -28,6 +28,10 @@ public enum RecordProblemKind: String, Sendable, CaseIterable, Comparable {
     case empty = "empty"
     case templateFailed = "template failed"
     case spansUnrecoverable = "assistant spans unrecoverable"
+    /// Preference records (task_type dpo): chosen and rejected do not share their prompt.
+    case differentPrompts = "different prompts"
+    /// Preference records: chosen and rejected give the same tokens (nothing to prefer).
+    case identicalResponses = "identical chosen and rejected"
 
     public static func < (a: Self, b: Self) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!

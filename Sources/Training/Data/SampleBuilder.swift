@@ -97,7 +97,7 @@ final class SampleBuilder {
         return (ids, labels)
     }
 
-    private func render(_ messages: ArraySlice<Value>, _ tools: Value, generationPrompt: Bool) throws -> [UInt8] {
+    func render(_ messages: ArraySlice<Value>, _ tools: Value, generationPrompt: Bool) throws -> [UInt8] {
         var ctx = context
         ctx["messages"] = .array(Array(messages))
         ctx["tools"] = tools

@@ -23,6 +23,11 @@ public struct DatasetOptions: Sendable {
     public var onBadRecord: BadRecordPolicy
     /// A folder for the tokenised-dataset cache; nil: no cache.
     public var cacheDirectory: String?
+    /// task_type dpo: records are preference pairs; sample 2i is pair i's prompt+chosen, 2i+1
+    /// its prompt+rejected, labels −100 on the prompt (see `PreferenceFormats`).
+    public var preference = false
+    /// Firefly's max_prompt_length (dpo): the prompt keeps its last that many tokens.
+    public var maxPromptLength: Int?
 
     public init(maxSeqLength: Int, trainOnPrompt: Bool = false, onBadRecord: BadRecordPolicy = .error, cacheDirectory: String? = nil) {
         self.maxSeqLength = maxSeqLength
@@ -35,6 +40,8 @@ public struct DatasetOptions: Sendable {
     public init(config: TrainingConfig, cacheDirectory: String?) throws {
         self.init(maxSeqLength: config.maxSeqLength, trainOnPrompt: config.trainOnPrompt,
                   onBadRecord: try BadRecordPolicy(configValue: config.onBadRecord), cacheDirectory: cacheDirectory)
+        preference = config.taskType == "dpo"
+        maxPromptLength = config.maxPromptLength
     }
 }
 
@@ -67,8 +74,12 @@ public struct DatasetReport: Sendable {
     public var cachePath: String?
     public var seconds = 0.0
 
+    /// Preference pairs (two samples each).
+    public var preference = false
+
     /// Lines for the log: what was read, what was cut, what was left out and why.
     public var summary: [String] {
+        if preference { return preferenceSummary }
         var lines = ["dataset: \(records) records → \(samples) samples, \(tokens) tokens (\(labelledTokens) labelled), "
             + "longest \(longestSample)" + (fromCache ? ", from cache \(cachePath ?? "")" : String(format: ", %.2f s", seconds))]
         if truncated > 0 { lines.append("dataset: \(truncated) sample\(truncated == 1 ? "" : "s") truncated to max_seq_length") }

@@ -49,6 +49,9 @@ public final class Trainer {
     var tensorBoard: TensorBoardWriter?
     /// A log append failed and was reported (once per run).
     var logWriteFailed = false
+    /// task_type dpo: the reference and the loss (nil for sft / pretrain).
+    var dpo: DPOContext?
+    var evalLoader: DataLoader?
 
     public init(config: TrainingConfig, options: TrainerOptions = .init(),
                 events: @escaping (TrainerEvent) -> Void = { _ in }) throws {
@@ -91,7 +94,7 @@ public final class Trainer {
             if let path = config.adapterNameOrPath {
                 let adapter = try ModelFolder.loadAdapter(path, config: modelConfig)
                 let targets = Projection.allCases.filter { p in adapter.layers.contains { $0[p] != nil } }.map(\.rawValue)
-                let spec = try LoRASpec(rank: adapter.rank, alpha: adapter.alpha, dropout: Float(config.loraDropout),
+                let spec = try LoRASpec(rank: adapter.rank, alpha: adapter.alpha, dropout: Float(config.trainingLoRADropout),
                                         useRSLoRA: adapter.useRSLoRA, targetModules: targets)
                 events(.note("continuing the adapter \(path): r \(spec.rank), alpha \(spec.alpha), \(targets.joined(separator: ", "))"))
                 mode = .lora(spec)
@@ -119,6 +122,14 @@ public final class Trainer {
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
                                      dropoutSeed: UInt64(truncatingIfNeeded: config.seed))
         optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW)
+        if config.taskType == "dpo" {
+            // Before a checkpoint is restored: the reference is the policy before training.
+            var evalOptions = BatchingOptions(config: config, padId: padId)
+            evalOptions.batchSize = config.perDeviceEvalBatchSize
+            evalOptions.shuffle = false
+            evalLoader = try evalData.map { try DataLoader(dataset: $0, options: evalOptions) }
+            dpo = try DPOContext(config: config, mode: mode, pass: pass, train: loader, eval: evalLoader, events: events)
+        }
 
         // Steps and schedule.
         let g = config.gradientAccumulationSteps

@@ -9,6 +9,8 @@ struct StepResult {
     /// Non-padding tokens processed.
     var tokens: Int
     var skipped: Bool
+    /// task_type dpo: each micro-batch's metrics.
+    var dpoMetrics: [DPOMetrics] = []
 }
 
 extension Trainer {
@@ -32,6 +34,7 @@ extension Trainer {
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
 
         var lossSinceLog = 0.0, stepsSinceLog = 0, tokensSinceLog = 0, lastLogTime = 0.0
+        var dpoSinceLog: [DPOMetrics] = []
         var lossSum = 0.0, stepsRun = 0, tokensRun = 0
         var consecutiveBad = 0
         var lastSaved = -1
@@ -58,6 +61,7 @@ extension Trainer {
                 consecutiveBad = 0
                 lossSinceLog += r.loss
                 stepsSinceLog += 1
+                dpoSinceLog += r.dpoMetrics
                 lossSum += r.loss
                 stepsRun += 1
             }
@@ -71,11 +75,13 @@ extension Trainer {
             if logDue, stepsSinceLog > 0 {
                 let record = LogRecord(step: step, epoch: epoch(afterSteps: step), loss: lossSinceLog / Double(stepsSinceLog),
                                        learningRate: scheduler.learningRate(afterSteps: step), gradNorm: r.gradNorm,
-                                       tokensPerSecond: Double(tokensSinceLog) / max(1e-9, elapsed - lastLogTime), elapsed: elapsed)
+                                       tokensPerSecond: Double(tokensSinceLog) / max(1e-9, elapsed - lastLogTime), elapsed: elapsed,
+                                       extra: DPOMetrics.mean(dpoSinceLog)?.named ?? [])
                 appendLog(record.json)
                 events(.log(record))
                 lossSinceLog = 0
                 stepsSinceLog = 0
+                dpoSinceLog = []
                 tokensSinceLog = 0
                 lastLogTime = elapsed
             }
@@ -146,6 +152,13 @@ extension Trainer {
         let lo = j * g, hi = min(lo + g, batchesOfEpoch.count)
         let batches = batchesOfEpoch[lo..<hi].map { Trainer.trainingBatch(loader.makeBatch($0)) }
         let tokens = batches.reduce(0) { $0 + ($1.attentionMask?.reduce(0) { $0 + Int($1) } ?? $1.B * $1.T) }
+        if let dpo {
+            let r = try dpo.step(pass: pass, optimizer: optimizer, batches: batchesOfEpoch[lo..<hi].map { loader.makeBatch($0) },
+                                 lr: scheduler.learningRate(afterSteps: s), maxGradNorm: config.effectiveMaxGradNorm,
+                                 dropoutStream: UInt64(s * g))
+            if !r.skipped { progress.optimizerSteps = optimizer.stepCount }
+            return StepResult(loss: r.loss, gradNorm: Double(r.gradNorm), tokens: tokens, skipped: r.skipped, dpoMetrics: r.metrics)
+        }
         let r = try TrainingStep.run(pass: pass, optimizer: optimizer, batches: batches, lr: scheduler.learningRate(afterSteps: s),
                                      maxGradNorm: config.effectiveMaxGradNorm, dropoutStream: UInt64(s * g))
         if r.labelledTokens == 0 {
@@ -173,6 +186,12 @@ extension Trainer {
     public func evaluate(step: Int) throws -> EvalRecord {
         guard let data = evalData else { throw TrainingError.unsupported(key: "eval_file", message: "no eval_file is set") }
         let started = DispatchTime.now().uptimeNanoseconds
+        if let dpo, let evalLoader, let m = try dpo.evaluate(pass: pass, loader: evalLoader) {
+            // metric_for_best_model "…acc…" reads rewards/accuracies.
+            return EvalRecord(step: step, epoch: epoch(afterSteps: step), loss: m.loss, tokenAccuracy: m.rewardsAccuracies,
+                              tokens: data.ids.count, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,
+                              extra: m.named)
+        }
         let model: Qwen2Model
         switch mode {
         case .full: model = Qwen2Model(weights: try ParameterWeights(config: modelConfig, state: state))
