@@ -35,7 +35,7 @@ struct DPOParityTests {
         let lora = c.mode == "lora"
         let dir = fixtureURL(lora ? "train-lora" : "train-full")
         let config = try Qwen2Config.load(dir.appendingPathComponent("config.json"))
-        let base = try StoredWeights(config: config, source: try SafeTensorsFixture(dir.appendingPathComponent("model.safetensors")))
+        let base = try StoredWeights(config: config, source: try SafeTensorsSource(path: dir.appendingPathComponent("model.safetensors").path))
         let mode: TrainingMode
         let state: TrainableState
         if lora {
