@@ -31,7 +31,9 @@ let package = Package(
 
         // Libraries.
         .target(name: "QwenCore", dependencies: ["CBLAS"], swiftSettings: fastMath),
-        .target(name: "SafeTensors", dependencies: ["QwenCore"], swiftSettings: fastMath),
+        // The one JSON reader and writer (no dependencies, so Jinja can use it too).
+        .target(name: "JSON", dependencies: [], swiftSettings: fastMath),
+        .target(name: "SafeTensors", dependencies: ["QwenCore", "JSON"], swiftSettings: fastMath),
         .target(name: "Tokenizer", dependencies: ["QwenCore", "CJSON"], swiftSettings: fastMath),
         .target(name: "Jinja", dependencies: [], swiftSettings: fastMath),
         .target(name: "Qwen2", dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja"],
@@ -55,6 +57,7 @@ let package = Package(
 
         // Tests: one target per library, plus end-to-end tests of the built binary.
         .testTarget(name: "QwenCoreTests", dependencies: ["QwenCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"], exclude: ["Fixtures"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], exclude: ["Fixtures"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja"], exclude: ["Fixtures"]),

@@ -1,0 +1,109 @@
+// The one JSON layer of qwenft: a value type, a byte parser (JSONParser.swift) and a writer
+// (JSONWriter.swift), shared by every target. No dependencies, not even Foundation: Jinja uses it.
+//
+// The value type keeps what the formats we read and write need and Foundation loses: object key
+// order (headers and configs print in the order they were read), integers apart from floats
+// (`1` vs `1.0`, exact safetensors offsets up to Int.max), and U+FEFF inside strings.
+
+/// A parsed JSON value. Objects keep their key order; integers that fit in Int stay exact.
+public indirect enum JSONValue: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    /// A number written without fraction or exponent that fits in Int.
+    case int(Int)
+    /// Any other number.
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case let (.bool(x), .bool(y)): return x == y
+        case let (.int(x), .int(y)): return x == y
+        case let (.double(x), .double(y)): return x == y
+        case let (.string(x), .string(y)): return x == y
+        case let (.array(x), .array(y)): return x == y
+        case let (.object(x), .object(y)):
+            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: return false
+        }
+    }
+
+    /// The value for `key` when this is an object (the first one with that key).
+    public subscript(key: String) -> JSONValue? {
+        if case let .object(pairs) = self { return pairs.first(where: { $0.0 == key })?.1 }
+        return nil
+    }
+
+    public var stringValue: String? { if case let .string(s) = self { return s }; return nil }
+    public var intValue: Int? { if case let .int(i) = self { return i }; return nil }
+    public var boolValue: Bool? { if case let .bool(b) = self { return b }; return nil }
+    /// An int or a double as a Double.
+    public var doubleValue: Double? {
+        switch self {
+        case let .int(i): return Double(i)
+        case let .double(d): return d
+        default: return nil
+        }
+    }
+    public var arrayValue: [JSONValue]? { if case let .array(a) = self { return a }; return nil }
+    public var objectValue: [(String, JSONValue)]? { if case let .object(o) = self { return o }; return nil }
+}
+
+// MARK: - Parsing into a JSONValue tree
+
+/// Builds `JSONValue` trees for `JSONParser`. Duplicate keys keep the first key's place and the
+/// last value, as Python's `json.loads` does, when the options let them through.
+public struct JSONValueBuilder: JSONBuilder {
+    public struct Object {
+        @usableFromInline var pairs: [(String, JSONValue)] = []
+        @usableFromInline var index: [String: Int] = [:]
+        @inlinable init() {}
+    }
+
+    @inlinable public init() {}
+    @inlinable public mutating func null() -> JSONValue { .null }
+    @inlinable public mutating func bool(_ b: Bool) -> JSONValue { .bool(b) }
+    @inlinable public mutating func int(_ i: Int) -> JSONValue { .int(i) }
+    @inlinable public mutating func double(_ d: Double) -> JSONValue { .double(d) }
+    @inlinable public mutating func string(_ s: String) -> JSONValue { .string(s) }
+    @inlinable public mutating func beginArray() -> [JSONValue] { [] }
+    @inlinable public mutating func append(_ value: JSONValue, to array: inout [JSONValue]) { array.append(value) }
+    @inlinable public mutating func endArray(_ array: [JSONValue]) -> JSONValue { .array(array) }
+    @inlinable public mutating func beginObject() -> Object { Object() }
+    @inlinable public mutating func add(_ key: String, _ value: JSONValue, to object: inout Object) -> Bool {
+        if let at = object.index[key] {
+            object.pairs[at].1 = value
+            return false
+        }
+        object.index[key] = object.pairs.count
+        object.pairs.append((key, value))
+        return true
+    }
+    @inlinable public mutating func endObject(_ object: Object) -> JSONValue { .object(object.pairs) }
+}
+
+extension JSONValue {
+    /// Parses JSON text from bytes.
+    @inlinable
+    public static func parse(_ bytes: UnsafeRawBufferPointer, options: JSONOptions = .strict) throws(JSONError) -> JSONValue {
+        var builder = JSONValueBuilder()
+        return try JSONParser.parse(bytes, options: options, builder: &builder)
+    }
+
+    /// Parses JSON text from a byte array.
+    @inlinable
+    public static func parse(_ bytes: [UInt8], options: JSONOptions = .strict) throws(JSONError) -> JSONValue {
+        var builder = JSONValueBuilder()
+        return try JSONParser.parse(bytes, options: options, builder: &builder)
+    }
+
+    /// Parses JSON text.
+    @inlinable
+    public static func parse(_ text: String, options: JSONOptions = .strict) throws(JSONError) -> JSONValue {
+        var builder = JSONValueBuilder()
+        return try JSONParser.parse(text, options: options, builder: &builder)
+    }
+}
