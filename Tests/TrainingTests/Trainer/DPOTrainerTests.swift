@@ -78,6 +78,22 @@ import Testing
         }
     }
 
+    /// adapter_name_or_path: the reference is that adapter, frozen (TRL's "ref" copy), so step 1
+    /// scores the policy against itself (rewards exactly 0) although the adapter is not zero.
+    @Test func continuedAdapterIsTheReference() throws {
+        let first = try trainerTempDir() + "/run"
+        _ = try Trainer(config: try Self.config(output: first)).train()
+        let out = try trainerTempDir() + "/run"
+        var notes: [String] = []
+        _ = try Trainer(config: try Self.config(output: out, [("adapter_name_or_path", .string(first))])) {
+            if case .note(let n) = $0 { notes.append(n) }
+        }.train()
+        #expect(notes.contains { $0.contains("starting adapter, frozen") })
+        let steps = try Self.logEntries(out).filter { $0["loss"] != nil }
+        if case let .number(m, _)? = steps.first?["rewards/margins"] { #expect(m == 0) } else { Issue.record("no rewards/margins") }
+        if case let .number(l, _)? = steps.first?["loss"] { #expect(abs(l - log(2.0)) < 1e-12) }
+    }
+
     @Test func packingAndTrainOnPromptAreRefused() throws {
         let out = try trainerTempDir() + "/run"
         #expect(throws: TrainingError.self) { _ = try Self.config(output: out, [("packing", .bool(true))]) }
