@@ -38,7 +38,7 @@ import Testing
     @Test func logsTRLMetricsAndEvaluates() throws {
         let out = try trainerTempDir() + "/run"
         var notes: [String] = []
-        let trainer = try Trainer(config: try Self.config(output: out, withEval: true)) {
+        let trainer = try Trainer(config: try Self.config(output: out, [("report_to", .string("tensorboard"))], withEval: true)) {
             if case .note(let n) = $0 { notes.append(n) }
         }
         _ = try trainer.train()
@@ -57,6 +57,14 @@ import Testing
         let evals = entries.filter { $0["eval_loss"] != nil }
         #expect(evals.count == 2)
         #expect(evals.allSatisfy { $0["eval_rewards/accuracies"] != nil && $0["eval_token_accuracy"] == nil })
+        // TensorBoard: the same values under transformers' tags (train/…, eval/…).
+        let runs = out + "/runs"
+        let folder = try #require(try FileManager.default.contentsOfDirectory(atPath: runs).first)
+        let file = try #require(try FileManager.default.contentsOfDirectory(atPath: runs + "/" + folder).first { $0.hasPrefix("events.out.tfevents") })
+        let bytes = try fileBytes(runs + "/" + folder + "/" + file)
+        for tag in ["train/rewards/chosen", "train/rewards/accuracies", "train/logps/rejected", "eval/rewards/margins"] {
+            #expect(bytes.range(of: Data(tag.utf8)) != nil, "TensorBoard tag \(tag)")
+        }
     }
 
     @Test func resumeIsBitIdentical() throws {
