@@ -122,6 +122,7 @@ public enum ConfigKeys {
         ConfigKey("max_prompt_length", .int, .null),
         ConfigKey("precompute_ref_log_probs", .bool, .bool(false)),
         ConfigKey("disable_dropout", .bool, .bool(true)),
+        ConfigKey("rpo_alpha", .double, .null),
     ]
 
     /// Keys the Python stack takes that change nothing here (data loader workers, DDP, hub,
@@ -150,6 +151,8 @@ public enum ConfigKeys {
         "lora_r": "lora_rank",
         "lora_target": "lora_target_modules",
         "template": "template_name",
+        "pref_beta": "beta",
+        "pref_loss": "loss_type",
     ]
 
     /// Keys whose value decides train_mode / task_type (see `TrainingConfig`).
