@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q numpy safetensors "tokenizers==0.23.3" "tiktoken==0.14.0" "jinja2==3.1.6" \
     "torch==2.15.0" "transformers==5.23.0" "peft==0.21.2"
+# bitsandbytes (NF4 / QLoRA fixtures, Scripts/fixtures/nf4*.py): its CPU backend needs nothing else.
+.venv/bin/pip install -q --no-deps "bitsandbytes==0.50.2"
 echo "$(pwd)/.venv/bin/python"

@@ -117,6 +117,7 @@ func fusedRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weig
             switch dtype {
             case .f32: d = dot(weight.base.assumingMemoryBound(to: Float.self) + o * C, x, C)
             case .bf16: d = dotBF16Paired(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
+            case .u8: d = dotNF4(weight.nf4!, from: o * C, x, C)
             default: d = dotF16(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
             }
             if accumulate { out[n * OC + o] += d } else { out[n * OC + o] = d }
