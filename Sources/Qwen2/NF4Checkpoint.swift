@@ -127,3 +127,26 @@ public enum NF4Checkpoint {
         return Array(s.utf8)
     }
 }
+
+import SafeTensors
+
+extension NF4Checkpoint {
+    /// The six tensors bitsandbytes saves for one quantised weight named `w`; `dtype` is the
+    /// torch name of the weight's original dtype (what transformers dequantises to).
+    public static func tensors(_ t: NF4Tensor, weight w: String, dtype: String) -> [TensorToWrite] {
+        var out: [TensorToWrite] = []
+        let packed = Array(UnsafeBufferPointer(start: t.packed, count: t.packedCount))
+        out.append(TensorToWrite(name: w, dtype: .u8, shape: [t.packedCount, 1], bytes: packed))
+        if let n = t.nestedState {
+            out.append(TensorToWrite(name: w + ".absmax", dtype: .u8, shape: [n.codes.count], bytes: n.codes))
+            out.append(TensorToWrite(name: w + ".nested_absmax", shape: [n.nested.count], floats: n.nested))
+            out.append(TensorToWrite(name: w + ".nested_quant_map", shape: [256], floats: n.map))
+        } else {
+            out.append(TensorToWrite(name: w + ".absmax", shape: [t.blockCount], floats: Array(t.absmax.buffer)))
+        }
+        out.append(TensorToWrite(name: w + ".quant_map", shape: [16], floats: NF4.code))
+        let json = stateJSON(t, dtype: dtype)
+        out.append(TensorToWrite(name: w + stateSuffix, dtype: .u8, shape: [json.count], bytes: json))
+        return out
+    }
+}

@@ -60,7 +60,7 @@ public final class Trainer {
         var lastShown = -1
         let folder = try ModelFolder(path: modelFolder, adapter: nil, loadIn4bit: quantization) { done, total in
             let pct = done * 100 / max(1, total)
-            if pct / 10 != lastShown / 10 || done == total {
+            if total >= 64, pct / 10 != lastShown / 10 || done == total {
                 lastShown = pct
                 events(.note("quantising the base to NF4: \(done)/\(total) matrices"))
             }
