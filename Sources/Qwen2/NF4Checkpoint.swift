@@ -26,6 +26,11 @@ public enum NF4Checkpoint {
         return out
     }
 
+    /// True when a tensor is part of the quant state of one of `weights` (not the weight itself).
+    public static func isQuantState(_ name: String, of weights: Set<String>) -> Bool {
+        !weights.contains(name) && belongs(name, to: weights)
+    }
+
     /// True when a tensor is a quantised weight or part of its state.
     static func belongs(_ name: String, to weights: Set<String>) -> Bool {
         if weights.contains(name) { return true }

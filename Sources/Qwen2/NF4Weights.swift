@@ -13,6 +13,8 @@ public final class NF4Weights: WeightProvider {
     public let tensors: [[Projection: NF4Tensor]]
     public let blocksize: Int
     public let doubleQuant: Bool
+    /// The options the base was quantised with on load; nil for a bitsandbytes 4-bit folder.
+    public let quantizedOnLoad: NF4Options?
     private let layers: [LayerWeights]
 
     public var embedding: WeightMatrix { base.embedding }
@@ -33,6 +35,7 @@ public final class NF4Weights: WeightProvider {
         base = try StoredWeights(config: config, source: source)
         blocksize = options.blocksize
         doubleQuant = options.doubleQuant
+        quantizedOnLoad = options
         var all: [[Projection: NF4Tensor]] = []
         let total = config.numHiddenLayers * Projection.allCases.count
         var done = 0
@@ -64,6 +67,7 @@ public final class NF4Weights: WeightProvider {
     /// projection is checked; a bad quant state is an error naming the tensor.
     public init(config: Qwen2Config, source: TensorSource) throws {
         self.config = config
+        quantizedOnLoad = nil
         let quantized = NF4Checkpoint.quantizedWeights(source)
         base = try StoredWeights(config: config, source: source, supplied: { name in
             NF4Checkpoint.belongs(name, to: quantized)
