@@ -87,7 +87,8 @@ public enum NF4 {
         // Chunks of whole blocks of an even length, so no byte is shared by two threads.
         parallelChunks(nb, minChunk: max(1, 16384 / blocksize)) { range in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: blocksize + 1) { q in
-                let qp = q.baseAddress!
+              bounds4.withUnsafeBufferPointer { bp in
+                let qp = q.baseAddress!, bounds = bp.baseAddress!
                 for b in range {
                     let e0 = b * blocksize, n = min(blocksize, count - e0)
                     var m: Float = 0
@@ -97,30 +98,33 @@ public enum NF4 {
                         // (and keeps the clamped absmax): both as bitsandbytes does.
                         absmax[b] = m
                         let r = 1 / max(m, tiny)
-                        for i in 0..<n { qp[i] = nearest4(x[e0 + i] * r) }
+                        for i in 0..<n { qp[i] = nearest4(x[e0 + i] * r, bounds) }
                     } else {
                         let am = max(m, tiny)
                         absmax[b] = am
-                        for i in 0..<n { qp[i] = nearest4(x[e0 + i] / am) }
+                        for i in 0..<n { qp[i] = nearest4(x[e0 + i] / am, bounds) }
                     }
                     if n % 2 == 1 { qp[n] = 7 }  // pad: the code of 0.0 (only the very last block)
                     for j in 0..<((n + 1) / 2) {
                         packed[e0 / 2 + j] = (qp[2 * j] << 4) | qp[2 * j + 1]
                     }
                 }
+              }
             }
         }
     }
 
-    /// The code of a scaled value: the number of bounds strictly below it (clamped to [-1, 1]).
+    /// The code of a scaled value: the number of bounds strictly below it (clamped to [-1, 1]),
+    /// by a four-step binary search over the 15 bounds.
     @inline(__always)
-    static func nearest4(_ v: Float) -> UInt8 {
+    static func nearest4(_ v: Float, _ b: UnsafePointer<Float>) -> UInt8 {
         let s = min(max(v, -1), 1)
-        var c: UInt8 = 0
-        bounds4.withUnsafeBufferPointer { b in
-            for k in 0..<15 where s > b[k] { c += 1 }
-        }
-        return c
+        var c = 0
+        if s > b[7] { c = 8 }
+        if s > b[c + 3] { c += 4 }
+        if s > b[c + 1] { c += 2 }
+        if s > b[c] { c += 1 }
+        return UInt8(c)
     }
 
     /// The 8-bit code of a scaled absmax: nearest of the dynamic map, ties to the lower code.

@@ -71,7 +71,13 @@ public final class NF4Tensor: @unchecked Sendable {
 
     /// Quantises a stored matrix as bitsandbytes would (widened to fp32 first, like its
     /// `A.float()`); with `doubleQuant` the absmax used from then on is the 8-bit one.
-    public static func quantize(_ m: WeightMatrix, blocksize: Int, doubleQuant: Bool) -> NF4Tensor {
+    ///
+    /// `scratch` (at least rows·cols floats) holds the widened copy of a half-precision matrix;
+    /// a loader quantising many matrices passes one buffer for all, because a fresh fp32 copy per
+    /// matrix, freed between the long-lived packed buffers, fragmented the heap by about one
+    /// matrix per layer (0.5B: +1.1 GB resident).
+    public static func quantize(_ m: WeightMatrix, blocksize: Int, doubleQuant: Bool,
+                                scratch: AlignedBuffer<Float>? = nil) -> NF4Tensor {
         let n = m.count
         let bytes = AlignedBuffer<UInt8>(uninitializedCount: (n + 1) / 2)
         let nb = NF4.blocks(n, blocksize: blocksize)
@@ -79,7 +85,7 @@ public final class NF4Tensor: @unchecked Sendable {
         if let f = m.float32 {
             NF4.quantize(f, count: n, blocksize: blocksize, packed: bytes.pointer, absmax: absmax.pointer)
         } else {
-            let wide = AlignedBuffer<Float>(uninitializedCount: n)
+            let wide = scratch.flatMap { $0.count >= n ? $0 : nil } ?? AlignedBuffer<Float>(uninitializedCount: n)
             parallelChunks(m.rows, minChunk: 16) { r in m.widenRows(r, into: wide.pointer + r.lowerBound * m.cols) }
             NF4.quantize(wide.pointer, count: n, blocksize: blocksize, packed: bytes.pointer, absmax: absmax.pointer)
         }

@@ -40,6 +40,10 @@ public final class NF4Weights: WeightProvider {
         let total = config.numHiddenLayers * Projection.allCases.count
         var done = 0
         var bytes = 0
+        // One fp32 buffer for widening every half-precision matrix (see NF4Tensor.quantize).
+        var largest = 0
+        for p in Projection.allCases { let s = p.shape(config); largest = max(largest, s.rows * s.cols) }
+        let scratch = AlignedBuffer<Float>(uninitializedCount: largest)
         for l in 0..<config.numHiddenLayers {
             let lw = try base.acquireLayer(l)
             var layer: [Projection: NF4Tensor] = [:]
@@ -50,7 +54,7 @@ public final class NF4Weights: WeightProvider {
                     bytes += m.count * m.dtype.elementSize
                     continue
                 }
-                let q = NF4Tensor.quantize(m, blocksize: options.blocksize, doubleQuant: options.doubleQuant)
+                let q = NF4Tensor.quantize(m, blocksize: options.blocksize, doubleQuant: options.doubleQuant, scratch: scratch)
                 if source is SafeTensorsSource { releasePages(m.base, bytes: m.count * m.dtype.elementSize) }
                 layer[p] = q
                 bytes += q.residentBytes

@@ -100,4 +100,30 @@ import Testing
             #expect(abs(got - want) <= 1e-5 * max(1, abs(want)))
         }
     }
+
+    /// The decoding kernels (split-pair AVX2 for rows of whole 16-groups, pair table otherwise)
+    /// against the dequantised matrix in fp32, for 1…4 input rows and several block sizes.
+    @Test func decodingKernelsMatchDequantisedProducts() throws {
+        for (rows, cols, bs) in [(40, 64, 64), (24, 96, 32), (9, 128, 128), (5, 48, 64), (7, 70, 64), (3, 256, 4096)] {
+            var rng = SeededRNG(seed: UInt64(rows * 1000 + cols))
+            let w = (0..<(rows * cols)).map { _ in Float(rng.unit() * 2 - 1) }
+            let q = w.withUnsafeBufferPointer {
+                NF4Tensor.quantize(WeightMatrix(rows: rows, cols: cols, float32: $0.baseAddress!), blocksize: bs, doubleQuant: true)
+            }
+            let d = q.dequantized()
+            for N in 1...4 {
+                let x = (0..<(N * cols)).map { _ in Float(rng.unit() * 2 - 1) }
+                var got = [Float](repeating: 0, count: N * rows), want = got
+                let scratch = LinearScratch()
+                x.withUnsafeBufferPointer { xp in
+                    linearForward(out: &got, inp: xp.baseAddress!, weight: q.matrix, bias: nil, N: N, scratch: scratch)
+                    d.withUnsafeBufferPointer { dp in
+                        linearForward(out: &want, inp: xp.baseAddress!, weight: WeightMatrix(rows: rows, cols: cols, float32: dp.baseAddress!),
+                                      bias: nil, N: N, scratch: scratch)
+                    }
+                }
+                for i in got.indices { #expect(abs(got[i] - want[i]) <= 1e-5 * Float(cols), "\(rows)x\(cols) bs \(bs) N \(N) [\(i)]: \(got[i]) vs \(want[i])") }
+            }
+        }
+    }
 }

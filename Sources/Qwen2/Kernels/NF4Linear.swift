@@ -1,4 +1,7 @@
 import QwenCore
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
 
 // The decoding kernel's NF4 row: Σ W[e0+i]·x[i] for i < n, reading the packed codes directly.
 // Per block of the row: Σ code[c_i]·x[i] through a 256-entry table that turns one byte into its
@@ -10,6 +13,65 @@ import QwenCore
 
 /// byte → (code[byte >> 4], code[byte & 15]), 256 pairs.
 let nf4PairTable: [SIMD2<Float>] = (0..<256).map { SIMD2(NF4.code[$0 >> 4], NF4.code[$0 & 15]) }
+
+/// True when a row of `cols` weights can take the split-pair AVX2 kernel (`dotNF4Split`): whole
+/// 16-weight groups, never straddling a block. Its input is then pair-split (`splitPairs`).
+@inline(__always)
+func nf4RowsSplit(_ w: WeightMatrix) -> Bool {
+    #if arch(x86_64)
+    return w.cols % 16 == 0 && (w.nf4?.blocksize ?? 0) % 16 == 0
+    #else
+    return false
+    #endif
+}
+
+#if arch(x86_64)
+/// Σ W[e0+i]·x[i] with x pair-split by `splitPairs` (within every 16 inputs the 8 even ones, then
+/// the 8 odd ones): 8 packed bytes give the 8 even weights (high nibbles) and the 8 odd ones (low
+/// nibbles) as two 8-lane index vectors; each is looked up in the 16-code table with two 8-entry
+/// permutes and a blend on index bit 3. Per block, the code·x sums are scaled by its absmax.
+/// n and e0 are multiples of 16; so is the block size.
+public func dotNF4Split(_ q: NF4Layout, from e0: Int, _ xp: UnsafePointer<Float>, _ n: Int) -> Float {
+    let lutLo = nf4LutLo, lutHi = nf4LutHi
+    let fifteen = _mm256_set1_epi32(15)
+    let bs = q.blocksize
+    let xr = UnsafeRawPointer(xp)
+    let packed = UnsafeRawPointer(q.packed)
+    var total = SIMD8<Float>()
+    @inline(__always) func lookup(_ idx: __m256i) -> SIMD8<Float> {
+        let lo = _mm256_permutevar8x32_ps(lutLo, idx), hi = _mm256_permutevar8x32_ps(lutHi, idx)
+        return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)))
+    }
+    @inline(__always) func group(_ e: Int, _ a: inout SIMD8<Float>, _ b: inout SIMD8<Float>) {
+        let bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64((packed + (e >> 1)).assumingMemoryBound(to: __m128i.self)))
+        let xo = (e - e0) * 4
+        a = _mm256_fmadd_ps(lookup(_mm256_srli_epi32(bytes, 4)), xr.loadUnaligned(fromByteOffset: xo, as: SIMD8<Float>.self), a)
+        b = _mm256_fmadd_ps(lookup(_mm256_and_si256(bytes, fifteen)), xr.loadUnaligned(fromByteOffset: xo + 32, as: SIMD8<Float>.self), b)
+    }
+    var e = e0
+    let end = e0 + n
+    while e < end {
+        let blk = e / bs
+        let stop = min(end, (blk + 1) * bs)
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        while e + 32 <= stop {
+            group(e, &a0, &a1)
+            group(e + 16, &a2, &a3)
+            e += 32
+        }
+        if e < stop {
+            group(e, &a0, &a1)
+            e += 16
+        }
+        total = _mm256_fmadd_ps((a0 + a1) + (a2 + a3), SIMD8<Float>(repeating: q.absmax[blk]), total)
+    }
+    return total.sum()
+}
+
+/// The 16 NF4 codes as two 8-lane permute tables.
+let nf4LutLo = SIMD8<Float>(NF4.code[0], NF4.code[1], NF4.code[2], NF4.code[3], NF4.code[4], NF4.code[5], NF4.code[6], NF4.code[7])
+let nf4LutHi = SIMD8<Float>(NF4.code[8], NF4.code[9], NF4.code[10], NF4.code[11], NF4.code[12], NF4.code[13], NF4.code[14], NF4.code[15])
+#endif
 
 public func dotNF4(_ q: NF4Layout, from e0: Int, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
     nf4PairTable.withUnsafeBufferPointer { tp -> Float in
