@@ -69,4 +69,24 @@ print(f"{mode:5s} {med:7.2f} s/step (steps {steps[0]:.2f}..{steps[-1]:.2f})   pe
 PY
 done
 awk '{t[$1]=$2} END {printf "train ratio qlora/lora: %.2fx seconds per step (goal <= 1.15)\n", t["qlora"] / t["lora"]}' "$work/train.txt"
+if [ -n "${PEER:-}" ]; then
+  # The same ids through transformers + bitsandbytes + peft (PEER=/path/to/python with them).
+  "$PEER" - "$work" "$SEQ" <<'PY'
+import json, sys
+from tokenizers import Tokenizer
+work, seq = sys.argv[1], int(sys.argv[2])
+tok = Tokenizer.from_file(f"{work}/model/tokenizer.json")
+rows = [tok.encode(json.loads(l)["text"], add_special_tokens=False).ids[:seq] for l in open(f"{work}/data.jsonl")]
+json.dump(rows, open(f"{work}/ids.json", "w"))
+PY
+  OMP_NUM_THREADS=$THREADS /usr/bin/time -v -o "$work/peer.time" "$PEER" Scripts/bench/qlora/peer.py "$work/model" "$work/ids.json" "$STEPS" "$THREADS" 8 > "$work/peer.json" 2>"$work/peer.err"
+  "$PEER" - "$work" <<'PY'
+import json, re, sys
+work = sys.argv[1]
+p = json.load(open(f"{work}/peer.json"))["seconds_per_step"]
+rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{work}/peer.time").read()).group(1)) / 1024
+q = float(open(f"{work}/train.txt").read().split("qlora")[1].split()[0])
+print(f"peft+bnb {p:7.2f} s/step   peak RSS {rss:6.0f} MB\nqwenft qlora vs peft+bitsandbytes: {p / q:.2f}x faster")
+PY
+fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
