@@ -122,6 +122,14 @@ public enum ConfigKeys {
         ConfigKey("max_prompt_length", .int, .null),
         ConfigKey("precompute_ref_log_probs", .bool, .bool(false)),
         ConfigKey("disable_dropout", .bool, .bool(true)),
+        ConfigKey("rpo_alpha", .double, .null),
+        // QLoRA: transformers' BitsAndBytesConfig names (see QuantizationConfig.swift).
+        ConfigKey("load_in_4bit", .bool, .bool(false)),
+        ConfigKey("bnb_4bit_quant_type", .choice(["nf4", "fp4"]), s("nf4")),
+        ConfigKey("bnb_4bit_use_double_quant", .bool, .bool(true)),  // the seeds' (Firefly's) setting
+        ConfigKey("bnb_4bit_compute_dtype", .choice(["float32", "bfloat16", "float16", "fp32", "bf16", "fp16"]), .null),
+        ConfigKey("bnb_4bit_blocksize", .int, i(64)),
+        ConfigKey("llm_int8_skip_modules", .stringList, .null),
     ]
 
     /// Keys the Python stack takes that change nothing here (data loader workers, DDP, hub,
@@ -150,6 +158,8 @@ public enum ConfigKeys {
         "lora_r": "lora_rank",
         "lora_target": "lora_target_modules",
         "template": "template_name",
+        "pref_beta": "beta",
+        "pref_loss": "loss_type",
     ]
 
     /// Keys whose value decides train_mode / task_type (see `TrainingConfig`).

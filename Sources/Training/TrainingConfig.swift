@@ -82,6 +82,8 @@ public struct TrainingConfig: Sendable {
     public var precomputeRefLogProbs: Bool
     /// TRL's disable_dropout (default true): DPO trains with LoRA dropout off.
     public var disableDropout: Bool
+    /// RPO: weight of the chosen responses' NLL added to the DPO loss (nil: none).
+    public var rpoAlpha: Double?
 
     /// The LoRA dropout the pass applies: lora_dropout, or 0 for DPO with disable_dropout (TRL).
     public var trainingLoRADropout: Double { taskType == "dpo" && disableDropout ? 0 : loraDropout }
@@ -365,10 +367,10 @@ extension TrainingConfig {
             notes.append("train_mode \"\(d)\" from " + mode.keys.filter { $0 != "stage" }.sorted().joined(separator: ", "))
         }
         if let (v, src) = mode["stage"] {
-            guard case let .string(st) = v, ["sft", "pt"].contains(st) else {
-                throw TrainingError.badConfigValue(key: "stage", source: src, message: "only \"sft\" and \"pt\" are supported (got \(v.kindName))")
+            guard case let .string(st) = v, ["sft", "pt", "dpo"].contains(st) else {
+                throw TrainingError.badConfigValue(key: "stage", source: src, message: "only \"sft\", \"pt\" and \"dpo\" are supported (got \(v.kindName))")
             }
-            given["task_type"] = (.string(st == "pt" ? "pretrain" : "sft"), src)
+            given["task_type"] = (.string(st == "pt" ? "pretrain" : st), src)
         }
     }
 

@@ -78,6 +78,7 @@ extension TrainingConfig {
         maxPromptLength = int("max_prompt_length")
         precomputeRefLogProbs = bool("precompute_ref_log_probs") ?? false
         disableDropout = bool("disable_dropout") ?? true
+        rpoAlpha = num("rpo_alpha")
         switch map["resume_from_checkpoint"] {
         case .bool(true)?: resumeFromCheckpoint = .latest
         case let .string(p)?: resumeFromCheckpoint = p.isEmpty ? .no : .path(p)
@@ -139,6 +140,7 @@ extension TrainingConfig {
             if packing { throw fail("packing", "cannot be used with task_type dpo: each preference pair is scored as whole sequences; set packing to false") }
             if trainOnPrompt { throw fail("train_on_prompt", "cannot be used with task_type dpo: DPO scores the responses only; set it to false") }
             if !(beta > 0) { throw fail("beta", "must be > 0, got \(beta)") }
+            if let a = rpoAlpha, !(a >= 0) { throw fail("rpo_alpha", "must be ≥ 0 (or null), got \(a)") }
             if let m = maxPromptLength, m < 1 { throw fail("max_prompt_length", "must be at least 1 (or null), got \(m)") }
         }
         if trainMode == .full && adapterNameOrPath != nil {

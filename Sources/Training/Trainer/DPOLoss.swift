@@ -9,6 +9,8 @@ import Foundation
 //   ipo:     ℓ = (Δc/nc − Δr/nr − 1/(2β))²  with nc, nr the response token counts (TRL averages
 //            each log-ratio over its tokens before squaring)
 //   loss = mean over the P pairs of ℓ
+//   rpo_alpha α: + α · (−Σ log p over the chosen responses' tokens / their count) — TRL 1.16's
+//            loss_type ["sigmoid", "sft"] with loss_weights [1, α] (older TRL's rpo_alpha)
 //
 // The gradient reaches the model only through logπ = Σ log p(token) = −Σ token cross-entropy,
 // so the pass runs cross-entropy's backward with each sequence's tokens weighted by
@@ -58,10 +60,13 @@ public struct PairLogProbs: Sendable {
 public struct DPOObjective: Sendable {
     public var beta: Double
     public var lossType: DPOLossType
+    /// The weight of the NLL of the chosen responses added to the loss (RPO); nil: none.
+    public var rpoAlpha: Double?
 
-    public init(beta: Double, lossType: DPOLossType) {
+    public init(beta: Double, lossType: DPOLossType, rpoAlpha: Double? = nil) {
         self.beta = beta
         self.lossType = lossType
+        self.rpoAlpha = rpoAlpha
     }
 
     /// The micro-batch's loss, metrics, and ∂loss/∂logπ for each chosen and rejected sequence.
@@ -106,7 +111,14 @@ public struct DPOObjective: Sendable {
             margin += rewardC - rewardR
         }
         let n = Double(P)
-        let metrics = DPOMetrics(loss: loss / n, rewardsChosen: rc / n, rewardsRejected: rr / n, rewardsAccuracies: acc / n,
+        var total = loss / n
+        if let alpha = rpoAlpha {
+            // The mean NLL over every chosen response token of the micro-batch.
+            let tokens = Double(max(1, chosenTokens.reduce(0, +)))
+            total += alpha * -policy.chosen.reduce(0, +) / tokens
+            for i in 0..<P { dC[i] -= alpha / tokens }
+        }
+        let metrics = DPOMetrics(loss: total, rewardsChosen: rc / n, rewardsRejected: rr / n, rewardsAccuracies: acc / n,
                                  rewardsMargins: margin / n, logpsChosen: policy.chosen.reduce(0, +) / n,
                                  logpsRejected: policy.rejected.reduce(0, +) / n)
         return (metrics, dC, dR)

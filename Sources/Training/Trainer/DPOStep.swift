@@ -42,7 +42,7 @@ public final class DPOContext {
         }
         let precompute = config.precomputeRefLogProbs || mode == .full
         let started = DispatchTime.now().uptimeNanoseconds
-        try self.init(objective: DPOObjective(beta: config.beta, lossType: type), pass: pass, precompute: precompute,
+        try self.init(objective: DPOObjective(beta: config.beta, lossType: type, rpoAlpha: config.rpoAlpha), pass: pass, precompute: precompute,
                       train: train, eval: eval)
         if precompute {
             let s = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
@@ -52,7 +52,7 @@ public final class DPOContext {
         } else {
             events(.note("dpo: the reference is the \(config.adapterNameOrPath == nil ? "base model (the new adapter is zero)" : "starting adapter, frozen"), computed with the adapter's weights swapped"))
         }
-        events(.note("dpo: loss_type \(type.rawValue), beta \(config.beta)\(config.maxPromptLength.map { ", max_prompt_length \($0)" } ?? "")"))
+        events(.note("dpo: loss_type \(type.rawValue), beta \(config.beta)\(config.rpoAlpha.map { ", rpo_alpha \($0)" } ?? "")\(config.maxPromptLength.map { ", max_prompt_length \($0)" } ?? "")"))
     }
 
     /// Pair indices of a preference micro-batch (rows 0..<P are the chosen sequences).

@@ -9,6 +9,8 @@ public struct MergeReport: Sendable {
     public var tensors: Int
     public var files: [String]
     public var dtype: DType
+    /// What the adapter was merged onto, for the user: "the original base", "the dequantised NF4 base (…)".
+    public var onto: String = "the base as stored"
 }
 
 /// `qwenft merge`: folds a PEFT LoRA adapter into its base, W += s · B·A in f32 (as peft's
@@ -17,8 +19,13 @@ public struct MergeReport: Sendable {
 /// generation_config.json, tokenizer files. Tensors are converted one at a time, straight into
 /// the output file, so memory stays near one tensor besides the mapped base.
 public enum AdapterMerge {
+    ///
+    /// A QLoRA adapter (qlora_base.json beside it) merges by default onto the dequantised NF4
+    /// base it was trained against (the base re-quantised as recorded); `ontoOriginal` merges it
+    /// into the 16-bit base instead. A bitsandbytes 4-bit base is always dequantised (fp32 values,
+    /// written in `dtype`), and the output has no quantization_config.
     public static func merge(base: String, adapter: String, out: String, dtype: DType? = nil,
-                             maxShardSize: Int = ModelFiles.defaultMaxShardSize) throws -> MergeReport {
+                             maxShardSize: Int = ModelFiles.defaultMaxShardSize, ontoOriginal: Bool = false) throws -> MergeReport {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: base, isDirectory: &isDir), isDir.boolValue else {
@@ -41,6 +48,35 @@ public enum AdapterMerge {
         let storedDType = store.tensors.first(where: { $0.dtype.isFloatStorage })?.dtype ?? .f32
         let target = dtype ?? storedDType
 
+        // The NF4 base, when the merge goes onto one.
+        var nf4: [String: NF4Tensor] = [:]
+        var nf4Names = Set<String>()
+        var onto = "the base as stored"
+        let source = try SafeTensorsSource(path: base)
+        let fourBitFolder = !NF4Checkpoint.quantizedWeights(source).isEmpty
+        let recorded = try QLoRABase.read(adapter: adapter)
+        var weights: NF4Weights?
+        if fourBitFolder {
+            if ontoOriginal {
+                throw TrainerError.mergeFailed(path: base, message: "--onto-original: the base is a bitsandbytes 4-bit folder, there is no 16-bit original in it; give the 16-bit base")
+            }
+            weights = try NF4Weights(config: config, source: source)
+            onto = "the dequantised NF4 base (bitsandbytes 4-bit folder)"
+            nf4Names = NF4Checkpoint.quantizedWeights(source)
+        } else if let o = recorded {
+            if ontoOriginal {
+                onto = "the original base (--onto-original; the adapter was trained on its NF4 quantisation)"
+            } else {
+                weights = try NF4Weights(config: config, source: source, quantizing: o)
+                onto = "the dequantised NF4 base the adapter was trained against (blocksize \(o.blocksize)\(o.doubleQuant ? ", double quantisation" : ""); --onto-original for the 16-bit base)"
+            }
+        }
+        if let w = weights {
+            for (l, layer) in w.tensors.enumerated() {
+                for (p, t) in layer { nf4[TrainableParameters.layerName(l, p.modulePath + ".weight")] = t }
+            }
+        }
+
         var pending = Set<String>()
         for (l, layer) in lora.layers.enumerated() {
             for p in layer.keys { pending.insert(TrainableParameters.layerName(l, p.modulePath + ".weight")) }
@@ -48,6 +84,29 @@ public enum AdapterMerge {
         var tensors: [TensorToWrite] = []
         var merged = 0
         for view in store.tensors {
+            if let t = nf4[view.name] {
+                // A quantised projection: dequantised to fp32, the LoRA product added, converted.
+                let lw = projection(of: view.name).flatMap { (l, p) in l < lora.layers.count ? lora.layers[l][p] : nil }
+                if let w = lw {
+                    guard w.outFeatures == t.rows, w.inFeatures == t.cols else {
+                        throw TrainerError.mergeFailed(path: adapter, message: "\(view.name) is [\(t.rows), \(t.cols)] in the base, the adapter's B·A is [\(w.outFeatures), \(w.inFeatures)]")
+                    }
+                    pending.remove(view.name)
+                    merged += 1
+                }
+                tensors.append(TensorToWrite(name: view.name, dtype: target, shape: [t.rows, t.cols]) { out in
+                    var values = t.dequantized()
+                    values.withUnsafeMutableBufferPointer { v in
+                        if let w = lw { mergeLoRA(weight: v.baseAddress!, lora: w) }
+                        let tmp = UnsafeMutableRawPointer.allocate(byteCount: out.count, alignment: 64)
+                        defer { tmp.deallocate() }
+                        convertFromFloat(UnsafePointer(v.baseAddress!), tmp, dtype: target, count: v.count)
+                        out.baseAddress!.copyMemory(from: tmp, byteCount: out.count)
+                    }
+                })
+                continue
+            }
+            if fourBitFolder, NF4Checkpoint.isQuantState(view.name, of: nf4Names) { continue }
             let outType = view.dtype.isFloatStorage ? target : view.dtype
             guard let (l, p) = projection(of: view.name), l < lora.layers.count, let w = lora.layers[l][p] else {
                 tensors.append(view.dtype.isFloatStorage ? TensorToWrite(converting: view, to: outType) : TensorToWrite(copying: view))
@@ -83,13 +142,18 @@ public enum AdapterMerge {
             try ModelFiles.makeFolder(out)
             result = try SafeTensorsWriter.writeSharded(tensors, toFolder: out, maxShardSize: maxShardSize)
         } catch { throw ModelFiles.writeFailure(out, error) }
-        try ModelFiles.writeText(try ModelFiles.configJSON(of: base, dtype: target), to: outURL.appendingPathComponent("config.json").path)
+        var configText = try ModelFiles.configJSON(of: base, dtype: target)
+        if fourBitFolder, case let .object(pairs) = try JSONValue.parse(configText) {
+            configText = JSONValue.object(pairs.filter { $0.0 != "quantization_config" }).prettyText + "\n"
+        }
+        try ModelFiles.writeText(configText, to: outURL.appendingPathComponent("config.json").path)
         let gen = baseURL.appendingPathComponent("generation_config.json").path
         if fm.fileExists(atPath: gen) {
             try ModelFiles.copyFile(gen, to: outURL.appendingPathComponent("generation_config.json").path)
         }
         try ModelFiles.copyTokenizerFiles(from: base, to: out)
-        return MergeReport(mergedPairs: merged, tensors: tensors.count, files: result.files + (result.indexPath.map { [$0] } ?? []), dtype: target)
+        return MergeReport(mergedPairs: merged, tensors: tensors.count, files: result.files + (result.indexPath.map { [$0] } ?? []),
+                           dtype: target, onto: onto)
     }
 
     /// weight (out, in) += scale · B (out, r) · A (r, in), the product formed first in f32.

@@ -61,9 +61,23 @@ public final class Trainer {
         modelFolder = config.modelNameOrPath
         let resumeFrom = try Trainer.prepareOutputDir(config)
 
-        let folder = try ModelFolder(path: modelFolder)
+        let quantization = try config.quantization()
+        var lastShown = -1
+        let folder = try ModelFolder(path: modelFolder, adapter: nil, loadIn4bit: quantization) { done, total in
+            let pct = done * 100 / max(1, total)
+            if total >= 64, pct / 10 != lastShown / 10 || done == total {
+                lastShown = pct
+                events(.note("quantising the base to NF4: \(done)/\(total) matrices"))
+            }
+        }
         modelConfig = folder.config
         base = folder.model.weights
+        if let q = folder.quantization {
+            events(.note("base weights: \(q)"))
+            if let d = config.quantizationComputeDType {
+                events(.note("bnb_4bit_compute_dtype \(d): on the CPU the 4-bit products run in float32 (bitsandbytes' float32 compute mode)"))
+            }
+        }
 
         // Data.
         let template = try ChatTemplateSource.resolve(templateName: config.templateName, templatesFolder: options.templatesFolder,
@@ -86,11 +100,12 @@ public final class Trainer {
         loraDropout = config.loraDropout
         switch config.trainMode {
         case .full:
+            if base is NF4Weights {
+                throw TrainingError.badConfigValue(key: "train_mode", source: "config",
+                                                   message: "\"full\" cannot train the 4-bit base of \(modelFolder); use \"qlora\" (LoRA over it) or a 16-bit model")
+            }
             mode = .full
         case .lora, .qlora:
-            if config.trainMode == .qlora {
-                events(.warning("train_mode qlora: NF4 quantisation of the base is not implemented yet; training LoRA over the stored weights (same updates, more memory)"))
-            }
             if let path = config.adapterNameOrPath {
                 let adapter = try ModelFolder.loadAdapter(path, config: modelConfig)
                 let targets = Projection.allCases.filter { p in adapter.layers.contains { $0[p] != nil } }.map(\.rawValue)

@@ -256,6 +256,7 @@ extension Trainer {
         case .lora(let spec):
             try ModelFiles.writePEFTAdapter(state: state, config: modelConfig, spec: spec, dropout: loraDropout,
                                             baseModel: modelFolder, to: folder)
+            if let q = base as? NF4Weights { try QLoRABase.write(q, to: folder) }
         }
     }
 

@@ -7,13 +7,14 @@ import Testing
 // Ten DPO steps against trl.DPOTrainer 1.16 (Scripts/fixtures/dpo_parity.py): the tiny models of
 // the SFT parity fixtures, batch 2 pairs, accumulation 2, cosine with 2 warm-up steps, clipping
 // at 1.0, weight decay 0.01, f32 on the CPU; LoRA from a starting adapter (the reference is that
-// adapter, frozen) and full fine-tuning (reference precomputed); sigmoid, ipo and hinge.
+// adapter, frozen) and full fine-tuning (reference precomputed); sigmoid, ipo, hinge, and RPO
+// (sigmoid + 0.5 × the chosen responses' NLL).
 
 struct DPORun: Decodable {
     struct Pair: Decodable { let prompt_ids: [Int32]; let chosen_ids: [Int32]; let rejected_ids: [Int32] }
     struct Hyper: Decodable { let lr: Double; let warmup: Int; let weight_decay: Double; let max_grad_norm: Double }
     struct Case: Decodable {
-        let name: String; let mode: String; let loss_type: String; let beta: Double
+        let name: String; let mode: String; let loss_type: String; let beta: Double; let rpo_alpha: Double?
         let metrics: [[String: Double]]
     }
     let hyper: Hyper
@@ -64,7 +65,7 @@ struct DPOParityTests {
         var options = BatchingOptions(batchSize: run.batch, maxSeqLength: 1024, shuffle: false, padId: 0)
         options.preference = true
         let loader = try DataLoader(dataset: data, options: options)
-        let objective = DPOObjective(beta: c.beta, lossType: try #require(DPOLossType(rawValue: c.loss_type)))
+        let objective = DPOObjective(beta: c.beta, lossType: try #require(DPOLossType(rawValue: c.loss_type)), rpoAlpha: c.rpo_alpha)
         let dpo = try DPOContext(objective: objective, pass: pass, precompute: !lora, train: loader, eval: nil)
 
         let h = run.hyper
@@ -95,4 +96,5 @@ struct DPOParityTests {
     @Test func loraHingeMatchesTRL() throws { try run("lora-hinge") }
     @Test func fullSigmoidMatchesTRL() throws { try run("full-sigmoid") }
     @Test func fullIPOMatchesTRL() throws { try run("full-ipo") }
+    @Test func loraRPOMatchesTRL() throws { try run("lora-rpo") }
 }

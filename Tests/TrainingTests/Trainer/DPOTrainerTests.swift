@@ -38,7 +38,7 @@ import Testing
     @Test func logsTRLMetricsAndEvaluates() throws {
         let out = try trainerTempDir() + "/run"
         var notes: [String] = []
-        let trainer = try Trainer(config: try Self.config(output: out, withEval: true)) {
+        let trainer = try Trainer(config: try Self.config(output: out, [("report_to", .string("tensorboard"))], withEval: true)) {
             if case .note(let n) = $0 { notes.append(n) }
         }
         _ = try trainer.train()
@@ -57,6 +57,14 @@ import Testing
         let evals = entries.filter { $0["eval_loss"] != nil }
         #expect(evals.count == 2)
         #expect(evals.allSatisfy { $0["eval_rewards/accuracies"] != nil && $0["eval_token_accuracy"] == nil })
+        // TensorBoard: the same values under transformers' tags (train/…, eval/…).
+        let runs = out + "/runs"
+        let folder = try #require(try FileManager.default.contentsOfDirectory(atPath: runs).first)
+        let file = try #require(try FileManager.default.contentsOfDirectory(atPath: runs + "/" + folder).first { $0.hasPrefix("events.out.tfevents") })
+        let bytes = try fileBytes(runs + "/" + folder + "/" + file)
+        for tag in ["train/rewards/chosen", "train/rewards/accuracies", "train/logps/rejected", "eval/rewards/margins"] {
+            #expect(bytes.range(of: Data(tag.utf8)) != nil, "TensorBoard tag \(tag)")
+        }
     }
 
     @Test func resumeIsBitIdentical() throws {
@@ -76,6 +84,22 @@ import Testing
             let weights = mode == "lora" ? "/adapter_model.safetensors" : "/model.safetensors"
             #expect(try fileBytes(straight + weights) == fileBytes(split + weights), "\(mode): final weights")
         }
+    }
+
+    /// adapter_name_or_path: the reference is that adapter, frozen (TRL's "ref" copy), so step 1
+    /// scores the policy against itself (rewards exactly 0) although the adapter is not zero.
+    @Test func continuedAdapterIsTheReference() throws {
+        let first = try trainerTempDir() + "/run"
+        _ = try Trainer(config: try Self.config(output: first)).train()
+        let out = try trainerTempDir() + "/run"
+        var notes: [String] = []
+        _ = try Trainer(config: try Self.config(output: out, [("adapter_name_or_path", .string(first))])) {
+            if case .note(let n) = $0 { notes.append(n) }
+        }.train()
+        #expect(notes.contains { $0.contains("starting adapter, frozen") })
+        let steps = try Self.logEntries(out).filter { $0["loss"] != nil }
+        if case let .number(m, _)? = steps.first?["rewards/margins"] { #expect(m == 0) } else { Issue.record("no rewards/margins") }
+        if case let .number(l, _)? = steps.first?["loss"] { #expect(abs(l - log(2.0)) < 1e-12) }
     }
 
     @Test func packingAndTrainOnPromptAreRefused() throws {
