@@ -21,11 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // System libraries (Debian: libopenblas-dev, libjson-c-dev, libopenmpi-dev).
+        // System libraries (Debian: libopenblas-dev, libopenmpi-dev).
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CJSON", pkgConfig: "json-c",
-                       providers: [.apt(["libjson-c-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
 
@@ -34,13 +32,13 @@ let package = Package(
         // The one JSON reader and writer (no dependencies, so Jinja can use it too).
         .target(name: "JSON", dependencies: [], swiftSettings: fastMath),
         .target(name: "SafeTensors", dependencies: ["QwenCore", "JSON"], swiftSettings: fastMath),
-        .target(name: "Tokenizer", dependencies: ["QwenCore", "CJSON"], swiftSettings: fastMath),
-        .target(name: "Jinja", dependencies: [], swiftSettings: fastMath),
+        .target(name: "Tokenizer", dependencies: ["QwenCore", "JSON"], swiftSettings: fastMath),
+        .target(name: "Jinja", dependencies: ["JSON"], swiftSettings: fastMath),
         .target(name: "Qwen2", dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja"],
                 swiftSettings: fastMath),
         .target(name: "Distributed", dependencies: ["QwenCore", "CMPI"]),
         .target(name: "Training",
-                dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed"],
+                dependencies: ["QwenCore", "JSON", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed"],
                 swiftSettings: fastMath),
 
         // The command-line program.
@@ -58,8 +56,8 @@ let package = Package(
         // Tests: one target per library, plus end-to-end tests of the built binary.
         .testTarget(name: "QwenCoreTests", dependencies: ["QwenCore"], exclude: ["Fixtures"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], exclude: ["Fixtures"]),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], exclude: ["Fixtures"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"], exclude: ["Fixtures"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "JSON"], exclude: ["Fixtures"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "JSON"], exclude: ["Fixtures"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja"], exclude: ["Fixtures"]),
         .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),

@@ -251,7 +251,10 @@ public struct JSONParser<Builder: JSONBuilder> {
             default: throw fail("invalid escape '\\\(printable(e))'")
             }
         }
-        return try out.withUnsafeBytes { raw throws(JSONError) in try makeString(raw, at: start) }
+        let result: Result<String, JSONError> = out.withUnsafeBytes { raw in
+            do throws(JSONError) { return .success(try makeString(raw, at: start)) } catch { return .failure(error) }
+        }
+        return try result.get()
     }
 
     @inlinable func makeString(_ utf8: UnsafeRawBufferPointer, at offset: Int) throws(JSONError) -> String {

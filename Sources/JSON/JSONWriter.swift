@@ -17,13 +17,18 @@ public struct JSONStyle: Sendable {
     public var sortKeys: Bool
     /// Everything outside printable ASCII as `\uXXXX` (surrogate pairs above U+FFFF).
     public var ensureASCII: Bool
+    /// When set, an array of scalars only (no arrays or objects) goes on one line, its items
+    /// joined by this (the training config files' layout: `"betas": [0.9, 0.999]`).
+    public var scalarArraySeparator: String?
 
-    public init(indent: String?, itemSeparator: String, keySeparator: String, sortKeys: Bool = false, ensureASCII: Bool = false) {
+    public init(indent: String?, itemSeparator: String, keySeparator: String, sortKeys: Bool = false, ensureASCII: Bool = false,
+                scalarArraySeparator: String? = nil) {
         self.indent = indent
         self.itemSeparator = itemSeparator
         self.keySeparator = keySeparator
         self.sortKeys = sortKeys
         self.ensureASCII = ensureASCII
+        self.scalarArraySeparator = scalarArraySeparator
     }
 
     /// serde_json's `to_string`: no spaces, non-ASCII raw, keys in their order.
@@ -112,10 +117,19 @@ public struct JSONWriter {
         for _ in 0..<level { bytes.append(contentsOf: indent.utf8) }
     }
 
-    /// An array of `count` items; `item(&self, i)` writes item i.
-    public mutating func array<E: Error>(count: Int, _ item: (inout JSONWriter, Int) throws(E) -> Void) throws(E) {
+    /// An array of `count` items; `item(&self, i)` writes item i. `scalars`: the caller says the
+    /// items are all scalars, which the style may put on one line.
+    public mutating func array<E: Error>(count: Int, scalars: Bool = false, _ item: (inout JSONWriter, Int) throws(E) -> Void) throws(E) {
         if count == 0 { raw("[]"); return }
         bytes.append(UInt8(ascii: "["))
+        if scalars, let separator = style.scalarArraySeparator {
+            for i in 0..<count {
+                if i > 0 { raw(separator) }
+                try item(&self, i)
+            }
+            bytes.append(UInt8(ascii: "]"))
+            return
+        }
         level += 1
         for i in 0..<count {
             if i > 0 { raw(style.itemSeparator) }
@@ -155,7 +169,9 @@ public struct JSONWriter {
         case let .int(i): int(i)
         case let .double(d): raw(d.isFinite ? "\(d)" : "null")
         case let .string(s): string(s)
-        case let .array(items): array(count: items.count) { w, i in w.value(items[i]) }
+        case let .array(items):
+            let scalars = style.scalarArraySeparator != nil && !items.contains { $0.arrayValue != nil || $0.objectValue != nil }
+            array(count: items.count, scalars: scalars) { w, i in w.value(items[i]) }
         case let .object(pairs): object(count: pairs.count, key: { pairs[$0].0 }) { w, i in w.value(pairs[i].1) }
         }
     }

@@ -19,8 +19,8 @@ extension Interpreter {
     }
 
     /// transformers' tojson: `json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)`.
-    func jsonWriter(_ value: Value, _ a: ArgumentReader) throws -> JSONWriter {
-        try JSONWriter(value: value, indent: try a.value(0, "indent"), separators: try a.value(2, "separators"),
+    func jsonWriter(_ value: Value, _ a: ArgumentReader) throws -> ToJSON {
+        try ToJSON(value: value, indent: try a.value(0, "indent"), separators: try a.value(2, "separators"),
                        sortKeys: try a.bool(3, "sort_keys") ?? false, ensureAscii: try a.bool(1, "ensure_ascii") ?? false)
     }
 

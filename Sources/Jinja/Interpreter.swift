@@ -156,7 +156,7 @@ final class Interpreter {
             if case .filter(let inner, "tojson", let args) = e {
                 // `{{ x | tojson }}`: write the JSON straight into the output.
                 let v = try eval(inner)
-                try jsonWriter(v, try filterArguments(args, "tojson")).write(v, level: 0, into: &out)
+                try jsonWriter(v, try filterArguments(args, "tojson")).write(into: &out)
                 if out.count > options.maxOutputBytes {
                     throw JinjaError.limit(message: "output larger than \(options.maxOutputBytes) bytes", line: line)
                 }

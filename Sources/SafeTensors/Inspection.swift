@@ -1,3 +1,4 @@
+import JSON
 import QwenCore
 
 /// What `qwenft inspect` reports about a safetensors file or a model folder.
@@ -31,8 +32,8 @@ public struct ModelInspection: Sendable {
         adapterSettings?.map { key, v in
             switch v {
             case let .string(s): return (key, s)
-            case let .array(items): return (key, items.map { $0.stringValue ?? compactJSON($0) }.joined(separator: "+"))
-            default: return (key, compactJSON(v))
+            case let .array(items): return (key, items.map { $0.stringValue ?? $0.text() }.joined(separator: "+"))
+            default: return (key, v.text())
             }
         }
     }
@@ -94,13 +95,13 @@ public struct ModelInspection: Sendable {
         }
         pairs.append(("tensors", .array(tensors.map { t in
             .object([("name", .string(t.name)), ("dtype", .string(t.dtype.rawValue)),
-                     ("shape", .array(t.shape.map { .integer($0) })), ("parameters", .integer(t.parameters)),
-                     ("bytes", .integer(t.bytes)), ("file", .string(t.file))])
+                     ("shape", .array(t.shape.map { .int($0) })), ("parameters", .int(t.parameters)),
+                     ("bytes", .int(t.bytes)), ("file", .string(t.file))])
         })))
-        pairs.append(("total_parameters", .integer(totalParameters)))
-        pairs.append(("total_bytes", .integer(totalBytes)))
-        pairs.append(("parameters_by_dtype", .object(parametersByDType.map { ($0.0.rawValue, .integer($0.1)) })))
-        return compactJSON(.object(pairs)) + "\n"
+        pairs.append(("total_parameters", .int(totalParameters)))
+        pairs.append(("total_bytes", .int(totalBytes)))
+        pairs.append(("parameters_by_dtype", .object(parametersByDType.map { ($0.0.rawValue, .int($0.1)) })))
+        return JSONValue.object(pairs).text() + "\n"
     }
 }
 
@@ -143,11 +144,11 @@ func readJSONObject(_ path: String) throws(SafeTensorsError) -> JSONValue {
     let mapping = try MappedFile(path: path)
     let json: JSONValue
     do {
-        json = try parseJSON(mapping.bytes)
+        json = try JSONValue.parse(mapping.bytes)
     } catch {
-        throw .badConfig(file: path, reason: "not valid JSON: \(error)")
+        throw .badConfig(file: path, reason: "not valid JSON: \(error.atByte)")
     }
-    guard json.objectValue != nil else { throw .badConfig(file: path, reason: "expected a JSON object, found \(json.kindName)") }
+    guard json.objectValue != nil else { throw .badConfig(file: path, reason: "expected a JSON object, found \(json.kind)") }
     return json
 }
 

@@ -1,3 +1,4 @@
+import JSON
 import QwenCore
 
 /// Everything that can go wrong reading or writing safetensors files. Each description names
@@ -103,4 +104,9 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Sendable {
             return "tensor '\(tensor)': \(reason)"
         }
     }
+}
+
+extension JSONError {
+    /// "reason at byte N": where SafeTensors' messages place a JSON syntax error.
+    var atByte: String { "\(reason) at byte \(offset)" }
 }

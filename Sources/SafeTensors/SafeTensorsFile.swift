@@ -1,3 +1,4 @@
+import JSON
 import QwenCore
 
 // The safetensors layout (https://github.com/huggingface/safetensors):
@@ -162,12 +163,12 @@ enum SafeTensorsHeader {
         let header = UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + headerLength)])
         let json: JSONValue
         do {
-            json = try parseJSON(header)
+            json = try JSONValue.parse(header)
         } catch {
             throw .badJSON(file: file, detail: "\(error.reason) at header byte \(error.offset)")
         }
         guard let pairs = json.objectValue else {
-            throw .badHeader(file: file, tensor: nil, reason: "the header is \(json.kindName), expected a JSON object")
+            throw .badHeader(file: file, tensor: nil, reason: "the header is \(json.kind), expected a JSON object")
         }
         let dataSize = bytes.count - 8 - headerLength
         var metadata: [String: String]? = nil
@@ -186,12 +187,12 @@ enum SafeTensorsHeader {
 
     static func parseMetadata(_ value: JSONValue, file: String) throws(SafeTensorsError) -> [String: String] {
         guard let pairs = value.objectValue else {
-            throw .badMetadata(file: file, key: nil, reason: "is \(value.kindName), expected an object of strings")
+            throw .badMetadata(file: file, key: nil, reason: "is \(value.kind), expected an object of strings")
         }
         var out: [String: String] = [:]
         for (k, v) in pairs {
             guard let s = v.stringValue else {
-                throw .badMetadata(file: file, key: k, reason: "value is \(v.kindName), expected a string")
+                throw .badMetadata(file: file, key: k, reason: "value is \(v.kind), expected a string")
             }
             out[k] = s
         }
@@ -200,13 +201,13 @@ enum SafeTensorsHeader {
 
     static func parseEntry(name: String, value: JSONValue, dataSize: Int, file: String) throws(SafeTensorsError) -> HeaderEntry {
         guard value.objectValue != nil else {
-            throw .badHeader(file: file, tensor: name, reason: "entry is \(value.kindName), expected an object with dtype, shape and data_offsets")
+            throw .badHeader(file: file, tensor: name, reason: "entry is \(value.kind), expected an object with dtype, shape and data_offsets")
         }
         guard let dtypeValue = value["dtype"] else {
             throw .badHeader(file: file, tensor: name, reason: "missing \"dtype\"")
         }
         guard let dtypeName = dtypeValue.stringValue else {
-            throw .badHeader(file: file, tensor: name, reason: "\"dtype\" is \(dtypeValue.kindName), expected a string")
+            throw .badHeader(file: file, tensor: name, reason: "\"dtype\" is \(dtypeValue.kind), expected a string")
         }
         guard let dtype = DType(safetensorsName: dtypeName) else {
             throw .unknownDType(file: file, tensor: name, dtype: dtypeName)
@@ -217,14 +218,14 @@ enum SafeTensorsHeader {
         var shape: [Int] = []
         for item in shapeItems {
             guard let d = item.intValue, d >= 0 else {
-                throw .badHeader(file: file, tensor: name, reason: "\"shape\" must hold non-negative integers, got \(compactJSON(item))")
+                throw .badHeader(file: file, tensor: name, reason: "\"shape\" must hold non-negative integers, got \(item.text())")
             }
             shape.append(d)
         }
         guard let offsets = value["data_offsets"]?.arrayValue, offsets.count == 2,
               let begin = offsets[0].intValue, let end = offsets[1].intValue, begin >= 0, end >= begin
         else {
-            throw .badHeader(file: file, tensor: name, reason: "\"data_offsets\" must be [begin, end] with 0 ≤ begin ≤ end, got \(value["data_offsets"].map(compactJSON) ?? "nothing")")
+            throw .badHeader(file: file, tensor: name, reason: "\"data_offsets\" must be [begin, end] with 0 ≤ begin ≤ end, got \(value["data_offsets"]?.text() ?? "nothing")")
         }
         // Element count × size with overflow checks: a hostile header must not wrap around.
         var expected = dtype.elementSize

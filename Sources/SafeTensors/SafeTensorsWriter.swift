@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import JSON
 import QwenCore
 
 /// A tensor for the writer: name, dtype, shape and a function that fills its bytes in place
@@ -180,13 +181,14 @@ public enum SafeTensorsWriter {
         for t in ordered {
             pairs.append((t.name, .object([
                 ("dtype", .string(t.dtype.safetensorsName)),
-                ("shape", .array(t.shape.map { .integer($0) })),
-                ("data_offsets", .array([.integer(offset), .integer(offset + t.byteCount)])),
+                ("shape", .array(t.shape.map { .int($0) })),
+                ("data_offsets", .array([.int(offset), .int(offset + t.byteCount)])),
             ])))
             offset += t.byteCount
         }
-        var out: [UInt8] = []
-        appendJSON(.object(pairs), to: &out)
+        var writer = JSONWriter(style: .compact)
+        writer.value(.object(pairs))
+        var out = writer.bytes
         while out.count % 8 != 0 { out.append(0x20) }
         return out
     }

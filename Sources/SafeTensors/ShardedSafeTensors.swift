@@ -1,3 +1,4 @@
+import JSON
 import QwenCore
 #if canImport(Glibc)
 import Glibc
@@ -95,22 +96,22 @@ public final class SafeTensorsStore: @unchecked Sendable {
         let mapping = try MappedFile(path: index)
         let json: JSONValue
         do {
-            json = try parseJSON(mapping.bytes)
+            json = try JSONValue.parse(mapping.bytes)
         } catch {
-            throw .badIndex(file: index, reason: "not valid JSON: \(error)")
+            throw .badIndex(file: index, reason: "not valid JSON: \(error.atByte)")
         }
         guard let weightMap = json["weight_map"] else {
             throw .badIndex(file: index, reason: "no \"weight_map\" object")
         }
         guard let pairs = weightMap.objectValue else {
-            throw .badIndex(file: index, reason: "\"weight_map\" is \(weightMap.kindName), expected an object of tensor name → shard file")
+            throw .badIndex(file: index, reason: "\"weight_map\" is \(weightMap.kind), expected an object of tensor name → shard file")
         }
         let folder = parentFolder(of: index)
         var shardOrder: [String] = []
         var firstTensor: [String: String] = [:]
         for (tensor, value) in pairs {
             guard let shard = value.stringValue else {
-                throw .badIndex(file: index, reason: "weight_map entry for '\(tensor)' is \(value.kindName), expected a file name")
+                throw .badIndex(file: index, reason: "weight_map entry for '\(tensor)' is \(value.kind), expected a file name")
             }
             if shard.isEmpty || shard.hasPrefix("/") || shard.split(separator: "/").contains("..") {
                 throw .badIndex(file: index, reason: "weight_map puts '\(tensor)' in \"\(shard)\", which is not a file name inside the folder")
@@ -190,11 +191,11 @@ extension SafeTensorsWriter {
             return ShardedWriteResult(files: written, indexPath: nil, totalSize: totalSize)
         }
         let index = JSONValue.object([
-            ("metadata", .object([("total_parameters", .integer(totalParameters)), ("total_size", .integer(totalSize))])),
+            ("metadata", .object([("total_parameters", .int(totalParameters)), ("total_size", .int(totalSize))])),
             ("weight_map", .object(weightMap.map { ($0.0, .string($0.1)) })),
         ])
         let indexPath = join(folder, indexName)
-        try AtomicFile.write(path: indexPath, bytes: Array((pythonIndentedJSON(index) + "\n").utf8))
+        try AtomicFile.write(path: indexPath, bytes: Array((index.text(.python(indent: 2, sortKeys: true)) + "\n").utf8))
         return ShardedWriteResult(files: written, indexPath: indexPath, totalSize: totalSize)
     }
 
@@ -245,54 +246,6 @@ extension SafeTensorsWriter {
             }
         }
     }
-}
-
-/// JSON as Python's `json.dumps(value, indent=2, sort_keys=True)` prints it (ASCII only, with
-/// `\uXXXX` escapes), which is how transformers writes the shard index.
-func pythonIndentedJSON(_ value: JSONValue, indent: Int = 0) -> String {
-    let pad = String(repeating: " ", count: indent + 2)
-    let closePad = String(repeating: " ", count: indent)
-    switch value {
-    case let .array(items):
-        if items.isEmpty { return "[]" }
-        return "[\n" + items.map { pad + pythonIndentedJSON($0, indent: indent + 2) }.joined(separator: ",\n") + "\n" + closePad + "]"
-    case let .object(pairs):
-        if pairs.isEmpty { return "{}" }
-        let sorted = pairs.sorted { Array($0.0.unicodeScalars.map(\.value)).lexicographicallyPrecedes(Array($1.0.unicodeScalars.map(\.value))) }
-        return "{\n" + sorted.map { pad + pythonASCIIString($0.0) + ": " + pythonIndentedJSON($0.1, indent: indent + 2) }
-            .joined(separator: ",\n") + "\n" + closePad + "}"
-    case let .string(s):
-        return pythonASCIIString(s)
-    default:
-        return compactJSON(value)
-    }
-}
-
-/// A string literal as Python's json module writes it with ensure_ascii: everything outside
-/// printable ASCII as `\uXXXX` (lower-case hex, surrogate pairs above U+FFFF).
-func pythonASCIIString(_ s: String) -> String {
-    var out = "\""
-    func u(_ v: UInt32) -> String {
-        let h = String(v, radix: 16)
-        return "\\u" + String(repeating: "0", count: 4 - h.count) + h
-    }
-    for scalar in s.unicodeScalars {
-        switch scalar.value {
-        case 0x22: out += "\\\""
-        case 0x5C: out += "\\\\"
-        case 0x0A: out += "\\n"
-        case 0x0D: out += "\\r"
-        case 0x09: out += "\\t"
-        case 0x08: out += "\\b"
-        case 0x0C: out += "\\f"
-        case 0x20...0x7E: out.unicodeScalars.append(scalar)
-        case 0x10000...:
-            let v = scalar.value - 0x10000
-            out += u(0xD800 + (v >> 10)) + u(0xDC00 + (v & 0x3FF))
-        default: out += u(scalar.value)
-        }
-    }
-    return out + "\""
 }
 
 /// Parses a size as transformers and huggingface_hub accept it: an integer number of bytes, or a

@@ -1,4 +1,4 @@
-import Foundation
+import JSON
 
 /// JSON arrays of token ids, as `qwenft tokenize` reads and prints them.
 public enum IdList {
@@ -9,18 +9,17 @@ public enum IdList {
 
     /// Parses a JSON array of integers; `source` names the input in errors.
     public static func parse(_ text: String, source: String) throws -> [Int] {
-        let doc: JSONDocument
+        let root: JSONValue
         do {
-            doc = try JSONDocument(bytes: Array(text.utf8), path: source)
+            root = try parseJSONFile(Array(text.utf8), path: source)
         } catch {
             throw TokenizerError.malformed(path: source, location: "input", reason: "expected a JSON array of token ids (\(error))")
         }
-        guard doc.root.isArray else {
-            throw TokenizerError.malformed(path: source, location: "input", reason: "expected a JSON array of token ids, found \(doc.root.kind)")
+        guard let items = root.arrayValue else {
+            throw TokenizerError.malformed(path: source, location: "input", reason: "expected a JSON array of token ids, found \(root.kind)")
         }
-        return try (0..<doc.root.count).map { k in
-            let v = doc.root[k]
-            guard let n = v.int else {
+        return try items.enumerated().map { k, v in
+            guard let n = v.intValue else {
                 throw TokenizerError.malformed(path: source, location: "element \(k)", reason: "expected an integer token id, found \(v.kind)")
             }
             return n

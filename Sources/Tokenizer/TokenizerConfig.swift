@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// What `tokenizer_config.json` (and a sibling `chat_template.jinja`) say about a tokenizer: its
 /// eos/pad/bos tokens and chat templates. Templates come, in that order of precedence, from
@@ -63,32 +64,27 @@ public struct TokenizerConfig: Equatable, Sendable {
         return config
     }
 
-    /// Parses tokenizer_config.json's content.
+    /// Parses tokenizer_config.json's content (as Python's `json.loads` reads it).
     public static func parse(_ data: Data, path: String) throws -> TokenizerConfig {
-        let any: Any
-        do {
-            any = try JSONSerialization.jsonObject(with: data, options: [])
-        } catch {
-            throw TokenizerError.malformed(path: path, location: "top level", reason: "invalid JSON (\(error.localizedDescription))")
-        }
-        guard let obj = any as? [String: Any] else {
+        let root = try parseJSONFile([UInt8](data), path: path, options: .python)
+        guard root.objectValue != nil else {
             throw TokenizerError.malformed(path: path, location: "top level", reason: "expected a JSON object")
         }
         func token(_ key: String) throws -> String? {
-            switch obj[key] {
-            case nil, is NSNull: return nil
-            case let s as String: return s
-            case let d as [String: Any]:
-                if let s = d["content"] as? String { return s }
+            switch root[key] {
+            case nil, .null?: return nil
+            case let .string(s)?: return s
+            case let d? where d.objectValue != nil:
+                if let s = d["content"]?.stringValue { return s }
                 throw TokenizerError.malformed(path: path, location: key, reason: "expected a string or an object with \"content\"")
             default:
                 throw TokenizerError.malformed(path: path, location: key, reason: "expected a string or an object with \"content\"")
             }
         }
         func flag(_ key: String) throws -> Bool {
-            switch obj[key] {
-            case nil, is NSNull: return false
-            case let b as Bool: return b
+            switch root[key] {
+            case nil, .null?: return false
+            case let .bool(b)?: return b
             default: throw TokenizerError.malformed(path: path, location: key, reason: "expected true or false")
             }
         }
@@ -96,13 +92,17 @@ public struct TokenizerConfig: Equatable, Sendable {
                                      bosToken: try token("bos_token"), unkToken: try token("unk_token"),
                                      addBosToken: try flag("add_bos_token"), addEosToken: try flag("add_eos_token"),
                                      splitSpecialTokens: try flag("split_special_tokens"))
-        if let n = obj["model_max_length"] as? NSNumber { config.modelMaxLength = n.doubleValue < 1e15 ? n.intValue : nil }
-        switch obj["chat_template"] {
-        case nil, is NSNull: break
-        case let s as String: config.chatTemplates["default"] = s
-        case let list as [Any]:
+        switch root["model_max_length"] {
+        case let .int(n)?: config.modelMaxLength = Double(n) < 1e15 ? n : nil
+        case let .double(d)?: config.modelMaxLength = d < 1e15 && d > -1e15 ? Int(d) : nil
+        default: break
+        }
+        switch root["chat_template"] {
+        case nil, .null?: break
+        case let .string(s)?: config.chatTemplates["default"] = s
+        case let .array(list)?:
             for (k, item) in list.enumerated() {
-                guard let d = item as? [String: Any], let name = d["name"] as? String, let t = d["template"] as? String else {
+                guard let name = item["name"]?.stringValue, let t = item["template"]?.stringValue else {
                     throw TokenizerError.malformed(path: path, location: "chat_template[\(k)]",
                                                    reason: "expected an object with string \"name\" and \"template\"")
                 }

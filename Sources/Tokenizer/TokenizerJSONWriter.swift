@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Turns a tiktoken rank file into a Hugging Face tokenizer.json (Qwen2's layout) that the
 /// `tokenizers` library loads and that encodes as tiktoken does. `qwenft init` writes model
@@ -54,10 +55,10 @@ public enum TokenizerJSONWriter {
     }
 
     static func render(tokens: TokenBytes, pairs: PairTable, added: [AddedToken]) -> [UInt8] {
-        var o: [UInt8] = []
-        o.reserveCapacity(tokens.storage.count * 6)
-        func put(_ s: String) { o.append(contentsOf: s.utf8) }
-        func putString(_ s: String) { appendJSONString(s, to: &o) }
+        var o = JSONWriter(style: .compact)
+        o.bytes.reserveCapacity(tokens.storage.count * 6)
+        func put(_ s: String) { o.raw(s) }
+        func putString(_ s: String) { o.string(s) }
         let byteLevel = {"\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": false, \"use_regex\": false"}()
         put("{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [")
         for (k, t) in added.enumerated() {
@@ -93,23 +94,6 @@ public enum TokenizerJSONWriter {
             putString(names[Int(m.0)] + " " + names[Int(m.1)])
         }
         put("\n    ]\n  }\n}\n")
-        return o
+        return o.bytes
     }
-}
-
-/// Appends s as a JSON string literal (non-ASCII kept as UTF-8, as HF writes it).
-func appendJSONString(_ s: String, to o: inout [UInt8]) {
-    o.append(0x22)
-    for b in s.utf8 {
-        switch b {
-        case 0x22: o.append(contentsOf: [0x5C, 0x22])
-        case 0x5C: o.append(contentsOf: [0x5C, 0x5C])
-        case 0x0A: o.append(contentsOf: [0x5C, 0x6E])
-        case 0x0D: o.append(contentsOf: [0x5C, 0x72])
-        case 0x09: o.append(contentsOf: [0x5C, 0x74])
-        case 0..<0x20: o.append(contentsOf: Array(String(format: "\\u%04x", b).utf8))
-        default: o.append(b)
-        }
-    }
-    o.append(0x22)
 }

@@ -197,16 +197,17 @@ private struct Resolver {
     }
 
     static func sameValue(_ a: JSONValue, _ b: JSONValue) -> Bool {
+        if let x = a.doubleValue, let y = b.doubleValue { return x == y }
         switch (a, b) {
-        case let (.number(x, _), .number(y, _)): return x == y
         case let (.array(x), .array(y)): return x.count == y.count && zip(x, y).allSatisfy { sameValue($0, $1) }
-        case let (.bool(x), .number(y, _)), let (.number(y, _), .bool(x)): return (x ? 1.0 : 0.0) == y
+        case let (.bool(x), _) where b.doubleValue != nil: return (x ? 1.0 : 0.0) == b.doubleValue
+        case let (_, .bool(x)) where a.doubleValue != nil: return (x ? 1.0 : 0.0) == a.doubleValue
         default: return a == b
         }
     }
 
     func double(_ v: JSONValue, _ key: String) throws -> Double {
-        if case let .number(x, _) = v { return x }
+        if let x = v.doubleValue { return x }
         // DeepSpeed configs often write numbers as strings ("0", "1e9").
         if case let .string(s) = v, let x = Double(s) { return x }
         throw TrainingError.wrongConfigType(key: "deepspeed.\(key)", source: source, expected: "a number", got: v.kindName)

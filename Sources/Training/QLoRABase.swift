@@ -26,7 +26,7 @@ public enum QLoRABase {
             throw TrainerError.mergeFailed(path: path, message: "not a JSON object; delete it to merge onto the original base")
         }
         var o = NF4Options()
-        if case let .number(b, _)? = v["blocksize"] { o.blocksize = Int(b) }
+        if let b = v["blocksize"]?.doubleValue { o.blocksize = Int(b) }
         guard NF4.blocksizes.contains(o.blocksize) else {
             throw TrainerError.mergeFailed(path: path, message: "blocksize \(o.blocksize) is not one of \(NF4.blocksizes)")
         }

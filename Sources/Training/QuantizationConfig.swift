@@ -18,7 +18,7 @@ extension TrainingConfig {
             throw fail("bnb_4bit_quant_type", "\"fp4\" is not supported; use \"nf4\" (the QLoRA data type, and Firefly's)")
         }
         var options = NF4Options()
-        if case let .number(x, _)? = value("bnb_4bit_blocksize") {
+        if let x = value("bnb_4bit_blocksize")?.doubleValue {
             let b = Int(x)
             guard Double(b) == x, NF4.blocksizes.contains(b) else {
                 throw fail("bnb_4bit_blocksize", "must be one of \(NF4.blocksizes.map(String.init).joined(separator: ", ")), got \(x)")

@@ -108,7 +108,7 @@ extension TrainingConfig {
             throw TrainingError.unreadableConfig(path: path, message: "no such file or not UTF-8 text; check the --config path")
         }
         let root: JSONValue
-        do { root = try JSONValue.parse(text) } catch let e as JSONSyntaxError {
+        do { root = try JSONValue.parse(text) } catch let e {
             throw TrainingError.unreadableConfig(path: path, message: "not valid JSON at \(e)")
         }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -288,7 +288,7 @@ extension TrainingConfig {
         guard let name, let k = ConfigKeys.key(name) else {
             if ConfigKeys.modeKeys.contains(key) || ConfigKeys.ignored.contains(key) {
                 if let b = parseBool(text) { return .bool(b) }
-                if let x = Double(text) { return .number(x, isInteger: Int(text) != nil) }
+                if let x = Double(text) { return Int(text).map { .int($0) } ?? .double(x) }
                 return .string(text)
             }
             let candidates = ConfigKeys.all.map(\.name) + ConfigKeys.aliases.keys.sorted()
@@ -305,7 +305,7 @@ extension TrainingConfig {
             return .int(n)
         case .double:
             guard let x = Double(text), x.isFinite else { throw bad("a number") }
-            return .number(x, isInteger: Int(text) != nil)
+            return Int(text).map { .int($0) } ?? .double(x)
         case .bool:
             guard let b = parseBool(text) else { throw bad("true or false") }
             return .bool(b)
@@ -351,7 +351,7 @@ extension TrainingConfig {
             from = mode["use_lora"]!.1
         }
         if let (v, src) = mode["quantization_bit"] {
-            guard case let .number(bits, _) = v, bits == 4 else {
+            guard v.doubleValue == 4 else {
                 throw TrainingError.badConfigValue(key: "quantization_bit", source: src, message: "only 4 (NF4, QLoRA) is supported, got \(v.kindName)")
             }
             derived = "qlora"
@@ -386,12 +386,12 @@ extension TrainingConfig {
             guard case .string = v else { throw wrong() }
             return v
         case .int:
-            guard case let .number(x, _) = v else { throw wrong() }
+            guard let x = v.doubleValue else { throw wrong() }
             guard x.rounded() == x, abs(x) < 1e15 else { throw wrong() }
             return .int(Int(x))
         case .double:
-            guard case let .number(x, isInt) = v, x.isFinite else { throw wrong() }
-            return .number(x, isInteger: isInt)
+            guard let x = v.doubleValue, x.isFinite else { throw wrong() }
+            return v
         case .bool:
             guard case .bool = v else { throw wrong() }
             return v

@@ -6,7 +6,7 @@ extension TrainingConfig {
         var map: [String: JSONValue] = [:]
         for (k, v) in values { map[k] = v }
         func str(_ k: String) -> String? { if case let .string(s) = map[k] { return s }; return nil }
-        func num(_ k: String) -> Double? { if case let .number(x, _) = map[k] { return x }; return nil }
+        func num(_ k: String) -> Double? { map[k]?.doubleValue }
         func int(_ k: String) -> Int? { num(k).map { Int($0) } }
         func bool(_ k: String) -> Bool? { if case let .bool(b) = map[k] { return b }; return nil }
         func list(_ k: String) -> [String] {
@@ -181,7 +181,7 @@ extension TrainingConfig {
         var kw = LRSchedulerKwargs()
         if case let .object(pairs)? = values.first(where: { $0.0 == "lr_scheduler_kwargs" })?.1 {
             for (k, v) in pairs {
-                guard case let .number(x, _) = v else {
+                guard let x = v.doubleValue else {
                     throw TrainingError.wrongConfigType(key: "lr_scheduler_kwargs.\(k)", source: sources["lr_scheduler_kwargs"] ?? "config",
                                                         expected: "a number", got: v.kindName)
                 }

@@ -105,6 +105,34 @@ let sample = JSONValue.object([
                 == #"[1, {"b": null, "a": "é"}]"#)
     }
 
+    @Test func pythonIndentSortsKeysByCodePointAndEscapes() {
+        let v = JSONValue.object([("b", .object([])), ("a", .object([("z", .int(1)), ("é", .string("😀"))]))])
+        #expect(v.text(.python(indent: 2, sortKeys: true)) == "{\n  \"a\": {\n    \"z\": 1,\n    \"\\u00e9\": \"\\ud83d\\ude00\"\n  },\n  \"b\": {}\n}")
+    }
+
+    /// The training config files' layout (Training's `compactText` and `prettyText`): arrays of
+    /// scalars on one line. Fixtures/training-*.json are what Training's own writer printed; the
+    /// one intended difference is that U+0008 and U+000C now print as `\b` and `\f`, as Python's
+    /// json module and serde_json write them, where Training's writer wrote `\u0008` and `\u000c`.
+    @Test func scalarArraysOnOneLine() throws {
+        let v = JSONValue.object([
+            ("z", .string("plain")), ("é", .string("\u{7f}\u{1f}\u{8}\u{c}\n\r\t\"\\/ é😀\u{feff}\u{2028}")),
+            ("ints", .array([.int(0), .int(-1), .int(9_007_199_254_740_991), .double(1e16), .int(-5)])),
+            ("doubles", .array([.double(0.1), .double(1e-05), .double(1e16), .double(-0.0), .double(3.0), .double(.nan),
+                                .double(.infinity), .double(123456.789), .double(1e300)])),
+            ("nested", .object([("a", .array([])), ("b", .object([])), ("c", .array([.array([.null, .bool(true), .bool(false)])])),
+                                ("d", .array([.object([("x", .int(1))]), .int(2)])), ("e", .array([.string("s"), .null]))])),
+            ("A", .null),
+        ])
+        func golden(_ name: String) throws -> String {
+            try fixtureText(name).replacingOccurrences(of: "\\u0008", with: "\\b").replacingOccurrences(of: "\\u000c", with: "\\f")
+        }
+        let compact = JSONStyle(indent: nil, itemSeparator: ",", keySeparator: ":", scalarArraySeparator: ", ")
+        let pretty = JSONStyle(indent: "  ", itemSeparator: ",", keySeparator: ": ", scalarArraySeparator: ", ")
+        #expect(v.text(compact) == (try golden("training-compact.json")))
+        #expect(v.text(pretty) == (try golden("training-pretty.json")))
+    }
+
     @Test func roundTripsThroughTheParser() throws {
         let text = sample.text()
         #expect(try JSONValue.parse(text).text() == text)

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Testing
 @testable import Tokenizer
 
@@ -74,18 +75,21 @@ func tempDir() throws -> URL {
     return url
 }
 
-/// JSON -> Any through json-c (Foundation's JSONSerialization drops U+FEFF inside strings).
+/// JSON -> Any through the JSON target (Foundation's JSONSerialization drops U+FEFF inside strings).
 func parseJSON(_ bytes: [UInt8]) throws -> Any {
-    let doc = try JSONDocument(bytes: bytes, path: "fixture")
-    func convert(_ n: JSONNode) -> Any {
-        if n.isNull { return NSNull() }
-        if n.isString { return n.withStringBytes { String(decoding: $0, as: UTF8.self) }! }
-        if n.isInt { return NSNumber(value: n.int!) }
-        if n.isBool { return n.bool! }
-        if n.isArray { return (0..<n.count).map { convert(n[$0]) } }
-        var out: [String: Any] = [:]
-        n.forEachMember { k, v in out[String(decoding: k, as: UTF8.self)] = convert(v) }
-        return out
+    func convert(_ v: JSONValue) -> Any {
+        switch v {
+        case .null: return NSNull()
+        case let .bool(b): return b
+        case let .int(i): return NSNumber(value: i)
+        case let .double(d): return NSNumber(value: d)
+        case let .string(s): return s
+        case let .array(items): return items.map(convert)
+        case let .object(pairs):
+            var out: [String: Any] = [:]
+            for (k, v) in pairs { out[k] = convert(v) }
+            return out
+        }
     }
-    return convert(doc.root)
+    return convert(try JSONValue.parse(bytes, options: JSONOptions(duplicateKeys: .lastWins)))
 }

@@ -176,19 +176,19 @@ public enum Checkpoints {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8), let root = try? JSONValue.parse(text) else {
             throw TrainingError.badCheckpoint(path: folder, message: "trainer_state.json is missing or not JSON")
         }
-        guard case let .number(step, _)? = root["global_step"] else {
+        guard let step = root["global_step"]?.doubleValue else {
             throw TrainingError.badCheckpoint(path: folder, message: "trainer_state.json has no global_step")
         }
         var history: [JSONValue] = []
         if case let .array(items)? = root["log_history"] { history = items }
         var best: Double?
-        if case let .number(b, _)? = root["best_metric"] { best = b }
+        if let b = root["best_metric"]?.doubleValue { best = b }
         var bestPath: String?
         if case let .string(p)? = root["best_model_checkpoint"] { bestPath = p }
         var optimizerSteps = Int(step), skipped = 0
         if let q = root["qwenft"] {
-            if case let .number(n, _)? = q["optimizer_steps"] { optimizerSteps = Int(n) }
-            if case let .number(n, _)? = q["skipped_steps"] { skipped = Int(n) }
+            if let n = q["optimizer_steps"]?.doubleValue { optimizerSteps = Int(n) }
+            if let n = q["skipped_steps"]?.doubleValue { skipped = Int(n) }
         }
         return TrainerProgressState(globalStep: Int(step), optimizerSteps: optimizerSteps, skippedSteps: skipped,
                                     logHistory: history, bestMetric: best, bestCheckpoint: bestPath)

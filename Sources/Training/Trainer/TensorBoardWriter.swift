@@ -129,10 +129,10 @@ public final class TensorBoardWriter {
     /// A trainer_log.jsonl entry as TensorBoardCallback logs it: every number but `step`, named
     /// `eval/x` for `eval_x` and `train/x` otherwise (transformers' rewrite_logs).
     public func log(_ entry: JSONValue, wallTime: Double = Date().timeIntervalSince1970) {
-        guard case .object(let pairs) = entry, case .number(let s, _)? = entry["step"] else { return }
+        guard case .object(let pairs) = entry, let s = entry["step"]?.doubleValue else { return }
         var values: [(tag: String, value: Double)] = []
         for (key, value) in pairs where key != "step" {
-            guard case .number(let x, _) = value else { continue }
+            guard let x = value.doubleValue else { continue }
             values.append((key.hasPrefix("eval_") ? "eval/" + key.dropFirst(5) : "train/" + key, x))
         }
         scalars(values, step: Int(s), wallTime: wallTime)

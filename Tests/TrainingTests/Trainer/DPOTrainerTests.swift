@@ -51,7 +51,7 @@ import Testing
             #expect(steps.allSatisfy { $0[key] != nil }, "\(key) logged every step")
         }
         // Step 1: the policy is the reference (the new adapter is zero): rewards exactly 0, a tie.
-        if case let .number(r, _)? = steps[0]["rewards/chosen"], case let .number(a, _)? = steps[0]["rewards/accuracies"] {
+        if let r = steps[0]["rewards/chosen"]?.doubleValue, let a = steps[0]["rewards/accuracies"]?.doubleValue {
             #expect(r == 0 && a == 0)
         }
         let evals = entries.filter { $0["eval_loss"] != nil }
@@ -98,8 +98,8 @@ import Testing
         }.train()
         #expect(notes.contains { $0.contains("starting adapter, frozen") })
         let steps = try Self.logEntries(out).filter { $0["loss"] != nil }
-        if case let .number(m, _)? = steps.first?["rewards/margins"] { #expect(m == 0) } else { Issue.record("no rewards/margins") }
-        if case let .number(l, _)? = steps.first?["loss"] { #expect(abs(l - log(2.0)) < 1e-12) }
+        if let m = steps.first?["rewards/margins"]?.doubleValue { #expect(m == 0) } else { Issue.record("no rewards/margins") }
+        if let l = steps.first?["loss"]?.doubleValue { #expect(abs(l - log(2.0)) < 1e-12) }
     }
 
     @Test func packingAndTrainOnPromptAreRefused() throws {

@@ -79,7 +79,7 @@ func loggedLosses(_ outputDir: String) throws -> [Int: Double] {
     var out: [Int: Double] = [:]
     for line in text.split(separator: "\n") {
         let v = try JSONValue.parse(String(line))
-        if case let .number(step, _)? = v["step"], case let .number(loss, _)? = v["loss"] { out[Int(step)] = loss }
+        if let step = v["step"]?.doubleValue, let loss = v["loss"]?.doubleValue { out[Int(step)] = loss }
     }
     return out
 }
