@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs the three Debian libraries qwenft links (idempotent) and builds it in release mode.
+# Installs the two Debian libraries qwenft links (idempotent) and builds it in release mode.
 # Usage: Scripts/setup.sh          → .build/release/qwenft
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(libopenblas-dev libopenmpi-dev openmpi-bin libjson-c-dev pkg-config)
+pkgs=(libopenblas-dev libopenmpi-dev openmpi-bin pkg-config)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -171,11 +171,15 @@ public struct JSONParser<Builder: JSONBuilder> {
         if peek == UInt8(ascii: "}") { pos += 1; return builder.endObject(object) }
         while true {
             skipSpace()
-            guard peek == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+            guard peek == UInt8(ascii: "\"") else {
+                throw fail(peek == nil ? "unexpected end of JSON inside an object" : "expected a string key")
+            }
             let keyOffset = pos
             let key = try string()
             skipSpace()
-            guard peek == UInt8(ascii: ":") else { throw fail("expected ':' after key \"\(key)\"") }
+            guard peek == UInt8(ascii: ":") else {
+                throw fail(peek == nil ? "unexpected end of JSON inside an object" : "expected ':' after key \"\(key)\"")
+            }
             pos += 1
             skipSpace()
             let v = try value(depth: depth + 1)

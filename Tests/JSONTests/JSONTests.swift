@@ -50,6 +50,8 @@ let sample = JSONValue.object([
         #expect(e?.description == "line 4, column 3: duplicate key \"a\"")
         #expect(error("[\"é\", x]")?.column == 7)
         #expect(error("\"ab")?.offset == 0)
+        #expect(error("{\"a\": {")?.reason == "unexpected end of JSON inside an object")
+        #expect(error("{\"a\"")?.offset == 4)
         #expect(error(String(repeating: "[", count: 100_000))?.reason == "JSON nested deeper than 256 levels")
         var bytes = Array("\"ab".utf8) + [0xFF] + Array("\"".utf8)
         #expect(throws: JSONError(reason: "string is not valid UTF-8", offset: 1, line: 1, column: 2)) {

@@ -25,6 +25,20 @@ import Testing
         #expect(c.modelMaxLength == 32768)
     }
 
+    /// Read through the JSON target as Python's json.loads reads it: U+FEFF inside a template
+    /// survives (Foundation's reader drops it on Linux), a huge model_max_length means none, and a
+    /// syntax error names the file, line and column.
+    @Test func readsAsJsonLoadsAndNamesSyntaxErrors() throws {
+        let dir = try folder(["tokenizer_config.json": "{\"chat_template\": \"\u{feff}{{ x }}\\ufeff\", \"model_max_length\": 1000000000000000019884624838656}"])
+        let c = try TokenizerConfig.load(folder: dir)
+        #expect(c.chatTemplate() == "\u{feff}{{ x }}\u{feff}" && c.modelMaxLength == nil)
+        let bad = try folder(["tokenizer_config.json": "{\n  \"eos_token\": \"a\",\n  \"bos_token\" null\n}"])
+        let path = URL(fileURLWithPath: bad).appendingPathComponent("tokenizer_config.json").path
+        #expect(throws: TokenizerError.malformed(path: path, location: "line 3, column 15", reason: "invalid JSON: expected ':' after key \"bos_token\"")) {
+            try TokenizerConfig.load(folder: bad)
+        }
+    }
+
     @Test func namedTemplates() throws {
         let dir = try folder(["tokenizer_config.json": """
             {"chat_template": [{"name": "default", "template": "D"}, {"name": "tool_use", "template": "T"}]}
