@@ -238,7 +238,14 @@ public struct JSONParser<Builder: JSONBuilder> {
             let c = bytes[pos]
             if c == UInt8(ascii: "\"") { pos += 1; break }
             if c < 0x20 && !options.lenientStrings { throw fail("control character in a string (escape it)") }
-            if c != UInt8(ascii: "\\") { out.append(c); pos += 1; continue }
+            if c != UInt8(ascii: "\\") {
+                // A run of plain bytes up to the next quote, escape or control character, in one copy.
+                var end = pos + 1
+                while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[pos..<end]))
+                pos = end
+                continue
+            }
             pos += 1
             guard let e = peek else { throw fail("unterminated escape") }
             pos += 1
