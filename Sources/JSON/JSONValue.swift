@@ -6,7 +6,7 @@
 // (`1` vs `1.0`, exact safetensors offsets up to Int.max), and U+FEFF inside strings.
 
 /// A parsed JSON value. Objects keep their key order; integers that fit in Int stay exact.
-public indirect enum JSONValue: Equatable, Sendable {
+public enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     /// A number written without fraction or exponent that fits in Int.
@@ -68,12 +68,19 @@ public indirect enum JSONValue: Equatable, Sendable {
 // MARK: - Parsing into a JSONValue tree
 
 /// Builds `JSONValue` trees for `JSONParser`. Duplicate keys keep the first key's place and the
-/// last value, as Python's `json.loads` does, when the options let them through.
+/// last value, as Python's `json.loads` does, when the options let them through. Keys are the same
+/// when their code points are (as in JSON and Python), not by Swift's canonical equivalence.
 public struct JSONValueBuilder: JSONBuilder {
     public struct Object {
         @usableFromInline var pairs: [(String, JSONValue)] = []
-        @usableFromInline var index: [String: Int] = [:]
+        /// Member positions, built once the object is large enough that a scan costs more.
+        @usableFromInline var index: [UTF8Key: Int]? = nil
         @inlinable init() {}
+
+        @inlinable func position(_ key: String) -> Int? {
+            if let index { return index[UTF8Key(key)] }
+            return pairs.firstIndex { sameUTF8($0.0, key) }
+        }
     }
 
     @inlinable public init() {}
@@ -87,15 +94,39 @@ public struct JSONValueBuilder: JSONBuilder {
     @inlinable public mutating func endArray(_ array: [JSONValue]) -> JSONValue { .array(array) }
     @inlinable public mutating func beginObject() -> Object { Object() }
     @inlinable public mutating func add(_ key: String, _ value: JSONValue, to object: inout Object) -> Bool {
-        if let at = object.index[key] {
+        if let at = object.position(key) {
             object.pairs[at].1 = value
             return false
         }
-        object.index[key] = object.pairs.count
+        if object.index != nil {
+            object.index![UTF8Key(key)] = object.pairs.count
+        } else if object.pairs.count >= 16 {
+            var index = [UTF8Key: Int](minimumCapacity: 64)
+            for (i, pair) in object.pairs.enumerated() { index[UTF8Key(pair.0)] = i }
+            index[UTF8Key(key)] = object.pairs.count
+            object.index = index
+        }
         object.pairs.append((key, value))
         return true
     }
     @inlinable public mutating func endObject(_ object: Object) -> JSONValue { .object(object.pairs) }
+}
+
+/// A string hashed and compared by its UTF-8 bytes: cheaper than String's own hashing, which
+/// normalises non-ASCII text first, and the equality JSON keys have.
+@usableFromInline struct UTF8Key: Hashable {
+    @usableFromInline let text: String
+    @inlinable init(_ text: String) { self.text = text }
+    @inlinable func hash(into hasher: inout Hasher) {
+        var t = text
+        t.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+    @inlinable static func == (a: UTF8Key, b: UTF8Key) -> Bool { sameUTF8(a.text, b.text) }
+}
+
+@inlinable func sameUTF8(_ a: String, _ b: String) -> Bool {
+    var a = a, b = b
+    return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && x.elementsEqual(y) } }
 }
 
 extension JSONValue {

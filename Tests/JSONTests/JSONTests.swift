@@ -31,6 +31,29 @@ let sample = JSONValue.object([
         #expect(try JSONValue.parse(#""\u00e9\ud83d\ude00\n\/\b\f""#) == .string("é😀\n/\u{8}\u{c}"))
     }
 
+    /// Keys are the same when their code points are (JSON's and Python's rule), not by Swift's
+    /// canonical equivalence; a large object (indexed) finds its duplicates as a small one does.
+    @Test func keysCompareByCodePoints() throws {
+        let v = try JSONValue.parse("{\"\u{e9}\": 1, \"e\u{301}\": 2}")
+        #expect(v.objectValue?.map(\.0.unicodeScalars.count) == [1, 2])
+        let many = (0..<40).map { "\"k\($0)é\": \($0)" }.joined(separator: ", ")
+        #expect(try JSONValue.parse("{\(many)}").objectValue?.count == 40)
+        #expect(throws: JSONError.self) { _ = try JSONValue.parse("{\(many), \"k7é\": 0}") }
+        let last = try JSONValue.parse("{\(many), \"k7é\": -1, \"a\": 2}", options: .python)
+        #expect(last["k7é"] == .int(-1) && last.objectValue?.count == 41 && last.objectValue?[7].0 == "k7é")
+    }
+
+    @Test func refusesMalformedUTF8() throws {
+        func parse(_ inner: [UInt8], _ options: JSONOptions = .strict) throws -> JSONValue {
+            try JSONValue.parse([0x22] + inner + [0x22], options: options)
+        }
+        #expect(try parse([0xF0, 0x9F, 0x98, 0x80, 0xE2, 0x82, 0xAC, 0xC3, 0xA9, 0x41]) == .string("😀€éA"))
+        for bad: [UInt8] in [[0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0x80], [0xF8, 0x80, 0x80, 0x80, 0x80]] {
+            #expect(throws: JSONError(reason: "string is not valid UTF-8", offset: 1, line: 1, column: 2), "\(bad)") { _ = try parse(bad) }
+            #expect(try parse(bad, .python).stringValue?.unicodeScalars.allSatisfy { $0 == "\u{fffd}" } == true, "\(bad)")
+        }
+    }
+
     @Test func keepsByteOrderMarksInsideStrings() throws {
         // Foundation's JSONSerialization drops U+FEFF on Linux; a tokenizer vocabulary needs it.
         #expect(try JSONValue.parse("[\"\u{feff}a\", \"\\ufeff\"]") == .array([.string("\u{feff}a"), .string("\u{feff}")]))
