@@ -116,13 +116,16 @@ public enum ConfigKeys {
         ConfigKey("overwrite_output_dir", .bool, .bool(false)),
         ConfigKey("resume_from_checkpoint", .boolOrString, .null),
         ConfigKey("deepspeed", .pathOrObject, .null),
+        // Many processes (mpirun): the ZeRO stage without a DeepSpeed file, the collective timeout.
+        ConfigKey("zero_stage", .int, .null),
+        ConfigKey("ddp_timeout", .double, i(1800)),
     ]
 
     /// Keys the Python stack takes that change nothing here (data loader workers, DDP, hub,
     /// caches). Accepted so existing configs run; listed in the resolved config's notes.
     public static let ignored: Set<String> = [
         "dataloader_num_workers", "dataloader_pin_memory", "dataloader_drop_last", "dataloader_persistent_workers",
-        "remove_unused_columns", "ddp_timeout", "ddp_find_unused_parameters", "ddp_backend", "local_rank",
+        "remove_unused_columns", "ddp_find_unused_parameters", "ddp_backend", "local_rank",
         "save_on_each_node", "save_safetensors", "log_level", "log_level_replica", "log_on_each_node", "run_name",
         "do_train", "do_eval", "do_predict", "overwrite_cache", "preprocessing_num_workers", "plot_loss",
         "lazy_preprocess", "tf32", "torch_compile", "use_cache", "push_to_hub", "hub_model_id", "hub_token",

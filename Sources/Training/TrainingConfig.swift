@@ -72,6 +72,10 @@ public struct TrainingConfig: Sendable {
     public var greaterIsBetter: Bool?
     public var overwriteOutputDir: Bool
     public var resumeFromCheckpoint: Resume
+    /// ZeRO stage (0–3) when set without a DeepSpeed file; nil: the DeepSpeed file's, else 0.
+    public var zeroStage: Int?
+    /// Seconds a collective may wait under mpirun before the job is ended (transformers' ddp_timeout).
+    public var ddpTimeout: Double
     /// The DeepSpeed config with "auto" resolved (step counts pending `finalized`), if given.
     public var deepspeed: DeepSpeedSettings?
 

@@ -73,6 +73,8 @@ extension TrainingConfig {
         metricForBestModel = str("metric_for_best_model")
         greaterIsBetter = bool("greater_is_better")
         overwriteOutputDir = bool("overwrite_output_dir") ?? false
+        zeroStage = int("zero_stage")
+        ddpTimeout = num("ddp_timeout") ?? 1800
         switch map["resume_from_checkpoint"] {
         case .bool(true)?: resumeFromCheckpoint = .latest
         case let .string(p)?: resumeFromCheckpoint = p.isEmpty ? .no : .path(p)
@@ -94,6 +96,8 @@ extension TrainingConfig {
         try positive("per_device_train_batch_size", perDeviceTrainBatchSize)
         try positive("per_device_eval_batch_size", perDeviceEvalBatchSize)
         try positive("gradient_accumulation_steps", gradientAccumulationSteps)
+        if let z = zeroStage, !(0...3).contains(z) { throw fail("zero_stage", "must be 0, 1, 2 or 3, got \(z)") }
+        if !(ddpTimeout > 0) { throw fail("ddp_timeout", "must be a positive number of seconds, got \(ddpTimeout)") }
         try positive("lora_rank", loraRank)
         if maxSeqLength < 2 { throw fail("max_seq_length", "must be at least 2 (one input and one target token), got \(maxSeqLength)") }
         if maxSteps <= 0 && !(numTrainEpochs > 0) {

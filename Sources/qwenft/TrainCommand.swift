@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Training
+import Distributed
+import QwenCore
 
 /// Set by SIGINT/SIGTERM: the run finishes its step, saves a checkpoint and exits.
 nonisolated(unsafe) private var trainStopRequested: Int32 = 0
@@ -28,10 +30,31 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         global.apply()
-        let cfg = try TrainingConfig.load(path: config, overrides: try TrainingConfig.parseOverrides(overrides))
-        print("qwenft train: resolved config")
-        print(cfg.resolvedJSON().prettyText)
-        for note in cfg.notes { print("note: \(note)") }
+        // Under mpirun / srun: one rank of a job (MPI is initialised only then). Threads default
+        // to this rank's share of the cores (Launch.defaultThreads) unless --threads or QWENFT_THREADS.
+        let comm = try makeCommunicator()
+        if comm.size > 1, global.threads == nil, ProcessInfo.processInfo.environment["QWENFT_THREADS"] == nil {
+            Threading.configure(threads: Launch.defaultThreads())
+        }
+        guard let mpi = comm as? MPICommunicator else { return try train(comm) }
+        // An error on one rank would leave the others waiting in a collective: say which rank
+        // failed and why, then end every rank (MPI_Abort), never exit 0 alone.
+        do { try train(comm) } catch {
+            let text = String(describing: error)
+            FileHandle.standardError.write(Data("qwenft: error: rank \(comm.rank) of \(comm.size): \(text)\n".utf8))
+            mpi.abort(status: 1)
+        }
+    }
+
+    private func train(_ comm: Communicator) throws {
+        let main = comm.isMain
+        let cfg = try TrainingConfig.load(path: config, overrides: try TrainingConfig.parseOverrides(overrides), worldSize: comm.size)
+        if main {
+            print("qwenft train: resolved config")
+            print(cfg.resolvedJSON().prettyText)
+            for note in cfg.notes { print("note: \(note)") }
+            if comm.size > 1 { print("note: \(comm.size) ranks, \(Threading.count) compute threads each") }
+        }
 
         // A parent may have left these blocked (the mask is inherited): unblock them so Ctrl-C
         // and `kill` reach the handler.
@@ -43,10 +66,10 @@ struct TrainCommand: ParsableCommand {
         signal(SIGINT) { _ in trainStopRequested = 1; signal(SIGINT, SIG_DFL) }
         signal(SIGTERM) { _ in trainStopRequested = 1; signal(SIGTERM, SIG_DFL) }
         let console = TrainConsole(terminal: isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb")
-        let options = TrainerOptions(templatesFolder: Self.templatesFolder(), cacheDirectory: Self.cacheDirectory())
+        let options = TrainerOptions(templatesFolder: Self.templatesFolder(), cacheDirectory: Self.cacheDirectory(), communicator: comm)
         let trainer = try Trainer(config: cfg, options: options) { console.handle($0) }
         let summary = try trainer.train(shouldStop: { trainStopRequested != 0 })
-        if summary.interrupted { return }
+        if summary.interrupted || !main { return }
         print(String(format: "done: %d steps in %.1f s, mean loss %.6f, %.0f tokens/s; saved %@",
                      summary.globalStep, summary.seconds, summary.meanLoss, summary.tokensPerSecond, summary.outputPath ?? ""))
     }

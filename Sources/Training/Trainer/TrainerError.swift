@@ -18,6 +18,10 @@ public enum TrainerError: Error, CustomStringConvertible {
     case writeFailed(path: String, message: String)
     /// merge: adapter and base disagree, or a folder is missing.
     case mergeFailed(path: String, message: String)
+    /// Under mpirun: this rank sees another config, data or model than rank 0.
+    case ranksDisagree(rank: Int, what: String)
+    /// QWENFT_TEST_FAULT: a failure injected by the fault tests.
+    case injectedFault(rank: Int, step: Int)
 
     public var description: String {
         switch self {
@@ -37,6 +41,11 @@ public enum TrainerError: Error, CustomStringConvertible {
             return "cannot write \(path): \(message)"
         case let .mergeFailed(path, message):
             return "merge: \(path): \(message)"
+        case let .ranksDisagree(rank, what):
+            return "rank \(rank) sees other \(what) than rank 0; every rank must run the same command over the same files "
+                + "(check paths that differ between hosts, and the dataset cache)"
+        case let .injectedFault(rank, step):
+            return "rank \(rank) failed at step \(step) (QWENFT_TEST_FAULT)"
         }
     }
 }

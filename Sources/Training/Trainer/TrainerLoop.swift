@@ -20,6 +20,7 @@ extension Trainer {
     public func train(shouldStop: () -> Bool = { false }) throws -> TrainingSummary {
         let total = plan.totalSteps
         events(.started(plan))
+        comm.setCollectiveTimeout(seconds: config.ddpTimeout)
         let logEvery = config.interval(.logging, totalSteps: total) ?? 0
         var evalEvery = evalData == nil ? nil : config.interval(.evaluation, totalSteps: total)
         if evalData != nil, evalEvery == nil, config.evalStrategy == .no, let e = config.evalSteps {
@@ -88,7 +89,7 @@ extension Trainer {
                 lastEvalMetric = metric(of: e)
             }
             let saveDue = (saveEvery.map { step % $0 == 0 } ?? false) || (config.saveStrategy == .epoch && epochEnd)
-            let stop = step < total && shouldStop()
+            let stop = try anyRankStops(step < total && shouldStop())
             if saveDue || stop {
                 if let m = lastEvalMetric, isBetter(m, than: progress.bestMetric) {
                     progress.bestMetric = m
@@ -114,7 +115,7 @@ extension Trainer {
                 try Checkpoints.loadParameters(from: best, into: state, full: mode == .full)
                 events(.note("loaded the best checkpoint \(best) (\(metricName) \(progress.bestMetric ?? .nan))"))
             }
-            try saveFinal()
+            if comm.isMain { try saveFinal() }
             outputPath = outputDir
         }
         let summary = TrainingSummary(globalStep: progress.globalStep, totalSteps: total,
@@ -124,7 +125,9 @@ extension Trainer {
         if !interrupted {
             appendLog(.object([("step", .int(progress.globalStep)), ("train_runtime", .double(seconds)),
                                ("train_loss", .double(summary.meanLoss)), ("train_tokens_per_second", .double(summary.tokensPerSecond))]))
-            try ModelFiles.writeText(trainerStateJSON().prettyText + "\n", to: (outputDir as NSString).appendingPathComponent("trainer_state.json"))
+            if comm.isMain {
+                try ModelFiles.writeText(trainerStateJSON().prettyText + "\n", to: (outputDir as NSString).appendingPathComponent("trainer_state.json"))
+            }
         }
         events(.finished(summary))
         return summary
@@ -138,16 +141,18 @@ extension Trainer {
         return p
     }
 
-    /// Forward/backward over step s's micro-batches, clipping and the AdamW update.
+    /// Forward/backward over step s's micro-batches (this rank's share of each), the gradient
+    /// collectives of the ZeRO stage, clipping and the AdamW update.
     func runStep(_ s: Int) throws -> StepResult {
+        try injectFault(step: s + 1)
+        comm.setPhase("step \(s + 1)")
         let g = plan.gradientAccumulationSteps
         let epoch = s / plan.stepsPerEpoch, j = s % plan.stepsPerEpoch
         let batchesOfEpoch = epochPlan(epoch)
         let lo = j * g, hi = min(lo + g, batchesOfEpoch.count)
-        let batches = batchesOfEpoch[lo..<hi].map { Trainer.trainingBatch(loader.makeBatch($0)) }
-        let tokens = batches.reduce(0) { $0 + ($1.attentionMask?.reduce(0) { $0 + Int($1) } ?? $1.B * $1.T) }
-        let r = try TrainingStep.run(pass: pass, optimizer: optimizer, batches: batches, lr: scheduler.learningRate(afterSteps: s),
-                                     maxGradNorm: config.effectiveMaxGradNorm, dropoutStream: UInt64(s * g))
+        let batches = batchesOfEpoch[lo..<hi].map { rows in rankShare(of: rows).map { Trainer.trainingBatch(loader.makeBatch($0)) } }
+        let (r, tokens) = try TrainingStep.run(pass: pass, optimizer: optimizer, batches: batches, lr: scheduler.learningRate(afterSteps: s),
+                                               maxGradNorm: config.effectiveMaxGradNorm, dropoutStream: UInt64(s * g), zero: zero)
         if r.labelledTokens == 0 {
             events(.warning("step \(s + 1): its micro-batches hold no labelled token; nothing to learn, the update was skipped"))
         }
@@ -247,8 +252,9 @@ extension Trainer {
                                     ("epoch", .int(step / plan.stepsPerEpoch))])
         let path = try Checkpoints.save(outputDir: outputDir, step: step, state: state, optimizer: optimizer, scheduler: scheduler,
                                         progress: progress, trainerState: trainerStateJSON(), rng: rng, modelFolder: modelFolder,
-                                        writeWeights: writeWeights)
+                                        comm: comm, shardedOptimizer: zero.stage >= 1, writeWeights: writeWeights)
         events(.checkpoint(path: path, step: step))
+        guard comm.isMain else { return }
         for removed in Checkpoints.rotate(outputDir: outputDir, limit: config.saveTotalLimit, keep: progress.bestCheckpoint) {
             events(.note("removed \(removed) (save_total_limit \(config.saveTotalLimit ?? 0))"))
         }
