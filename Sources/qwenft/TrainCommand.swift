@@ -62,9 +62,13 @@ struct TrainCommand: ParsableCommand {
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGUSR1)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
         signal(SIGINT) { _ in trainStopRequested = 1; signal(SIGINT, SIG_DFL) }
         signal(SIGTERM) { _ in trainStopRequested = 1; signal(SIGTERM, SIG_DFL) }
+        // mpirun forwards SIGUSR1 to every rank without killing them (its SIGTERM/SIGINT kill the
+        // ranks a second later): the clean way to stop a job whose steps take longer.
+        signal(SIGUSR1) { _ in trainStopRequested = 1 }
         let console = TrainConsole(terminal: isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb")
         let options = TrainerOptions(templatesFolder: Self.templatesFolder(), cacheDirectory: Self.cacheDirectory(), communicator: comm)
         let trainer = try Trainer(config: cfg, options: options) { console.handle($0) }

@@ -56,13 +56,19 @@ extension Trainer {
         return try zero.sum([local ? 1 : 0])[0] > 0
     }
 
-    /// Test hooks for the fault tests: QWENFT_TEST_FAULT="RANK:STEP:fail|stop" makes that rank
-    /// throw (as a bad file would) or SIGSTOP itself (as a hung rank) when it starts that step.
+    /// Test hooks for the fault tests: QWENFT_TEST_FAULT="RANK:STEP:fail|stop|slow" makes that
+    /// rank throw (as a bad file would) or SIGSTOP itself (as a hung rank) when it starts that
+    /// step, or take 2 s longer over every step from then on (a long step, for the signal test).
     func injectFault(step: Int) throws {
         guard comm.size > 1, let spec = ProcessInfo.processInfo.environment["QWENFT_TEST_FAULT"] else { return }
         let parts = spec.split(separator: ":")
-        guard parts.count == 3, Int(parts[0]) == comm.rank, Int(parts[1]) == step else { return }
-        if parts[2] == "stop" { raise(SIGSTOP) } else { throw TrainerError.injectedFault(rank: comm.rank, step: step) }
+        guard parts.count == 3, Int(parts[0]) == comm.rank, let at = Int(parts[1]) else { return }
+        switch parts[2] {
+        case "slow" where step >= at: usleep(2_000_000)
+        case "stop" where step == at: raise(SIGSTOP)
+        case "fail" where step == at: throw TrainerError.injectedFault(rank: comm.rank, step: step)
+        default: break
+        }
     }
 }
 
