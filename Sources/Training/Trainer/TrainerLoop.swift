@@ -106,6 +106,13 @@ extension Trainer {
         }
         _ = lastSaved
         let seconds = now()
+        let stepsDone = progress.globalStep - plan.startStep
+        if comm.size > 1, stepsDone > 0 {
+            // Collective time includes waiting for the slowest rank (that is what it costs the step).
+            events(.note(String(format: "ZeRO stage %d over %d ranks: %.3f MB sent per step by rank 0; %.1f%% of its training time in collectives",
+                                zero.stage, comm.size, Double(zero.bytesCommunicated) / Double(stepsDone) / 1e6,
+                                100 * zero.commSeconds / max(seconds, 1e-9))))
+        }
         if let report = Profile.report(steps: profiledSteps, wall: profiledWall) {
             FileHandle.standardError.write(Data("QWENFT_PROFILE: seconds per step (after the first), by section\n\(report)\n".utf8))
         }
