@@ -20,6 +20,13 @@ public protocol Communicator: AnyObject, Sendable {
     func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                           chunkCount: Int) throws(DistributedError)
 
+    /// input holds Σ counts values, rank r's piece after those of ranks before it; output
+    /// (counts[rank]) = Σ over ranks of this rank's piece. ZeRO-2's per-layer gradient step,
+    /// where a layer's range crosses the rank slices unevenly. output == input: in place, the
+    /// sums at the start of the buffer.
+    func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                          counts: [Int]) throws(DistributedError)
+
     /// output (size × chunkCount) = every rank's input (chunkCount) in rank order. ZeRO's
     /// parameter step.
     func allGather(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
@@ -108,6 +115,12 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
     public func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                                  chunkCount: Int) throws(DistributedError) {
         if UnsafePointer(output) != input { output.update(from: input, count: chunkCount) }
+    }
+
+    public func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                 counts: [Int]) throws(DistributedError) {
+        let n = counts.first ?? 0
+        if UnsafePointer(output) != input, n > 0 { output.update(from: input, count: n) }
     }
 
     public func allGather(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,

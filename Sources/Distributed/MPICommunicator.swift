@@ -105,6 +105,22 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                        MPI_Reduce_scatter_block(input, output, Int32(chunkCount), qwenft_mpi_float(), qwenft_mpi_sum(), comm))
     }
 
+    /// Out of place, or in place with output == input (this rank's sums at the start).
+    public func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                 counts: [Int]) throws(DistributedError) {
+        guard counts.count == size else { throw .countTooLarge(operation: "reduce-scatter (counts for \(counts.count) of \(size) ranks)", count: counts.count) }
+        guard let big = counts.first(where: { $0 > Int(Int32.max) }) else {
+            watch.begin("MPI_Reduce_scatter"); defer { watch.end() }
+            let c = counts.map { Int32($0) }
+            // In place when output == input: the sums land at the start of the buffer.
+            let send: UnsafeRawPointer? = UnsafePointer(output) == input ? UnsafeRawPointer(qwenft_mpi_in_place()) : UnsafeRawPointer(input)
+            try Self.check("MPI_Reduce_scatter",
+                           MPI_Reduce_scatter(send, output, c, qwenft_mpi_float(), qwenft_mpi_sum(), comm))
+            return
+        }
+        throw .countTooLarge(operation: "reduce-scatter", count: big)
+    }
+
     /// In place when `input` is this rank's chunk of `output` (output + rank·chunkCount).
     public func allGather(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                           chunkCount: Int) throws(DistributedError) {

@@ -57,12 +57,12 @@ chmod +x "$work/rank.sh"
 
 avail=$(awk '/MemAvailable/ {print $2 * 1024}' /proc/meminfo)
 echo "preset $PRESET ($DTYPE file, $((filebytes / 1000000)) MB), seq $SEQ, $STEPS steps, batch 1 per rank; $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p')); load: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-6s %-3s %12s %12s %14s %14s %12s %10s %9s\n" stage N "rank peak" "all ranks" "paper/rank" "ours/rank" "file/rank" "MB/step" "comm %"
+printf "%-6s %-3s %12s %12s %14s %12s %10s %9s\n" stage N "rank peak" "all ranks" "paper/rank" "file/rank" "MB/step" "comm %"
 for np in $NPS; do
   for stage in $STAGES; do
     [ "$np" = 1 ] && [ "$stage" != 0 ] && continue
     psi=$(awk -v f="$filebytes" -v d="$DTYPE" 'BEGIN { print int(f / (d == "float32" ? 4 : 2)) }')
-    ours=$(awk -v p="$psi" -v n="$np" -v s="$stage" 'BEGIN { print (s == 0 ? 16 * p : 8 * p + 8 * p / n) }')
+    ours=$(awk -v p="$psi" -v n="$np" -v s="$stage" 'BEGIN { print (s == 0 ? 16 * p : (s == 1 ? 8 * p + 8 * p / n : 4 * p + 12 * p / n)) }')
     need=$(awk -v o="$ours" -v f="$filebytes" -v n="$np" 'BEGIN { print int((o + f) * n * 1.3) }')
     if [ "$need" -gt $((avail * 8 / 10)) ]; then
       printf "%-6s %-3s skipped: needs about %d MB, %d MB available\n" "$stage" "$np" $((need / 1000000)) $((avail / 1000000)); continue
@@ -78,13 +78,13 @@ rss = [int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f).rea
 log = open(f"{work}/log.{n}.{stage}").read()
 psi = int(re.search(r"; (\d+) trainable parameters", log).group(1))
 paper = {0: 16 * psi, 1: 8 * psi + 8 * psi / n, 2: 4 * psi + 12 * psi / n}[stage] if n > 1 else 16 * psi
-ours = 16 * psi if stage == 0 or n == 1 else 8 * psi + 8 * psi / n
 m = re.search(r"([\d.]+) MB sent per step by rank 0; ([\d.]+)% of its training time", log)
 mb, share = (m.group(1), m.group(2)) if m else ("0", "0")
 g = lambda b: f"{b / 1e9:.2f} GB"
-print(f"{stage:<6} {n:<3} {g(max(rss)):>12} {g(sum(rss)):>12} {g(paper):>14} {g(ours):>14} {g(filebytes):>12} {float(mb):>10.1f} {float(share):>8.1f}%")
+print(f"{stage:<6} {n:<3} {g(max(rss)):>12} {g(sum(rss)):>12} {g(paper):>14} {g(filebytes):>12} {float(mb):>10.1f} {float(share):>8.1f}%")
 PY
   done
 done
-echo "paper: ZeRO's model states, fp32 (16Ψ; stage 1 8Ψ+8Ψ/N; stage 2 4Ψ+12Ψ/N). ours: stage 2 keeps the whole gradient buffer (8Ψ+8Ψ/N)."
+echo "paper: ZeRO's model states per rank, fp32 (16Ψ; stage 1 8Ψ+8Ψ/N; stage 2 4Ψ+12Ψ/N). At stage 2 a rank also holds the"
+echo "gradients of the layer being reduced and of the embedding / lm_head until each micro-batch ends."
 echo "rank peak also holds activations (seq $SEQ), the lm_head chunks and the mapped model file."

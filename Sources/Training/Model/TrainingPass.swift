@@ -68,6 +68,9 @@ public final class Qwen2TrainingPass {
     public let mode: TrainingMode
     public let state: TrainableState
     public let gradientCheckpointing: Bool
+    /// Called after layer l's backward, when its gradients are complete (ZeRO-2 reduces and
+    /// releases them then, so the whole gradient buffer never exists at once).
+    public var layerGradientsDone: ((Int) throws -> Void)?
     /// The seed of LoRA dropout masks (with the per-call stream).
     public let dropoutSeed: UInt64
     /// The frozen base (LoRA) or views of `state`'s parameters (full fine-tuning).
@@ -191,6 +194,7 @@ public final class Qwen2TrainingPass {
             }
             try layerBackward(l, lw, w: w, tape: w.tape(l), stream: stream)
             weights.releaseLayer(l)
+            try layerGradientsDone?(l)
         }
         if let dtable = try fullGrad("model.embed_tokens.weight") {
             embeddingBackward(dtable: dtable, dout: w.dx.pointer, ids: w.ids.pointer, N: N, C: C)

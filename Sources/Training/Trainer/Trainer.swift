@@ -124,7 +124,8 @@ public final class Trainer {
         case .full: layout = try TrainableParameters.fullLayout(config: modelConfig)
         case .lora(let spec): layout = try TrainableParameters.loraLayout(config: modelConfig, spec: spec)
         }
-        state = TrainableState(layout: layout, worldSize: comm.size)
+        // ZeRO-2 never holds the whole gradient buffer: its pages stay untouched until written.
+        state = TrainableState(layout: layout, worldSize: comm.size, residentGradients: comm.size == 1 || zeroSettings.stage < 2)
         switch mode {
         case .full:
             try TrainableParameters.copyWeights(from: base, into: state)

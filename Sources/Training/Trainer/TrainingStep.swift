@@ -52,12 +52,17 @@ extension TrainingStep {
         let counts = try zero.sum([Double(local.reduce(0) { $0 + $1.labelledTokens }),
                                    Double(local.reduce(0) { $0 + ($1.attentionMask?.reduce(0) { $0 + Int($1) } ?? $1.B * $1.T) })])
         let labelled = Int(counts[0]), tokens = Int(counts[1])
-        state.zeroGrads()
+        zero.beginStep(state)
         guard labelled > 0 else { return (Result(loss: 0, gradNorm: 0, labelledTokens: 0, skipped: false), tokens) }
         var lossSum = 0.0
+        // ZeRO-2 reduces each layer's gradients as soon as the backward pass completes them.
+        pass.layerGradientsDone = zero.stage == 2 && !zero.layerRanges.isEmpty ? { l in try zero.layerDone(l, state) } : nil
+        defer { pass.layerGradientsDone = nil }
         for (k, b) in batches.enumerated() {
-            guard let b else { continue }
-            lossSum += try pass.forwardBackward(b, labelledTokens: labelled, dropoutStream: dropoutStream + UInt64(k)).lossSum
+            if let b {
+                lossSum += try pass.forwardBackward(b, labelledTokens: labelled, dropoutStream: dropoutStream + UInt64(k)).lossSum
+            }
+            try zero.finishMicroBatch(state, ranPass: b != nil)
         }
         let loss = try zero.sum([lossSum])[0] / Double(labelled)
         try Profile.time("reduce") { try zero.reduceGradients(state.grads.pointer) }

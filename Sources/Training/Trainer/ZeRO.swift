@@ -7,9 +7,11 @@ import Distributed
 //   stage 0  gradients all-reduced (in buckets); every rank runs AdamW over the whole buffer
 //   stage 1  gradients all-reduced; AdamW m, v exist for this rank's 1/N slice only, the rank
 //            updates that slice of the parameters, then the parameters are all-gathered
-//   stage 2  as 1, but the gradients are reduce-scattered: each rank receives the sum of its
-//            slice only (in buckets of reduce_bucket_size), and the clipping norm is the
-//            all-reduced sum of the slices' squared norms
+//   stage 2  as 1, but the gradients are reduce-scattered layer by layer as the backward pass
+//            completes them (in buckets of at most reduce_bucket_size): each rank adds its part
+//            of every micro-batch's sums into its slice, and the layer's pages of the full
+//            gradient buffer are handed back, so that buffer is never whole; the clipping norm
+//            is the all-reduced sum of the slices' squared norms
 //
 // Slices are the equal, aligned ranges of `ParameterLayout.shardRange(rank:worldSize:)`. The
 // numbers are the same at every stage: the update of an element depends only on its own
@@ -111,7 +113,13 @@ final class ZeROEngine {
     /// The part of the gradients this rank holds summed after `reduceGradients`.
     let gradientRange: Range<Int>
     let bucket: Int
-    private var staging: AlignedBuffer<Float>?
+    /// Stage 2: this rank's slice of the step's summed gradients.
+    private var shardSum: AlignedBuffer<Float>?
+    /// Stage 2: the flat range of each layer's gradients (empty when a layer's entries are not
+    /// contiguous: then everything is reduced after each micro-batch), and the ranges outside
+    /// every layer (embedding, final norm, lm_head, padding).
+    let layerRanges: [Range<Int>]
+    let restRanges: [Range<Int>]
     /// Bytes this rank sent in collectives, and seconds spent in them, since the start.
     private(set) var bytesCommunicated = 0
     private(set) var commSeconds = 0.0
@@ -124,6 +132,40 @@ final class ZeROEngine {
         optimizerRange = stage == 0 ? 0 ..< layout.count : layout.shardRange(rank: comm.rank, worldSize: n)
         gradientRange = stage == 2 ? optimizerRange : 0 ..< storageCount
         bucket = max(ParameterLayout.alignment * n, settings.reduceBucketSize)
+        (layerRanges, restRanges) = Self.layerRanges(layout, storageCount: storageCount)
+    }
+
+    /// Entries named "….layers.<l>.…" grouped by l, when each layer's entries are contiguous.
+    static func layerRanges(_ layout: ParameterLayout, storageCount: Int) -> ([Range<Int>], [Range<Int>]) {
+        var layerOf: [Int?] = []
+        for e in layout.entries {
+            var l: Int?
+            if let r = e.name.range(of: "layers.") {
+                let digits = e.name[r.upperBound...].prefix { $0.isNumber }
+                if !digits.isEmpty, e.name[r.upperBound...].dropFirst(digits.count).hasPrefix(".") { l = Int(digits) }
+            }
+            layerOf.append(l)
+        }
+        var ranges: [Range<Int>] = []
+        var i = 0
+        let entries = layout.entries
+        while i < entries.count {
+            guard let l = layerOf[i] else { i += 1; continue }
+            guard l == ranges.count else { return ([], [0 ..< storageCount]) }
+            var j = i
+            while j + 1 < entries.count, layerOf[j + 1] == l { j += 1 }
+            ranges.append(entries[i].offset ..< entries[j].offset + entries[j].count)
+            i = j + 1
+        }
+        if Set(layerOf.compactMap { $0 }).count != ranges.count { return ([], [0 ..< storageCount]) }
+        var rest: [Range<Int>] = []
+        var at = 0
+        for r in ranges {
+            if at < r.lowerBound { rest.append(at ..< r.lowerBound) }
+            at = r.upperBound
+        }
+        if at < storageCount { rest.append(at ..< storageCount) }
+        return (ranges, rest)
     }
 
     private func timed<R>(_ body: () throws -> R) rethrows -> R {
@@ -132,36 +174,68 @@ final class ZeROEngine {
         return try body()
     }
 
-    /// Σ over ranks of the gradients: all of them (stages 0, 1) or this rank's slice (stage 2).
+    /// Zeroes the gradients for a step (stage 2: hands their pages back, clears the slice sum).
+    func beginStep(_ state: TrainableState) {
+        guard stage == 2 else { state.zeroGrads(); return }
+        state.releaseGradients(0 ..< storageCount)
+        if shardSum == nil { shardSum = AlignedBuffer(count: optimizerRange.count) }
+        shardSum!.pointer.update(repeating: 0, count: optimizerRange.count)
+    }
+
+    /// Stage 2, after micro-batch k's backward (or, on a rank with no rows for it, instead of
+    /// it): the layers this rank's pass did not reduce as it went, then the rest.
+    func finishMicroBatch(_ state: TrainableState, ranPass: Bool) throws {
+        guard stage == 2 else { return }
+        if !ranPass || layerRanges.isEmpty {
+            for l in layerRanges.indices.reversed() { try reduce(layerRanges[l], state) }
+        }
+        for r in restRanges { try reduce(r, state) }
+    }
+
+    /// Stage 2, from the pass: layer l's gradients are complete.
+    func layerDone(_ l: Int, _ state: TrainableState) throws { try reduce(layerRanges[l], state) }
+
+    /// Stage 2: each rank's part of grads[range] summed over ranks and added into its slice
+    /// sum; the range's memory is then released.
+    private func reduce(_ range: Range<Int>, _ state: TrainableState) throws {
+        let n = comm.size, grads = state.grads.pointer
+        let sum = shardSum!.pointer, mine = optimizerRange
+        let slice = storageCount / n
+        var lo = range.lowerBound
+        try timed {
+            while lo < range.upperBound {
+                let hi = min(range.upperBound, lo + bucket)
+                let counts = (0..<n).map { r in max(0, min(hi, (r + 1) * slice) - max(lo, r * slice)) }
+                try comm.reduceScatterSum(UnsafePointer(grads + lo), grads + lo, counts: counts)
+                let own = counts[comm.rank]
+                if own > 0 {
+                    let dst = sum + (max(lo, mine.lowerBound) - mine.lowerBound), src = grads + lo
+                    for i in 0..<own { dst[i] += src[i] }
+                }
+                bytesCommunicated += (hi - lo - own) * MemoryLayout<Float>.size
+                lo = hi
+            }
+        }
+        state.releaseGradients(range)
+    }
+
+    /// Σ over ranks of the gradients: all of them (stages 0, 1), or (stage 2, already reduced)
+    /// this rank's slice sum copied into its part of the gradient buffer.
     func reduceGradients(_ grads: UnsafeMutablePointer<Float>) throws {
         let n = comm.size
         guard n > 1 else { return }
+        if stage == 2 {
+            (grads + optimizerRange.lowerBound).update(from: shardSum!.pointer, count: optimizerRange.count)
+            return
+        }
         try timed {
-            if stage < 2 {
-                var lo = 0
-                while lo < storageCount {
-                    let c = min(bucket, storageCount - lo)
-                    try comm.allReduceSum(grads + lo, count: c)
-                    lo += c
-                }
-                bytesCommunicated += 2 * storageCount * (n - 1) / n * MemoryLayout<Float>.size
-                return
-            }
-            // Reduce-scatter in buckets: bucket k carries piece k of every rank's slice, packed
-            // rank after rank into `staging`, so each rank receives its own piece summed.
-            let slice = storageCount / n
-            let piece = min(slice, max(1, bucket / n))
-            if staging == nil { staging = AlignedBuffer(count: piece * (n + 1)) }
-            let stage = staging!.pointer, out = stage + piece * n
             var lo = 0
-            while lo < slice {
-                let c = min(piece, slice - lo)
-                for r in 0..<n { (stage + r * c).update(from: grads + r * slice + lo, count: c) }
-                try comm.reduceScatterSum(stage, out, chunkCount: c)
-                (grads + optimizerRange.lowerBound + lo).update(from: out, count: c)
+            while lo < storageCount {
+                let c = min(bucket, storageCount - lo)
+                try comm.allReduceSum(grads + lo, count: c)
                 lo += c
             }
-            bytesCommunicated += storageCount * (n - 1) / n * MemoryLayout<Float>.size
+            bytesCommunicated += 2 * storageCount * (n - 1) / n * MemoryLayout<Float>.size
         }
     }
 

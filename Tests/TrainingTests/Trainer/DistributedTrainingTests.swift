@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import SafeTensors
 @testable import Training
+import Qwen2
 
 // `mpirun -np N qwenft train` against one process at the global batch N·b, on the tiny model:
 // per-step losses, grad norms and the final adapter / weights within 1e-5 relative, at ZeRO
@@ -282,4 +283,32 @@ func expectSameTraining(_ a: String, _ b: String, file: String, tol: Double = 1e
         let stage1: JSONValue = .object([("zero_optimization", .object([("stage", .int(1))]))])
         #expect(throws: TrainingError.self) { try settings([("deepspeed", stage1), ("zero_stage", .int(2))]) }
     }
+
+    /// ZeRO-2 reduces layer by layer: every layer's entries form one flat range, and those
+    /// ranges plus the rest cover the buffer once.
+    @Test func layerRangesCoverTheBufferOnce() throws {
+        let config = Qwen2Preset.tiny.config
+        for layout in [try TrainableParameters.fullLayout(config: config),
+                       try TrainableParameters.loraLayout(config: config, spec: LoRASpec(rank: 4, alpha: 8, targetModules: ["all-linear"]))] {
+            let storage = layout.storageCount(worldSize: 3)
+            let (layers, rest) = ZeROEngine.layerRanges(layout, storageCount: storage)
+            #expect(layers.count == config.numHiddenLayers)
+            let all = (layers + rest).sorted { $0.lowerBound < $1.lowerBound }
+            #expect(all.first?.lowerBound == 0 && all.last?.upperBound == storage)
+            #expect(zip(all, all.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+            for (l, r) in layers.enumerated() {
+                #expect(layout.entries.filter { r.overlaps($0.range) }.allSatisfy { $0.name.contains("layers.\(l).") })
+            }
+        }
+    }
+
+    @Test func releasedGradientsReadAsZero() throws {
+        let layout = try ParameterLayout([("a", [5000]), ("b", [3000])])
+        let state = TrainableState(layout: layout, worldSize: 2, residentGradients: false)
+        #expect((0..<state.storageCount).allSatisfy { state.grads.pointer[$0] == 0 })
+        for i in 0..<state.storageCount { state.grads.pointer[i] = 1 }
+        state.releaseGradients(7 ..< 6007)
+        #expect((0..<state.storageCount).allSatisfy { state.grads.pointer[$0] == ((7..<6007).contains($0) ? 0 : 1) })
+    }
 }
+
