@@ -49,8 +49,9 @@ let package = Package(
                 "QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed", "Training",
             ]),
 
-        // Micro-benchmarks of the compute core (Scripts/bench/*/run.sh builds and runs it).
-        .executableTarget(name: "qwenft-bench", dependencies: ["QwenCore", "SafeTensors"], path: "Sources/qwenft-bench"),
+        // Benchmark-only code: micro-benchmarks and timing loops (Scripts/bench/README.md).
+        .executableTarget(name: "qwenft-bench", dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja"],
+                          path: "Sources/qwenft-bench"),
 
         // Tests: one target per library, plus end-to-end tests of the built binary.
         .testTarget(name: "QwenCoreTests", dependencies: ["QwenCore"], exclude: ["Fixtures"]),

@@ -16,6 +16,12 @@ public final class SafeTensorsSource: TensorSource {
         guard let t = store[name] else { return nil }
         return StoredTensor(dtype: t.dtype, shape: t.shape, data: t.rawPointer)
     }
+
+    /// The values of tensor `name` (F32, BF16, F16 or F64) as Float.
+    public func floats(_ name: String) throws -> [Float] {
+        guard let t = store[name] else { throw SafeTensorsError.missingTensor(file: path, tensor: name) }
+        return try t.floats()
+    }
 }
 
 /// A Hugging Face Qwen2 model folder opened for inference: config, generation defaults, weights
@@ -29,8 +35,18 @@ public final class ModelFolder {
     public let tokenizer: Tokenizer
     public let tokenizerConfig: TokenizerConfig
 
+    /// How the base weights are held: nil for the stored dtype, else a line such as
+    /// "NF4 (bitsandbytes 4-bit folder, blocksize 64, double quantisation)".
+    public private(set) var quantization: String?
+
     /// Opens `path`; `adapter` is a PEFT adapter folder applied unmerged.
-    public init(path: String, adapter: String? = nil) throws {
+    public convenience init(path: String, adapter: String? = nil) throws {
+        try self.init(path: path, adapter: adapter, loadIn4bit: nil, progress: nil)
+    }
+
+    /// Opens `path`, quantising the projections to NF4 when `loadIn4bit` is set (a folder that
+    /// already is bitsandbytes 4-bit loads as NF4 either way); `progress(done, total)` while quantising.
+    public init(path: String, adapter: String?, loadIn4bit: NF4Options?, progress: ((Int, Int) -> Void)?) throws {
         url = URL(fileURLWithPath: path)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
@@ -46,8 +62,8 @@ public final class ModelFolder {
                 : "The folder has no model.safetensors or model.safetensors.index.json."
             throw Qwen2Error.missingFile(path: url.appendingPathComponent("model.safetensors").path, hint: hint)
         }
-        let weights = try StoredWeights(config: config, source: try SafeTensorsSource(path: path))
-        weights.touchAll()
+        let (weights, quantization) = try ModelFolder.openWeights(config: config, folder: path, loadIn4bit: loadIn4bit, progress: progress)
+        self.quantization = quantization
         let cfg = config
         model = Qwen2Model(weights: weights, adapter: try adapter.map { try ModelFolder.loadAdapter($0, config: cfg) })
         tokenizer = try Tokenizer(modelFolder: path)
@@ -70,8 +86,53 @@ public final class ModelFolder {
         let url = URL(fileURLWithPath: path)
         let config = try Qwen2Config.load(url.appendingPathComponent("config.json"))
         try checkArchitecture(url.appendingPathComponent("config.json"))
-        let weights = try StoredWeights(config: config, source: try SafeTensorsSource(path: path))
+        let (weights, _) = try openWeights(config: config, folder: path, loadIn4bit: nil, progress: nil, touch: false)
         return Qwen2Model(weights: weights, adapter: try adapter.map { try loadAdapter($0, config: config) })
+    }
+
+    /// The weights of a folder: NF4 for a bitsandbytes 4-bit folder or when `loadIn4bit` asks for
+    /// it, else the stored dtype (mapped, paged in up front when `touch`).
+    public static func openWeights(config: Qwen2Config, folder path: String, loadIn4bit: NF4Options?,
+                                   progress: ((Int, Int) -> Void)?, touch: Bool = true) throws -> (WeightProvider, String?) {
+        let configURL = URL(fileURLWithPath: path).appendingPathComponent("config.json")
+        let prequantized = try bitsandbytesQuantization(configURL)
+        let source = try SafeTensorsSource(path: path)
+        if prequantized || !NF4Checkpoint.quantizedWeights(source).isEmpty {
+            let w = try NF4Weights(config: config, source: source)
+            if w.quantizedCount == 0 {
+                throw Qwen2Error.badTensors(path: source.path, problems: [
+                    "config.json has a bitsandbytes quantization_config but no tensor has a quant_state.bitsandbytes__nf4"])
+            }
+            return (w, "NF4 (bitsandbytes 4-bit folder: \(w.quantizedCount) matrices, blocksize \(w.blocksize)\(w.doubleQuant ? ", double quantisation" : ""))")
+        }
+        if let o = loadIn4bit {
+            let w = try NF4Weights(config: config, source: source, quantizing: o, progress: progress)
+            return (w, "NF4 (quantised on load: \(w.quantizedCount) matrices, blocksize \(o.blocksize)\(o.doubleQuant ? ", double quantisation" : ""))")
+        }
+        let w = try StoredWeights(config: config, source: source)
+        if touch { w.touchAll() }
+        return (w, nil)
+    }
+
+    /// True when config.json declares bitsandbytes 4-bit weights; 8-bit ones are refused.
+    static func bitsandbytesQuantization(_ url: URL) throws -> Bool {
+        guard let data = FileManager.default.contents(atPath: url.path),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let q = obj["quantization_config"] as? [String: Any] else { return false }
+        let method = q["quant_method"] as? String ?? "?"
+        guard method == "bitsandbytes" else {
+            throw Qwen2Error.unsupportedConfig(path: url.path, key: "quantization_config",
+                                               detail: "quant_method \"\(method)\" is not supported (only bitsandbytes 4-bit NF4); use the 16-bit model and --load-in-4bit")
+        }
+        if (q["load_in_8bit"] as? Bool) == true || (q["_load_in_8bit"] as? Bool) == true {
+            throw Qwen2Error.unsupportedConfig(path: url.path, key: "quantization_config",
+                                               detail: "load_in_8bit (LLM.int8) weights are not supported (only 4-bit NF4); use the 16-bit model and --load-in-4bit")
+        }
+        if let t = q["bnb_4bit_quant_type"] as? String, t != "nf4" {
+            throw Qwen2Error.unsupportedConfig(path: url.path, key: "quantization_config.bnb_4bit_quant_type",
+                                               detail: "\"\(t)\" is not supported (only nf4)")
+        }
+        return true
     }
 
     /// Refuses configs whose `architectures` name something other than a Qwen2 causal LM.

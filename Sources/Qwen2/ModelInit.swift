@@ -4,11 +4,17 @@ import SafeTensors
 import Tokenizer
 
 /// Named shapes for `qwenft init`: random-initialised Qwen2 models for tests, benchmarks and the
-/// quickstart. All use the Qwen2 vocabulary size (151,936) and tie embeddings, as Qwen2.5-0.5B.
+/// quickstart. The small ones use the Qwen2 vocabulary size (151,936) and tie embeddings, as
+/// Qwen2.5-0.5B; the qwen2.5-* presets have the shapes of the released models (7B and 14B untied,
+/// vocabulary 152,064).
 public enum Qwen2Preset: String, CaseIterable, Sendable {
     case tiny
     case small
     case qwen25_05b = "qwen2.5-0.5b"
+    case qwen25_15b = "qwen2.5-1.5b"
+    case qwen25_3b = "qwen2.5-3b"
+    case qwen25_7b = "qwen2.5-7b"
+    case qwen25_14b = "qwen2.5-14b"
 
     public var config: Qwen2Config {
         let eos = [151_645]
@@ -28,7 +34,22 @@ public enum Qwen2Preset: String, CaseIterable, Sendable {
                                numAttentionHeads: 14, numKeyValueHeads: 2, maxPositionEmbeddings: 32768,
                                rmsNormEps: 1e-6, ropeTheta: 1_000_000, tieWordEmbeddings: true,
                                bosTokenId: 151_643, eosTokenIds: eos)
+        case .qwen25_15b:
+            return Self.released(vocab: 151_936, hidden: 1536, intermediate: 8960, layers: 28, heads: 12, kvHeads: 2, tied: true)
+        case .qwen25_3b:
+            return Self.released(vocab: 151_936, hidden: 2048, intermediate: 11008, layers: 36, heads: 16, kvHeads: 2, tied: true)
+        case .qwen25_7b:
+            return Self.released(vocab: 152_064, hidden: 3584, intermediate: 18944, layers: 28, heads: 28, kvHeads: 4, tied: false)
+        case .qwen25_14b:
+            return Self.released(vocab: 152_064, hidden: 5120, intermediate: 13824, layers: 48, heads: 40, kvHeads: 8, tied: false)
         }
+    }
+
+    static func released(vocab: Int, hidden: Int, intermediate: Int, layers: Int, heads: Int, kvHeads: Int, tied: Bool) -> Qwen2Config {
+        Qwen2Config(vocabSize: vocab, hiddenSize: hidden, intermediateSize: intermediate, numHiddenLayers: layers,
+                    numAttentionHeads: heads, numKeyValueHeads: kvHeads, maxPositionEmbeddings: 32768,
+                    rmsNormEps: 1e-6, ropeTheta: 1_000_000, tieWordEmbeddings: tied,
+                    bosTokenId: 151_643, eosTokenIds: [151_645])
     }
 
     /// Qwen2.5-Instruct's generation defaults.

@@ -16,7 +16,14 @@ public final class StoredWeights: WeightProvider {
     /// fp32 copies (norms, biases) and realigned matrices this provider owns.
     private var owned: [AnyObject] = []
 
-    public init(config: Qwen2Config, source: TensorSource) throws {
+    /// `supplied` names tensors another provider reads itself (NF4 projections and their quant
+    /// state): they are neither checked nor reported as unexpected, and their matrices here are
+    /// placeholders that must not be used.
+    public convenience init(config: Qwen2Config, source: TensorSource) throws {
+        try self.init(config: config, source: source, supplied: { _ in false })
+    }
+
+    public init(config: Qwen2Config, source: TensorSource, supplied: (String) -> Bool) throws {
         self.config = config
         self.source = source
         var problems: [String] = []
@@ -25,6 +32,7 @@ public final class StoredWeights: WeightProvider {
 
         func check(_ name: String, _ shape: [Int]) -> StoredTensor? {
             expected.insert(name)
+            if supplied(name) { return nil }
             guard let t = source.tensor(named: name) else {
                 problems.append("missing \(name) \(shape)")
                 return nil
@@ -95,7 +103,7 @@ public final class StoredWeights: WeightProvider {
         } else {
             lmHead = matrix("lm_head.weight", V, C)
         }
-        for name in source.tensorNames where !expected.contains(name) {
+        for name in source.tensorNames where !expected.contains(name) && !supplied(name) {
             // Old checkpoints store RoPE's inv_freq buffers; they are recomputed, not read.
             if name.hasSuffix("rotary_emb.inv_freq") { continue }
             problems.append("unexpected \(name)")

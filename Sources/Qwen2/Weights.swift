@@ -1,7 +1,8 @@
 import QwenCore
 
 /// A row-major matrix (rows, cols) in its stored dtype: `rows` outputs of a Linear layer, each a
-/// row of `cols` inputs (PyTorch's weight layout). `dtype` is F32, BF16 or F16.
+/// row of `cols` inputs (PyTorch's weight layout). `dtype` is F32, BF16 or F16, or U8 for an
+/// NF4 matrix (`nf4` then says where its codes and absmax are; see NF4.swift).
 /// The memory belongs to whoever handed it out
 /// (a mapped safetensors file, a WeightProvider's buffer) and must outlive every use.
 public struct WeightMatrix: @unchecked Sendable {
@@ -9,12 +10,24 @@ public struct WeightMatrix: @unchecked Sendable {
     public let cols: Int
     public let dtype: DType
     public let base: UnsafeRawPointer
+    /// The block layout of an NF4 matrix (dtype U8, `base` its packed codes); nil otherwise.
+    public let nf4: NF4Layout?
 
     public init(rows: Int, cols: Int, dtype: DType, base: UnsafeRawPointer) {
         self.rows = rows
         self.cols = cols
         self.dtype = dtype
         self.base = base
+        self.nf4 = nil
+    }
+
+    /// An NF4 matrix: packed codes ((rows·cols+1)/2 bytes) with their fp32 absmax per block.
+    public init(rows: Int, cols: Int, nf4 layout: NF4Layout) {
+        self.rows = rows
+        self.cols = cols
+        self.dtype = .u8
+        self.base = UnsafeRawPointer(layout.packed)
+        self.nf4 = layout
     }
 
     public init(rows: Int, cols: Int, float32 pointer: UnsafePointer<Float>) {
@@ -48,6 +61,10 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Writes rows `range` as fp32 into `out` ((range.count, cols), row-major).
     public func widenRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let start = range.lowerBound * cols, n = range.count * cols
+        if let q = nf4 {
+            NF4.dequantize(packed: q.packed, absmax: q.absmax, blocksize: q.blocksize, from: start, count: n, into: out)
+            return
+        }
         switch dtype {
         case .f32:
             out.update(from: base.assumingMemoryBound(to: Float.self) + start, count: n)
@@ -56,6 +73,18 @@ public struct WeightMatrix: @unchecked Sendable {
         default:
             widenF16(base.assumingMemoryBound(to: UInt16.self) + start, out, n)
         }
+    }
+}
+
+/// Where an NF4 matrix's data is: packed codes, fp32 absmax (one per block), block size.
+public struct NF4Layout: @unchecked Sendable {
+    public let packed: UnsafePointer<UInt8>
+    public let absmax: UnsafePointer<Float>
+    public let blocksize: Int
+    public init(packed: UnsafePointer<UInt8>, absmax: UnsafePointer<Float>, blocksize: Int) {
+        self.packed = packed
+        self.absmax = absmax
+        self.blocksize = blocksize
     }
 }
 

@@ -138,8 +138,8 @@ public func inspectModel(path: String) throws(SafeTensorsError) -> ModelInspecti
                            modelType: modelType, adapterSettings: adapter, metadata: store.files.first?.metadata, tensors: tensors)
 }
 
-/// `architectures` and `model_type` from a config.json; other keys are not looked at.
-func readConfig(_ path: String) throws(SafeTensorsError) -> (architectures: [String], modelType: String?) {
+/// A small JSON file (config.json, adapter_config.json) that must hold an object.
+func readJSONObject(_ path: String) throws(SafeTensorsError) -> JSONValue {
     let mapping = try MappedFile(path: path)
     let json: JSONValue
     do {
@@ -148,6 +148,12 @@ func readConfig(_ path: String) throws(SafeTensorsError) -> (architectures: [Str
         throw .badConfig(file: path, reason: "not valid JSON: \(error)")
     }
     guard json.objectValue != nil else { throw .badConfig(file: path, reason: "expected a JSON object, found \(json.kindName)") }
+    return json
+}
+
+/// `architectures` and `model_type` from a config.json; other keys are not looked at.
+func readConfig(_ path: String) throws(SafeTensorsError) -> (architectures: [String], modelType: String?) {
+    let json = try readJSONObject(path)
     var architectures: [String] = []
     if let value = json["architectures"], value != .null {
         guard let items = value.arrayValue, items.allSatisfy({ $0.stringValue != nil }) else {
@@ -160,14 +166,7 @@ func readConfig(_ path: String) throws(SafeTensorsError) -> (architectures: [Str
 
 /// The settings of a PEFT adapter_config.json worth a glance, as they are in the file.
 func readAdapterConfig(_ path: String) throws(SafeTensorsError) -> [(String, JSONValue)] {
-    let mapping = try MappedFile(path: path)
-    let json: JSONValue
-    do {
-        json = try parseJSON(mapping.bytes)
-    } catch {
-        throw .badConfig(file: path, reason: "not valid JSON: \(error)")
-    }
-    guard json.objectValue != nil else { throw .badConfig(file: path, reason: "expected a JSON object, found \(json.kindName)") }
+    let json = try readJSONObject(path)
     return ["peft_type", "r", "lora_alpha", "use_rslora", "base_model_name_or_path", "target_modules"].compactMap { key in
         guard let v = json[key], v != .null else { return nil }
         return (key, v)

@@ -193,8 +193,9 @@ public enum SafeTensorsWriter {
 }
 
 /// Creates a file by writing a temporary sibling through a shared mapping, syncing it, and
-/// renaming it over the target; on any error the temporary file is removed.
-enum AtomicFile {
+/// renaming it over the target; on any error the temporary file is removed. A full disk is a
+/// `SafeTensorsError.io` naming the target and "No space left on device", never a half file.
+public enum AtomicFile {
     static func write(path: String, size: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[..<$0]) } ?? "."
@@ -237,7 +238,7 @@ enum AtomicFile {
     }
 
     /// Writes small text or bytes atomically (an index, a config).
-    static func write(path: String, bytes: [UInt8]) throws {
+    public static func write(path: String, bytes: [UInt8]) throws {
         try write(path: path, size: bytes.count) { out in
             bytes.withUnsafeBytes { out.copyMemory(from: $0) }
         }

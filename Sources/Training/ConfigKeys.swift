@@ -59,7 +59,7 @@ public enum ConfigKeys {
         ConfigKey("eval_file", .string, .null),
         ConfigKey("template_name", .string, .null),
         ConfigKey("train_mode", .choice(["full", "lora", "qlora"]), s("qlora")),  // Firefly's default
-        ConfigKey("task_type", .choice(["sft", "pretrain"]), s("sft")),
+        ConfigKey("task_type", .choice(["sft", "pretrain", "dpo"]), s("sft")),
         ConfigKey("max_seq_length", .int, i(1024)),
         ConfigKey("adapter_name_or_path", .string, .null),
         ConfigKey("train_on_prompt", .bool, .bool(false)),
@@ -119,6 +119,20 @@ public enum ConfigKeys {
         // Many processes (mpirun): the ZeRO stage without a DeepSpeed file, the collective timeout.
         ConfigKey("zero_stage", .int, .null),
         ConfigKey("ddp_timeout", .double, i(1800)),
+        // DPO (task_type dpo; TRL's DPOConfig names and defaults, Firefly's max_prompt_length).
+        ConfigKey("beta", .double, d(0.1)),
+        ConfigKey("loss_type", .choice(["sigmoid", "ipo", "hinge"]), s("sigmoid")),
+        ConfigKey("max_prompt_length", .int, .null),
+        ConfigKey("precompute_ref_log_probs", .bool, .bool(false)),
+        ConfigKey("disable_dropout", .bool, .bool(true)),
+        ConfigKey("rpo_alpha", .double, .null),
+        // QLoRA: transformers' BitsAndBytesConfig names (see QuantizationConfig.swift).
+        ConfigKey("load_in_4bit", .bool, .bool(false)),
+        ConfigKey("bnb_4bit_quant_type", .choice(["nf4", "fp4"]), s("nf4")),
+        ConfigKey("bnb_4bit_use_double_quant", .bool, .bool(true)),  // the seeds' (Firefly's) setting
+        ConfigKey("bnb_4bit_compute_dtype", .choice(["float32", "bfloat16", "float16", "fp32", "bf16", "fp16"]), .null),
+        ConfigKey("bnb_4bit_blocksize", .int, i(64)),
+        ConfigKey("llm_int8_skip_modules", .stringList, .null),
     ]
 
     /// Keys the Python stack takes that change nothing here (data loader workers, DDP, hub,
@@ -131,7 +145,7 @@ public enum ConfigKeys {
         "lazy_preprocess", "tf32", "torch_compile", "use_cache", "push_to_hub", "hub_model_id", "hub_token",
         "skip_memory_metrics", "include_num_input_tokens_seen", "logging_nan_inf_filter", "cache_dir",
         "gradient_checkpointing_kwargs", "ddp_bucket_cap_mb", "use_unsloth", "lora_bias", "quantization_method",
-        "val_size", "max_prompt_length", "dataset_dir", "full_determinism", "label_names", "prediction_loss_only",
+        "val_size", "dataset_dir", "full_determinism", "label_names", "prediction_loss_only",
     ]
 
     /// Other projects' names for our keys: LLaMA-Factory, Qwen's finetune.py, transformers 4.x.
@@ -147,6 +161,8 @@ public enum ConfigKeys {
         "lora_r": "lora_rank",
         "lora_target": "lora_target_modules",
         "template": "template_name",
+        "pref_beta": "beta",
+        "pref_loss": "loss_type",
     ]
 
     /// Keys whose value decides train_mode / task_type (see `TrainingConfig`).

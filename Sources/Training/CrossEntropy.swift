@@ -13,12 +13,13 @@ public let ignoreIndex: Int32 = -100
 /// logits (N,V), targets (N) already shifted (row i predicts targets[i]), dlogits (N,V) — may be
 /// the same memory as logits, so the lm_head chunk's logits buffer is reused for its gradient.
 /// losses (N): each row's unscaled token loss (0 where ignored).
+/// `rowScales` (N), when given, replaces `scale` row by row (DPO weighs each sequence's tokens).
 /// Returns Σ losses in double. Rows run in parallel; each row's arithmetic is sequential, so the
 /// result does not depend on the thread count.
 @discardableResult
 public func crossEntropyForwardBackward(dlogits: UnsafeMutablePointer<Float>, losses: UnsafeMutablePointer<Float>,
                                         logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
-                                        N: Int, V: Int, scale: Float) throws -> Double {
+                                        N: Int, V: Int, scale: Float, rowScales: UnsafePointer<Float>? = nil) throws -> Double {
     for i in 0 ..< N {
         let t = Int(targets[i])
         if t != Int(ignoreIndex) && (t < 0 || t >= V) {
@@ -34,6 +35,7 @@ public func crossEntropyForwardBackward(dlogits: UnsafeMutablePointer<Float>, lo
             d.update(repeating: 0, count: V)
             return
         }
+        let scale = rowScales?[i] ?? scale
         let xt = x[t]  // read before d (which may be x) is overwritten
         var mx = -Float.infinity
         var j = 0

@@ -78,6 +78,19 @@ public struct TrainingConfig: Sendable {
     public var ddpTimeout: Double
     /// The DeepSpeed config with "auto" resolved (step counts pending `finalized`), if given.
     public var deepspeed: DeepSpeedSettings?
+    // DPO (task_type dpo).
+    public var beta: Double
+    /// sigmoid, ipo or hinge.
+    public var lossType: String
+    public var maxPromptLength: Int?
+    public var precomputeRefLogProbs: Bool
+    /// TRL's disable_dropout (default true): DPO trains with LoRA dropout off.
+    public var disableDropout: Bool
+    /// RPO: weight of the chosen responses' NLL added to the DPO loss (nil: none).
+    public var rpoAlpha: Double?
+
+    /// The LoRA dropout the pass applies: lora_dropout, or 0 for DPO with disable_dropout (TRL).
+    public var trainingLoRADropout: Double { taskType == "dpo" && disableDropout ? 0 : loraDropout }
 
     /// Every known key's effective value, in table order (what `resolvedJSON` prints).
     public internal(set) var values: [(String, JSONValue)]
@@ -358,10 +371,10 @@ extension TrainingConfig {
             notes.append("train_mode \"\(d)\" from " + mode.keys.filter { $0 != "stage" }.sorted().joined(separator: ", "))
         }
         if let (v, src) = mode["stage"] {
-            guard case let .string(st) = v, ["sft", "pt"].contains(st) else {
-                throw TrainingError.badConfigValue(key: "stage", source: src, message: "only \"sft\" and \"pt\" are supported (got \(v.kindName))")
+            guard case let .string(st) = v, ["sft", "pt", "dpo"].contains(st) else {
+                throw TrainingError.badConfigValue(key: "stage", source: src, message: "only \"sft\", \"pt\" and \"dpo\" are supported (got \(v.kindName))")
             }
-            given["task_type"] = (.string(st == "pt" ? "pretrain" : "sft"), src)
+            given["task_type"] = (.string(st == "pt" ? "pretrain" : st), src)
         }
     }
 

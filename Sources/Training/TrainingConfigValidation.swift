@@ -75,6 +75,12 @@ extension TrainingConfig {
         overwriteOutputDir = bool("overwrite_output_dir") ?? false
         zeroStage = int("zero_stage")
         ddpTimeout = num("ddp_timeout") ?? 1800
+        beta = num("beta") ?? 0.1
+        lossType = str("loss_type") ?? "sigmoid"
+        maxPromptLength = int("max_prompt_length")
+        precomputeRefLogProbs = bool("precompute_ref_log_probs") ?? false
+        disableDropout = bool("disable_dropout") ?? true
+        rpoAlpha = num("rpo_alpha")
         switch map["resume_from_checkpoint"] {
         case .bool(true)?: resumeFromCheckpoint = .latest
         case let .string(p)?: resumeFromCheckpoint = p.isEmpty ? .no : .path(p)
@@ -133,6 +139,13 @@ extension TrainingConfig {
         }
         if loadBestModelAtEnd && saveStrategy != evalStrategy {
             throw fail("load_best_model_at_end", "needs save_strategy equal to eval_strategy (\"\(evalStrategy.rawValue)\"), as transformers requires")
+        }
+        if taskType == "dpo" {
+            if packing { throw fail("packing", "cannot be used with task_type dpo: each preference pair is scored as whole sequences; set packing to false") }
+            if trainOnPrompt { throw fail("train_on_prompt", "cannot be used with task_type dpo: DPO scores the responses only; set it to false") }
+            if !(beta > 0) { throw fail("beta", "must be > 0, got \(beta)") }
+            if let a = rpoAlpha, !(a >= 0) { throw fail("rpo_alpha", "must be ≥ 0 (or null), got \(a)") }
+            if let m = maxPromptLength, m < 1 { throw fail("max_prompt_length", "must be at least 1 (or null), got \(m)") }
         }
         if trainMode == .full && adapterNameOrPath != nil {
             throw fail("adapter_name_or_path", "continues a LoRA adapter, but train_mode is \"full\"; use \"lora\" or \"qlora\"")

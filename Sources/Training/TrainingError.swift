@@ -1,7 +1,11 @@
-/// Everything in the Training target that a user's input can get wrong: a config key, a value,
-/// a DeepSpeed file, a parameter name, a target id. Each description names the culprit and says
-/// what to do.
+/// The Training target's one error type: everything a user's input or disk can get wrong, in
+/// three groups — the config (keys, values, DeepSpeed, parameter names, target ids), the dataset
+/// pipeline (formerly DatasetError) and the training loop with its files (formerly TrainerError).
+/// Each description names the culprit (file, line, record, key, tensor) and says what to do.
+/// `DatasetError` and `TrainerError` remain as aliases of this type (see the end of the file).
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    // MARK: Config, parameter layout, loss
+
     /// A config key nobody knows; `suggestion` is the closest known key, if any is close.
     case unknownConfigKey(key: String, source: String, suggestion: String?)
     /// A value of the wrong JSON type for a key.
@@ -20,6 +24,48 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case badParameterShape(name: String, shape: [Int])
     /// A cross-entropy target outside [0, V) that is not the ignore index.
     case targetOutOfRange(row: Int, target: Int, vocabSize: Int)
+
+    // MARK: Dataset pipeline (bad records are gathered first, so one run lists them all)
+
+    /// A data file that cannot be opened or read.
+    case unreadableFile(path: String, message: String)
+    /// `on_bad_record: error` and some records are bad: `problems` holds up to `shownLimit` of
+    /// them in file order, `total` how many there are.
+    case badRecords(problems: [RecordProblem], total: Int)
+    /// No template to render with: the model has none and no `template_name` was given.
+    case noTemplate(message: String)
+    /// `template_name` names no file in the template folder.
+    case unknownTemplate(name: String, folder: String, available: [String])
+    /// A template that does not parse.
+    case badTemplate(path: String, message: String)
+    /// A value the caller passed (batch size, max_seq_length, on_bad_record…).
+    case badOption(name: String, message: String)
+    /// Every record was bad or empty: nothing to train on.
+    case noSamples(files: [String], message: String)
+
+    // MARK: Training loop, output folders, checkpoints, merge
+
+    /// output_dir already holds another run's results.
+    case outputDirInUse(path: String, found: String)
+    /// resume_from_checkpoint named nothing usable.
+    case noCheckpoint(path: String, message: String)
+    /// A checkpoint folder that is incomplete or does not fit this run.
+    case badCheckpoint(path: String, message: String)
+    /// The loss or gradients were NaN/Inf too many steps in a row.
+    case diverged(step: Int, count: Int)
+    /// A setting this build cannot run.
+    case unsupported(key: String, message: String)
+    /// A file could not be written (disk full, permissions).
+    case writeFailed(path: String, message: String)
+    /// merge: adapter and base disagree, or a folder is missing.
+    case mergeFailed(path: String, message: String)
+    /// Under mpirun: this rank sees another config, data or model than rank 0.
+    case ranksDisagree(rank: Int, what: String)
+    /// QWENFT_TEST_FAULT: a failure injected by the fault tests.
+    case injectedFault(rank: Int, step: Int)
+
+    /// How many bad records `badRecords` lists; the rest are counted.
+    public static let shownLimit = 20
 
     public var description: String {
         switch self {
@@ -47,6 +93,50 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .targetOutOfRange(row, target, vocabSize):
             return "cross-entropy: target \(target) at row \(row) is outside the vocabulary [0, \(vocabSize)); "
                 + "the tokenizer and the model's vocab_size disagree."
+
+        case let .unreadableFile(path, message):
+            return "\(path): cannot read the data file: \(message)"
+        case let .badRecords(problems, total):
+            var lines = ["\(total) bad record\(total == 1 ? "" : "s") in the training data (on_bad_record: error); "
+                + "fix them, or set on_bad_record: skip to train without them:"]
+            lines += problems.prefix(Self.shownLimit).map { "  \($0)" }
+            if total > min(problems.count, Self.shownLimit) {
+                lines.append("  … and \(total - min(problems.count, Self.shownLimit)) more")
+            }
+            return lines.joined(separator: "\n")
+        case let .noTemplate(message):
+            return message
+        case let .unknownTemplate(name, folder, available):
+            let list = available.isEmpty ? "it holds no .j2 files" : "available: \(available.joined(separator: ", "))"
+            return "template_name \"\(name)\": no \(name).j2 in \(folder) (\(list))"
+        case let .badTemplate(path, message):
+            return "template \(path): \(message)"
+        case let .badOption(name, message):
+            return "\(name): \(message)"
+        case let .noSamples(files, message):
+            return "\(files.joined(separator: ", ")): \(message)"
+
+        case let .outputDirInUse(path, found):
+            return "output_dir \(path) already holds another run (\(found)); set resume_from_checkpoint to continue it, "
+                + "overwrite_output_dir to replace it, or choose another output_dir."
+        case let .noCheckpoint(path, message):
+            return "resume_from_checkpoint: \(path): \(message)"
+        case let .badCheckpoint(path, message):
+            return "checkpoint \(path): \(message)"
+        case let .diverged(step, count):
+            return "training stopped at step \(step): the loss or gradients were NaN or Inf for \(count) steps in a row; "
+                + "lower learning_rate, keep max_grad_norm on, or check the data."
+        case let .unsupported(key, message):
+            return "\(key): \(message)"
+        case let .writeFailed(path, message):
+            return "cannot write \(path): \(message)"
+        case let .mergeFailed(path, message):
+            return "merge: \(path): \(message)"
+        case let .ranksDisagree(rank, what):
+            return "rank \(rank) sees other \(what) than rank 0; every rank must run the same command over the same files "
+                + "(check paths that differ between hosts, and the dataset cache)"
+        case let .injectedFault(rank, step):
+            return "rank \(rank) failed at step \(step) (QWENFT_TEST_FAULT)"
         }
     }
 }

@@ -1,155 +1,73 @@
-// qwenft-bench: micro-benchmarks of the compute core, run by Scripts/bench/*/run.sh.
+// qwenft-bench: the one home of benchmark-only code (what Scripts/bench/*/run.sh runs besides
+// `qwenft train` / `qwenft generate` and the QWENFT_BENCH test suites; Scripts/bench/README.md
+// says what each bench runs and how to read its output).
 //
 //   qwenft-bench gemm [--tokens T] [--repeats R] [--json]
 //   qwenft-bench convert [--repeats R]
-//   qwenft-bench roundtrip IN OUT      (Scripts/bench/safetensors/run.sh)
+//   qwenft-bench roundtrip IN OUT
+//   qwenft-bench tokenize --tokenizer FILE [--each-line] [--repeats R]      < text
+//   qwenft-bench template --template FILE --messages FILE [--add-generation-prompt] [--renders N]
 //
-// gemm: our GEMM wrappers on the Qwen2.5-0.5B linear shapes at T tokens, in the three layouts a
-// Linear layer uses — forward y = x·Wᵀ (NT), input gradient dx = dy·W (NN), weight gradient
-// dW = dyᵀ·x (TN). Prints the best of R timed runs (after one warm-up) as GFLOP/s.
+// The thread count is QWENFT_THREADS (default: every core).
 import Foundation
-import QwenCore
-import SafeTensors
 
-struct GemmCase {
-    let layer: String   // which Linear: C→OC
-    let inFeatures: Int  // C
-    let outFeatures: Int // OC
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
 }
 
-/// The Linear shapes of Qwen2.5-0.5B (hidden 896, intermediate 4864, vocab 151936).
-let qwen05BShapes = [
-    GemmCase(layer: "q/o_proj 896x896", inFeatures: 896, outFeatures: 896),
-    GemmCase(layer: "gate/up_proj 896x4864", inFeatures: 896, outFeatures: 4864),
-    GemmCase(layer: "down_proj 4864x896", inFeatures: 4864, outFeatures: 896),
-    GemmCase(layer: "lm_head 896x151936", inFeatures: 896, outFeatures: 151936),
-]
+let usage = """
+    usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json] | convert [--repeats R] | roundtrip IN OUT
+           | tokenize --tokenizer FILE [--each-line] [--repeats R] | template --template FILE --messages FILE [--add-generation-prompt] [--renders N]
+    """
 
-func fillRandom(_ p: UnsafeMutablePointer<Float>, _ n: Int, seed: UInt64) {
-    var s = seed
-    for i in 0..<n {
-        s = s &* 6364136223846793005 &+ 1442695040888963407
-        p[i] = Float(Int64(bitPattern: s >> 11) % 2000) / 1000 - 1
+/// The options after the mode: `--name value` pairs and bare `--flag`s (in `flags`).
+func options(_ args: ArraySlice<String>, flags: Set<String>) throws -> [String: String] {
+    var out: [String: String] = [:]
+    var rest = args
+    while let a = rest.popFirst() {
+        if flags.contains(a) { out[a] = ""; continue }
+        guard a.hasPrefix("--"), let v = rest.popFirst() else { throw BenchError("unexpected argument \(a)") }
+        out[a] = v
     }
+    return out
 }
 
-func seconds(_ body: () -> Void) -> Double {
-    let t0 = DispatchTime.now().uptimeNanoseconds
-    body()
-    return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+func positive(_ o: [String: String], _ key: String, default d: Int) throws -> Int {
+    guard let s = o[key] else { return d }
+    guard let n = Int(s), n > 0 else { throw BenchError("\(key) takes a positive integer") }
+    return n
 }
 
-func runGemm(tokens T: Int, repeats: Int, json: Bool) {
-    Threading.configure(threads: nil)
-    if !json {
-        print("qwenft GEMM (OpenBLAS via cblas_sgemm), T=\(T), threads=\(Threading.count), best of \(repeats)")
-        print("layer                   variant  M x N x K                  ms    GFLOP/s")
-    }
-    for c in qwen05BShapes {
-        let C = c.inFeatures, OC = c.outFeatures
-        // x (T,C), W (OC,C), y = dy (T,OC), dW (OC,C); freed before the next shape.
-        let x = AlignedBuffer<Float>(count: T * C), w = AlignedBuffer<Float>(count: OC * C)
-        let y = AlignedBuffer<Float>(count: T * OC), dw = AlignedBuffer<Float>(count: OC * C)
-        fillRandom(x.pointer, x.count, seed: 1)
-        fillRandom(w.pointer, w.count, seed: 2)
-        fillRandom(y.pointer, y.count, seed: 3)
-        // (variant, M, N, K, run)
-        let variants: [(String, Int, Int, Int, () -> Void)] = [
-            ("NT", T, OC, C, { GEMM.nt(T, OC, C, x.pointer, w.pointer, y.pointer) }),          // y = x·Wᵀ
-            ("NN", T, C, OC, { GEMM.nn(T, C, OC, y.pointer, w.pointer, x.pointer) }),          // dx = dy·W
-            ("TN", OC, C, T, { GEMM.tn(OC, C, T, y.pointer, x.pointer, dw.pointer) }),         // dW = dyᵀ·x
-        ]
-        for (name, M, N, K, run) in variants {
-            run()  // warm-up: page faults, thread start
-            var best = Double.infinity
-            for _ in 0..<repeats { best = min(best, seconds(run)) }
-            let gflops = 2 * Double(M) * Double(N) * Double(K) / best / 1e9
-            if json {
-                print(#"{"layer":"\#(c.layer)","variant":"\#(name)","M":\#(M),"N":\#(N),"K":\#(K),"seconds":\#(best),"gflops":\#(gflops)}"#)
-            } else {
-                let dims = "\(M) x \(N) x \(K)"
-                print(c.layer.padding(toLength: 24, withPad: " ", startingAt: 0) + name.padding(toLength: 9, withPad: " ", startingAt: 0)
-                      + dims.padding(toLength: 22, withPad: " ", startingAt: 0)
-                      + String(format: "%9.2f  %9.1f", best * 1000, gflops))
-            }
-        }
-    }
+func required(_ o: [String: String], _ key: String) throws -> String {
+    guard let v = o[key] else { throw BenchError("\(key) is required") }
+    return v
 }
 
-/// convert: fp32 <-> bf16 / f16 over 64M elements (a 0.5B model is 494M), elements per second.
-func runConvert(repeats: Int) {
-    Threading.configure(threads: nil)
-    let n = 1 << 26
-    let f = AlignedBuffer<Float>(count: n), h = AlignedBuffer<UInt16>(count: n)
-    fillRandom(f.pointer, n, seed: 4)
-    print("conversions over \(n) elements, threads=\(Threading.count), best of \(repeats)")
-    let cases: [(String, () -> Void)] = [
-        ("f32 -> bf16", { convertF32ToBF16(f.pointer, h.pointer, count: n) }),
-        ("bf16 -> f32", { convertBF16ToF32(h.pointer, f.pointer, count: n) }),
-        ("f32 -> f16", { convertF32ToF16(f.pointer, h.pointer, count: n) }),
-        ("f16 -> f32", { convertF16ToF32(h.pointer, f.pointer, count: n) }),
-    ]
-    for (name, run) in cases {
-        run()
-        var best = Double.infinity
-        for _ in 0..<repeats { best = min(best, seconds(run)) }
-        print(name.padding(toLength: 14, withPad: " ", startingAt: 0)
-              + String(format: "%8.1f ms  %7.2f G elements/s  %6.1f GB/s", best * 1000, Double(n) / best / 1e9, Double(n) * 6 / best / 1e9))
-    }
-}
-
-/// roundtrip: every tensor of IN widened to fp32 (kept in memory, as a trainer holds weights),
-/// then narrowed back to bf16 and written to OUT.
-func runRoundtrip(_ src: String, _ dst: String) throws {
-    Threading.configure(threads: nil)
-    var held: [(name: String, shape: [Int], values: AlignedBuffer<Float>)] = []
-    let load = try seconds {
-        let store = try SafeTensorsStore(path: src)
-        for t in store.tensors { held.append((t.name, t.shape, try t.floatBuffer())) }
-    }
-    let save = try seconds {
-        try SafeTensorsWriter.write(held.map { TensorToWrite(name: $0.name, shape: $0.shape, pointer: $0.values.pointer, as: .bf16) },
-                                    to: dst)
-    }
-    print(String(format: "qwenft: load+widen %.2f s, narrow+save %.2f s, total %.2f s", load, save, load + save))
-}
-
-func seconds(_ body: () throws -> Void) throws -> Double {
-    let t0 = DispatchTime.now().uptimeNanoseconds
-    try body()
-    return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-}
-
-var args = Array(CommandLine.arguments.dropFirst())
-let mode = args.first ?? ""
-if mode == "roundtrip", args.count == 3 {
-    do {
+let args = Array(CommandLine.arguments.dropFirst())
+do {
+    let rest = args.dropFirst()
+    switch args.first ?? "" {
+    case "gemm":
+        let o = try options(rest, flags: ["--json"])
+        runGemm(tokens: try positive(o, "--tokens", default: 256), repeats: try positive(o, "--repeats", default: 3), json: o["--json"] != nil)
+    case "convert":
+        runConvert(repeats: try positive(try options(rest, flags: []), "--repeats", default: 3))
+    case "roundtrip" where args.count == 3:
         try runRoundtrip(args[1], args[2])
-        exit(0)
-    } catch {
-        FileHandle.standardError.write(Data("qwenft-bench: \(error)\n".utf8))
-        exit(1)
-    }
-}
-guard mode == "gemm" || mode == "convert" else {
-    FileHandle.standardError.write(Data("usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json] | convert [--repeats R] | roundtrip IN OUT\n".utf8))
-    exit(2)
-}
-args.removeFirst()
-var tokens = 256, repeats = 3, json = false
-while let a = args.first {
-    args.removeFirst()
-    switch a {
-    case "--tokens": tokens = Int(args.first ?? "") ?? -1; if !args.isEmpty { args.removeFirst() }
-    case "--repeats": repeats = Int(args.first ?? "") ?? -1; if !args.isEmpty { args.removeFirst() }
-    case "--json": json = true
+    case "tokenize":
+        let o = try options(rest, flags: ["--each-line"])
+        try runTokenize(tokenizer: try required(o, "--tokenizer"), eachLine: o["--each-line"] != nil,
+                        repeats: try positive(o, "--repeats", default: 5))
+    case "template":
+        let o = try options(rest, flags: ["--add-generation-prompt"])
+        try runTemplate(template: try required(o, "--template"), messages: try required(o, "--messages"),
+                        addGenerationPrompt: o["--add-generation-prompt"] != nil, renders: try positive(o, "--renders", default: 1000))
     default:
-        FileHandle.standardError.write(Data("qwenft-bench: unknown argument \(a)\n".utf8))
+        FileHandle.standardError.write(Data((usage + "\n").utf8))
         exit(2)
     }
+} catch {
+    FileHandle.standardError.write(Data("qwenft-bench: \(error)\n".utf8))
+    exit(1)
 }
-guard tokens > 0, repeats > 0 else {
-    FileHandle.standardError.write(Data("qwenft-bench: --tokens and --repeats take positive integers\n".utf8))
-    exit(2)
-}
-if mode == "gemm" { runGemm(tokens: tokens, repeats: repeats, json: json) } else { runConvert(repeats: repeats) }

@@ -17,6 +17,8 @@ struct ChatCommand: ParsableCommand {
     @Option(name: .long, help: "Model folder (config.json, model.safetensors, tokenizer).")
     var model: String
 
+    @OptionGroup var fourBit: LoadIn4bitOptions
+
     @Option(name: .long, help: "PEFT LoRA adapter folder, applied unmerged.")
     var adapter: String?
 
@@ -27,7 +29,7 @@ struct ChatCommand: ParsableCommand {
 
     func run() throws {
         global.apply()
-        let folder = try ModelFolder(path: model, adapter: adapter)
+        let folder = try fourBit.open(model, adapter: adapter)
         let template = try folder.chatTemplate()
         let parameters = try sampling.parameters(folder.generationConfig)
         let maxNew = sampling.maxTokens(folder.generationConfig)

@@ -14,6 +14,8 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Model folder.")
     var model: String
 
+    @OptionGroup var fourBit: LoadIn4bitOptions
+
     @Option(name: .long, help: "PEFT LoRA adapter folder, applied unmerged.")
     var adapter: String?
 
@@ -33,7 +35,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         global.apply()
         let texts = try readTextRecords(data)
-        let folder = try ModelFolder(path: model, adapter: adapter)
+        let folder = try fourBit.open(model, adapter: adapter)
         let r = try evaluate(model: folder.model, tokenizer: folder.tokenizer, texts: texts, maxSeqLength: maxSeqLength)
         if json {
             let encoder = JSONEncoder()

@@ -19,6 +19,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Model folder (config.json, model.safetensors, tokenizer).")
     var model: String
 
+    @OptionGroup var fourBit: LoadIn4bitOptions
+
     @Option(name: .long, help: "PEFT LoRA adapter folder, applied unmerged.")
     var adapter: String?
 
@@ -53,7 +55,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         global.apply()
-        let folder = try ModelFolder(path: model, adapter: adapter)
+        let folder = try fourBit.open(model, adapter: adapter)
         var text = ""
         if let rawPrompt {
             text = rawPrompt

@@ -13,7 +13,7 @@ struct InitCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: "tiny, small or qwen2.5-0.5b.")
+    @Option(name: .long, help: "tiny, small, qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen2.5-7b or qwen2.5-14b.")
     var preset: String
 
     @Option(name: .long, help: "A .tiktoken rank file or tokenizer.json for the folder.")
@@ -33,6 +33,9 @@ struct InitCommand: ParsableCommand {
         discussion: "transformers uses 0.02; a larger value gives a random model sharper logits."))
     var initStd: Double = 0.02
 
+    @Option(name: .long, help: "Number of layers instead of the preset's (smaller models of the same shapes, for benchmarks).")
+    var layers: Int?
+
     func run() throws {
         global.apply()
         guard let p = Qwen2Preset(rawValue: preset) else {
@@ -46,6 +49,10 @@ struct InitCommand: ParsableCommand {
         }
         var config = p.config
         config.initializerRange = initStd
+        if let n = layers {
+            guard n >= 1 else { throw CLIError("--layers \(n): give at least 1") }
+            config.numHiddenLayers = n
+        }
         try initializeModelFolder(config: config, tokenizer: tokenizer, out: out, seed: seed, dtype: d)
         print("wrote \(out) (\(preset), \(d.torchName))")
     }

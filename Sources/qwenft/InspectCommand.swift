@@ -25,5 +25,18 @@ struct InspectCommand: ParsableCommand {
         global.apply()
         let report = try inspectModel(path: path)
         print(json ? report.json() : report.text(), terminator: "")
+        if !json, let line = fourBitSummary(report) { print(line) }
+    }
+
+    /// One line for a bitsandbytes 4-bit folder: its quantised matrices and their real size
+    /// (the table lists their packed bytes as U8 [(n+1)/2, 1]).
+    func fourBitSummary(_ report: ModelInspection) -> String? {
+        let suffix = ".quant_state.bitsandbytes__"
+        let states = report.tensors.filter { $0.name.contains(suffix) }
+        guard !states.isEmpty else { return nil }
+        let weights = Set(states.map { String($0.name[..<$0.name.range(of: suffix)!.lowerBound]) })
+        let packed = report.tensors.filter { weights.contains($0.name) }.reduce(0) { $0 + $1.parameters }
+        let types = Set(states.map { String($0.name.split(separator: "_").last ?? "?") }).sorted().joined(separator: ", ")
+        return "bitsandbytes 4-bit (\(types)): \(weights.count) quantised matrices, about \(packed * 2) weights in \(packed) packed bytes"
     }
 }

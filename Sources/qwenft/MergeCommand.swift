@@ -25,6 +25,9 @@ struct MergeCommand: ParsableCommand {
     @Option(name: .long, help: "float32, bfloat16 or float16 (default: the base's dtype).")
     var dtype: String?
 
+    @Flag(name: .long, help: "A QLoRA adapter: merge into the original 16-bit base instead of the dequantised NF4 base it was trained against.")
+    var ontoOriginal = false
+
     @Option(name: .long, help: "Largest shard, e.g. 5GB, 500MB, 2GiB.")
     var maxShardSize: String = "5GB"
 
@@ -38,8 +41,9 @@ struct MergeCommand: ParsableCommand {
         guard let shard = parseByteSize(maxShardSize), shard > 0 else {
             throw CLIError("--max-shard-size \(maxShardSize): give a size such as 5GB, 500MB or 2GiB")
         }
-        let r = try AdapterMerge.merge(base: base, adapter: adapter, out: out, dtype: d, maxShardSize: shard)
+        let r = try AdapterMerge.merge(base: base, adapter: adapter, out: out, dtype: d, maxShardSize: shard, ontoOriginal: ontoOriginal)
         print("merged \(r.mergedPairs) LoRA pairs into \(r.tensors) tensors (\(r.dtype.torchName)); wrote \(out): "
             + r.files.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "))
+        if r.onto != "the base as stored" { print("merged onto \(r.onto)") }
     }
 }

@@ -18,6 +18,7 @@ struct QwenFT: ParsableCommand {
             EvalCommand.self,
             TrainCommand.self,
             MergeCommand.self,
+            QuantizeCommand.self,
         ])
 
     /// Runs the command; every error ends as `qwenft: error: …` on stderr with exit status 1

@@ -26,9 +26,6 @@ struct TemplateCommand: ParsableCommand {
     @Flag(name: .long, help: "End with the prompt that starts an assistant turn.")
     var addGenerationPrompt = false
 
-    @Option(name: .long, help: .hidden)
-    var benchRenders: Int?
-
     func validate() throws {
         if model == nil && template == nil {
             throw ValidationError("give --model DIR or --template FILE")
@@ -86,16 +83,6 @@ struct TemplateCommand: ParsableCommand {
         do {
             let compiled = try Template(source)
             rendered = try compiled.render(context)
-            if let n = benchRenders, n > 0 {
-                // Scripts/bench/template: parse once, render many; the figure goes to stderr.
-                let start = DispatchTime.now().uptimeNanoseconds
-                let cpuStart = clock()
-                var bytes = 0
-                for _ in 0..<n { bytes &+= try compiled.render(context).utf8.count }
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                let cpu = Double(clock() - cpuStart) / Double(CLOCKS_PER_SEC)
-                FileHandle.standardError.write(Data("renders=\(n) seconds=\(seconds) renders_per_s=\(Double(n) / seconds) cpu_renders_per_s=\(Double(n) / cpu) bytes=\(bytes)\n".utf8))
-            }
         } catch let e as JinjaError {
             throw CLIError("chat template \(templatePath): \(e)")
         }

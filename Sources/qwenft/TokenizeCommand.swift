@@ -32,12 +32,6 @@ struct TokenizeCommand: ParsableCommand {
     @Flag(name: .long, help: "With --decode: leave out special tokens.")
     var skipSpecialTokens = false
 
-    @Flag(name: .long, help: ArgumentHelp("Encode each input line as its own text, on all cores; one JSON array per line.", visibility: .hidden))
-    var eachLine = false
-
-    @Flag(name: .long, help: ArgumentHelp("Print load and encode times to stderr (for Scripts/bench/tokenizer).", visibility: .hidden))
-    var timings = false
-
     func validate() throws {
         if (model == nil) == (tokenizer == nil) {
             throw ValidationError("give exactly one of --model DIR or --tokenizer FILE")
@@ -46,9 +40,7 @@ struct TokenizeCommand: ParsableCommand {
 
     func run() throws {
         global.apply()
-        let t0 = Date()
         let tok = try model.map { try Tokenizer(modelFolder: $0) } ?? Tokenizer(file: tokenizer!)
-        let loaded = Date()
         let input: String
         if let text {
             input = text
@@ -63,36 +55,9 @@ struct TokenizeCommand: ParsableCommand {
             let ids = try IdList.parse(input, source: text == nil ? "stdin" : "--text")
             let out = try tok.decode(ids, skipSpecialTokens: skipSpecialTokens)
             FileHandle.standardOutput.write(Data(out.utf8))
-        } else if eachLine {
-            let lines = input.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            var all: [[Int32]] = []
-            var best = Double.infinity
-            for _ in 0..<(timings ? 5 : 1) {
-                tok.clearCaches()
-                let t1 = Date()
-                all = tok.encodeBatch(lines, allowSpecial: !noSpecial)
-                best = min(best, Date().timeIntervalSince(t1))
-            }
-            report(loaded.timeIntervalSince(t0), best, input.utf8.count, all.reduce(0) { $0 + $1.count })
-            FileHandle.standardOutput.write(Data(all.map { IdList.json($0) + "\n" }.joined().utf8))
         } else {
-            var ids: [Int32] = []
-            var best = Double.infinity
-            for _ in 0..<(timings ? 5 : 1) {  // --timings: the best of 5, as the bench does for the others
-                tok.clearCaches()
-                let t1 = Date()
-                ids = tok.encodeIds(input, allowSpecial: !noSpecial)
-                best = min(best, Date().timeIntervalSince(t1))
-            }
-            report(loaded.timeIntervalSince(t0), best, input.utf8.count, ids.count)
+            let ids = tok.encodeIds(input, allowSpecial: !noSpecial)
             FileHandle.standardOutput.write(Data((IdList.json(ids) + "\n").utf8))
         }
-    }
-
-    private func report(_ load: Double, _ encode: Double, _ bytes: Int, _ tokens: Int) {
-        guard timings else { return }
-        let line = String(format: "load_s=%.4f encode_s=%.4f bytes=%d tokens=%d mb_per_s=%.2f\n",
-                          load, encode, bytes, tokens, Double(bytes) / 1e6 / max(encode, 1e-9))
-        FileHandle.standardError.write(Data(line.utf8))
     }
 }

@@ -126,7 +126,11 @@ final class TrainConsole {
                 + String(format: "%d/%d loss %.4f elapsed %@ eta %@", s.step, s.totalSteps, s.loss, Self.clock(s.elapsed), Self.clock(s.eta)))
         case let .log(r):
             line(String(format: "step %d  loss %.6f  learning_rate %.6e  grad_norm %.6f  epoch %.2f  tokens/s %.1f",
-                        r.step, r.loss, r.learningRate, r.gradNorm, r.epoch, r.tokensPerSecond))
+                        r.step, r.loss, r.learningRate, r.gradNorm, r.epoch, r.tokensPerSecond)
+                 + r.extra.map { String(format: "  %@ %.4f", $0.0, $0.1) }.joined())
+        case let .evaluation(e) where !e.extra.isEmpty:
+            line(String(format: "eval  step %d  eval_loss %.6f", e.step, e.loss)
+                 + e.extra.map { String(format: "  eval_%@ %.4f", $0.0, $0.1) }.joined() + String(format: "  (%.1f s)", e.seconds))
         case let .evaluation(e):
             line(String(format: "eval  step %d  eval_loss %.6f  eval_token_accuracy %.4f  tokens %d  (%.1f s)",
                         e.step, e.loss, e.tokenAccuracy, e.tokens, e.seconds))

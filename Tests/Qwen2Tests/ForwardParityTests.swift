@@ -19,7 +19,7 @@ import Testing
     func logitsMatchTransformers(name: String) throws {
         let e = try ModelExpectations.load(name)
         let model = try fixtureModel(name)
-        let want = try FixtureTensors(qwen2Fixtures.appendingPathComponent(name).appendingPathComponent("expected.safetensors"))
+        let want = try SafeTensorsSource(path: qwen2Fixtures.appendingPathComponent(name).appendingPathComponent("expected.safetensors").path)
         let got = try batchLogits(model, e)
         let diff = maxAbsDiff(got, try want.floats("logits"))
         #expect(diff < 1e-4, "\(name): max |Δ| \(diff)")

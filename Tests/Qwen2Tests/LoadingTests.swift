@@ -59,7 +59,7 @@ import Testing
     @Test func everyTensorProblemIsListedInOneError() throws {
         let dir = qwen2Fixtures.appendingPathComponent("tied-mha")
         let config = try Qwen2Config.load(dir.appendingPathComponent("config.json"))
-        let good = try FixtureTensors(dir.appendingPathComponent("model.safetensors"))
+        let good = try SafeTensorsSource(path: dir.appendingPathComponent("model.safetensors").path)
         let source = InMemoryTensorSource(path: "broken.safetensors")
         for name in good.tensorNames where name != "model.layers.1.mlp.up_proj.weight" {
             let t = good.tensor(named: name)!
@@ -84,7 +84,7 @@ import Testing
     @Test func shardedAndMixedDtypeFoldersLoadAndAgree() throws {
         let name = "untied-gqa2"
         let src = qwen2Fixtures.appendingPathComponent(name)
-        let single = try FixtureTensors(src.appendingPathComponent("model.safetensors"))
+        let single = try SafeTensorsSource(path: src.appendingPathComponent("model.safetensors").path)
         let dir = try tempDir()
         try FileManager.default.copyItem(at: src.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
         // Norms in bf16, everything else f32, split over several shards.

@@ -17,7 +17,7 @@ import Testing
         let e = try ModelExpectations.load(name)
         let model = try fixtureModel("\(name)-\(dtype)")
         #expect(model.weights.embedding.dtype.rawValue == dtype.uppercased())
-        let want = try FixtureTensors(qwen2Fixtures.appendingPathComponent(name).appendingPathComponent("expected.safetensors"))
+        let want = try SafeTensorsSource(path: qwen2Fixtures.appendingPathComponent(name).appendingPathComponent("expected.safetensors").path)
         let diff = maxAbsDiff(try logits(model, e), try want.floats("logits_\(dtype)"))
         #expect(diff < 1e-4, "\(name) \(dtype): max |Δ| \(diff)")
     }
@@ -29,9 +29,9 @@ import Testing
         let model = try fixtureModel(name)
         let dir = qwen2Fixtures.appendingPathComponent("\(name)-\(adapter)")
         model.adapter = try LoRAAdapter.load(configURL: dir.appendingPathComponent("adapter_config.json"),
-                                            tensors: try FixtureTensors(dir.appendingPathComponent("adapter_model.safetensors")),
+                                            tensors: try SafeTensorsSource(path: dir.appendingPathComponent("adapter_model.safetensors").path),
                                             model: model.config)
-        let want = try FixtureTensors(qwen2Fixtures.appendingPathComponent(name).appendingPathComponent("expected.safetensors"))
+        let want = try SafeTensorsSource(path: qwen2Fixtures.appendingPathComponent(name).appendingPathComponent("expected.safetensors").path)
         let got = try logits(model, e)
         let diff = maxAbsDiff(got, try want.floats("logits_\(adapter)"))
         #expect(diff < 1e-4, "\(adapter): max |Δ| \(diff)")
@@ -46,14 +46,14 @@ import Testing
         let model = try fixtureModel(name)
         let dir = qwen2Fixtures.appendingPathComponent("\(name)-lora-rs")
         model.adapter = try LoRAAdapter.load(configURL: dir.appendingPathComponent("adapter_config.json"),
-                                            tensors: try FixtureTensors(dir.appendingPathComponent("adapter_model.safetensors")),
+                                            tensors: try SafeTensorsSource(path: dir.appendingPathComponent("adapter_model.safetensors").path),
                                             model: model.config)
         let ids = e.input_ids[0], T = ids.count, V = model.config.vocabSize
         let cache = KVCache(config: model.config, batch: 1, capacity: T)
         _ = try model.forward(ids: Array(ids[..<(T - 2)]), B: 1, T: T - 2, cache: cache)
         _ = try model.forward(ids: [ids[T - 2]], B: 1, T: 1, cache: cache)
         let got = model.logits(hidden: try model.forward(ids: [ids[T - 1]], B: 1, T: 1, cache: cache), rows: [0])
-        let want = try FixtureTensors(qwen2Fixtures.appendingPathComponent(name).appendingPathComponent("expected.safetensors"))
+        let want = try SafeTensorsSource(path: qwen2Fixtures.appendingPathComponent(name).appendingPathComponent("expected.safetensors").path)
             .floats("logits_lora-rs")
         #expect(maxAbsDiff(got, Array(want[((T - 1) * V)..<(T * V)])) < 1e-4)
     }
@@ -63,7 +63,7 @@ import Testing
         let dir = qwen2Fixtures.appendingPathComponent("untied-gqa2-lora-plain")
         #expect(throws: Qwen2Error.self) {
             try LoRAAdapter.load(configURL: dir.appendingPathComponent("adapter_config.json"),
-                                 tensors: try FixtureTensors(dir.appendingPathComponent("adapter_model.safetensors")),
+                                 tensors: try SafeTensorsSource(path: dir.appendingPathComponent("adapter_model.safetensors").path),
                                  model: model.config)
         }
     }

@@ -8,15 +8,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 N=${1:-20000}
 PY=${PYTHON:-.venv/bin/python}
-swift build -c release --product qwenft >/dev/null
-BIN=.build/release/qwenft
+swift build -c release --product qwenft-bench >/dev/null
+BIN=.build/release/qwenft-bench
 TPL=Tests/JinjaTests/Fixtures/templates/qwen2_5_instruct.jinja
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 for conv in conversation9 conversation_tools; do
     MSG=Scripts/bench/template/$conv.json
     /usr/bin/time -v "$BIN" template --template "$TPL" --messages "$MSG" --add-generation-prompt \
-        --bench-renders "$N" >"$TMP/ours.txt" 2>"$TMP/ours.err"
+        --renders "$N" >"$TMP/ours.txt" 2>"$TMP/ours.err"
     /usr/bin/time -v "$PY" Scripts/bench/template/jinja2_bench.py Scripts/fixtures "$TPL" "$MSG" "$N" \
         >"$TMP/py.txt" 2>"$TMP/py.err"
     cmp -s "$TMP/ours.txt" "$TMP/py.txt" || { echo "$conv: outputs differ"; diff "$TMP/ours.txt" "$TMP/py.txt" | head; exit 1; }

@@ -9,7 +9,7 @@ import tiktoken  # noqa: E402
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers  # noqa: E402
 from tokenizer_fixtures import ADDED, PAT, byte_level_table, converter_merges  # noqa: E402
 
-vocab_path, qwenft = sys.argv[1], sys.argv[2]
+vocab_path, qwenft = sys.argv[1], sys.argv[2]  # qwenft: the qwenft-bench binary
 REPEATS = 3
 
 
@@ -25,7 +25,7 @@ def qwenft_run(path, extra=(), threads="1"):
     runs = []
     for _ in range(REPEATS):
         with open(path, "rb") as f:
-            p = subprocess.run(["/usr/bin/time", "-v", qwenft, "tokenize", "--tokenizer", vocab_path, "--timings", *extra],
+            p = subprocess.run(["/usr/bin/time", "-v", qwenft, "tokenize", "--tokenizer", vocab_path, *extra],
                                stdin=f, capture_output=True, env=env, check=True)
         err = p.stderr.decode()
         kv = dict(re.findall(r"(\w+)=([\d.]+)", err))

@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 VOCAB="${QWENFT_VOCAB:-$(Scripts/fetch-vocab.sh)}"
-swift build -c release --product qwenft 2>&1 | grep -E "error|Compiling|Build complete" || true
-exec "$PYTHON" Scripts/bench/tokenizer/run.py "$VOCAB" "$(swift build -c release --show-bin-path)/qwenft"
+swift build -c release --product qwenft-bench 2>&1 | grep -E "error|Compiling|Build complete" || true
+exec "$PYTHON" Scripts/bench/tokenizer/run.py "$VOCAB" "$(swift build -c release --show-bin-path)/qwenft-bench"

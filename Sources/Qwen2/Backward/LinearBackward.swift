@@ -18,23 +18,31 @@ public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMu
     let OC = weight.rows, C = weight.cols
     if N == 0 { return }
     if let dinp {
-        if let w = weight.float32 {
-            GEMM.nn(N, C, OC, dout, w, dinp, accumulate: accumulateInput)
-        } else {
-            let tile = scratch.tile()
-            weight.forEachWidenedTile(into: tile, tileElements: BackwardScratch.tileElements) { r0, rows in
-                // dinp (N,C) (+)= dout[:, r0..<r0+rows] (N,rows; row stride OC) · tile (rows,C)
-                let beta: Float = (r0 == 0 && !accumulateInput) ? 0 : 1
-                GEMM.general(transA: false, transB: false, N, C, rows, dout + r0, lda: OC, tile, ldb: C,
-                             beta: beta, dinp, ldc: C)
-            }
-        }
+        linearBackwardInput(dinp: dinp, dout: dout, weight: weight, N: N, scratch: scratch, accumulate: accumulateInput)
     }
     if let dweight {
         GEMM.tn(OC, C, N, dout, inp, dweight, accumulate: true)
     }
     if let dbias {
         biasBackward(dbias: dbias, dout: dout, N: N, OC: OC)
+    }
+}
+
+/// The input gradient alone (a frozen weight with nothing else to train):
+/// dinp (N,C) (+)= dout (N,OC) · weight (OC,C). Half-precision weights are widened tile by tile
+/// as in the forward, so no fp32 copy of the whole matrix is ever made.
+public func linearBackwardInput(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                weight: WeightMatrix, N: Int, scratch: LinearScratch, accumulate: Bool = false) {
+    let OC = weight.rows, C = weight.cols
+    if N == 0 || C == 0 { return }
+    if let w = weight.float32 {
+        GEMM.nn(N, C, OC, dout, w, dinp, accumulate: accumulate)
+        return
+    }
+    let tile = scratch.tile()
+    weight.forEachWidenedTile(into: tile, tileElements: LinearScratch.tileElements) { r0, rows in
+        GEMM.general(transA: false, transB: false, N, C, rows, dout + r0, lda: OC, tile, ldb: C,
+                     beta: (accumulate || r0 > 0) ? 1 : 0, dinp, ldc: C)
     }
 }
 

@@ -61,7 +61,8 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
 public func linearForwardMany(_ parts: [(out: UnsafeMutablePointer<Float>, weight: WeightMatrix, bias: UnsafePointer<Float>?)],
                               inp: UnsafePointer<Float>, N: Int, scratch: LinearScratch) {
     guard N <= fusedRowLimit, parts.count > 1,
-          parts.allSatisfy({ $0.weight.cols == parts[0].weight.cols && $0.weight.dtype == parts[0].weight.dtype }) else {
+          parts.allSatisfy({ $0.weight.cols == parts[0].weight.cols && $0.weight.dtype == parts[0].weight.dtype
+              && nf4RowsSplit($0.weight) == nf4RowsSplit(parts[0].weight) }) else {
         for p in parts { linearForward(out: p.out, inp: inp, weight: p.weight, bias: p.bias, N: N, scratch: scratch) }
         return
     }
@@ -110,6 +111,7 @@ func fusedRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weig
                rows: Range<Int>, N: Int, accumulate: Bool) {
     let OC = weight.rows, C = weight.cols
     let dtype = weight.dtype
+    let splitNF4 = dtype == .u8 && nf4RowsSplit(weight)
     for o in rows {
         for n in 0..<N {
             let x = inp + n * C
@@ -117,6 +119,12 @@ func fusedRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weig
             switch dtype {
             case .f32: d = dot(weight.base.assumingMemoryBound(to: Float.self) + o * C, x, C)
             case .bf16: d = dotBF16Paired(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
+            case .u8:
+                #if arch(x86_64)
+                d = splitNF4 ? dotNF4Split(weight.nf4!, from: o * C, x, C) : dotNF4(weight.nf4!, from: o * C, x, C)
+                #else
+                d = dotNF4(weight.nf4!, from: o * C, x, C)
+                #endif
             default: d = dotF16(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
             }
             if accumulate { out[n * OC + o] += d } else { out[n * OC + o] = d }
@@ -124,11 +132,11 @@ func fusedRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weig
     }
 }
 
-/// The decoding input as the fused kernel reads it: bf16 weights need it pair-split (see
-/// `splitPairs`), other dtypes take it as is.
+/// The decoding input as the fused kernel reads it: bf16 weights and NF4 rows of whole 16-weight
+/// groups need it pair-split (see `splitPairs`), other dtypes take it as is.
 func decodingInput(_ inp: UnsafePointer<Float>, weight: WeightMatrix, N: Int,
                    scratch: LinearScratch) -> UnsafePointer<Float> {
-    guard weight.dtype == .bf16 else { return inp }
+    guard weight.dtype == .bf16 || (weight.dtype == .u8 && nf4RowsSplit(weight)) else { return inp }
     let C = weight.cols
     let x = scratch.pairedInput(N * C)
     for n in 0..<N { splitPairs(inp + n * C, into: x + n * C, count: C) }
@@ -221,23 +229,5 @@ public func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: I
             i0 += m
         }
         return (a0 + a1).sum() + s
-    }
-}
-
-/// The input gradient of a frozen Linear layer, for backward passes:
-/// dinp (N,C) (+)= dout (N,OC) · weight (OC,C). Half-precision weights are widened tile by tile
-/// as in the forward, so no fp32 copy of the whole matrix is ever made.
-public func linearBackwardInput(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
-                                weight: WeightMatrix, N: Int, scratch: LinearScratch, accumulate: Bool = false) {
-    let OC = weight.rows, C = weight.cols
-    if N == 0 || C == 0 { return }
-    if let w = weight.float32 {
-        GEMM.nn(N, C, OC, dout, w, dinp, accumulate: accumulate)
-        return
-    }
-    let tile = scratch.tile()
-    weight.forEachWidenedTile(into: tile, tileElements: LinearScratch.tileElements) { r0, rows in
-        GEMM.general(transA: false, transB: false, N, C, rows, dout + r0, lda: OC, tile, ldb: C,
-                     beta: (accumulate || r0 > 0) ? 1 : 0, dinp, ldc: C)
     }
 }

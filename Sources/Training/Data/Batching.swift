@@ -59,6 +59,9 @@ public struct BatchingOptions: Sendable {
     /// Drop a last batch smaller than `batchSize` (transformers' dataloader_drop_last).
     public var dropLast: Bool
     public var padId: Int32
+    /// task_type dpo: a row is a preference pair (samples 2i, 2i+1) and a batch of P pairs is
+    /// 2P sequences, the P chosen then the P rejected (TRL's order).
+    public var preference = false
 
     public init(batchSize: Int, maxSeqLength: Int, packing: Bool = false, groupByLength: Bool = false, shuffle: Bool = true,
                 seed: UInt64 = 42, dropLast: Bool = false, padId: Int32 = 151643) {
@@ -78,6 +81,7 @@ public struct BatchingOptions: Sendable {
         self.init(batchSize: config.perDeviceTrainBatchSize, maxSeqLength: config.maxSeqLength, packing: config.packing,
                   groupByLength: config.groupByLength, shuffle: config.shuffle,
                   seed: UInt64(truncatingIfNeeded: config.dataSeed ?? config.seed), padId: padId)
+        preference = config.taskType == "dpo"
     }
 }
 
@@ -96,15 +100,18 @@ public final class DataLoader: @unchecked Sendable {
 
     public init(dataset: TokenizedDataset, options: BatchingOptions) throws {
         guard options.batchSize >= 1 else {
-            throw DatasetError.badOption(name: "per_device_train_batch_size", message: "must be at least 1, got \(options.batchSize)")
+            throw TrainingError.badOption(name: "per_device_train_batch_size", message: "must be at least 1, got \(options.batchSize)")
         }
         guard options.maxSeqLength >= 2 else {
-            throw DatasetError.badOption(name: "max_seq_length", message: "must be at least 2, got \(options.maxSeqLength)")
+            throw TrainingError.badOption(name: "max_seq_length", message: "must be at least 2, got \(options.maxSeqLength)")
         }
         self.dataset = dataset
         self.options = options
         var rows: [[Int]] = []
-        if options.packing {
+        if options.preference {
+            guard !options.packing else { throw DatasetError.badOption(name: "packing", message: "cannot be used with task_type dpo") }
+            rows = (0..<dataset.count / 2).map { [2 * $0, 2 * $0 + 1] }
+        } else if options.packing {
             var order = Array(0..<dataset.count)
             if options.shuffle { var g = SeededGenerator(seed: options.seed, stream: 0x7061636B); g.shuffle(&order) }
             var current: [Int] = [], used = 0
@@ -123,7 +130,9 @@ public final class DataLoader: @unchecked Sendable {
             rows = (0..<dataset.count).map { [$0] }
         }
         self.rows = rows
-        rowLengths = rows.map { r in r.reduce(0) { $0 + min(dataset.length($1), options.maxSeqLength) } }
+        rowLengths = options.preference
+            ? rows.map { r in r.map { min(dataset.length($0), options.maxSeqLength) }.max() ?? 0 }
+            : rows.map { r in r.reduce(0) { $0 + min(dataset.length($1), options.maxSeqLength) } }
     }
 
     /// Micro-batches in one epoch.
@@ -170,6 +179,7 @@ public final class DataLoader: @unchecked Sendable {
 
     /// Pads the rows to the longest among them (dynamic padding) and fills the arrays.
     public func makeBatch(_ rowIndices: [Int]) -> MicroBatch {
+        if options.preference { return makePreferenceBatch(rowIndices.map { rows[$0] }) }
         let B = rowIndices.count
         let T = max(1, rowIndices.map { rowLengths[$0] }.max() ?? 1)
         var ids = [Int32](repeating: options.padId, count: B * T)

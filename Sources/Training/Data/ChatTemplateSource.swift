@@ -24,7 +24,7 @@ public struct ChatTemplateSource: Sendable {
     public static func resolve(templateName: String?, templatesFolder: String?, tokenizerConfig: TokenizerConfig) throws -> ChatTemplateSource {
         guard let name = templateName, !name.isEmpty else {
             guard let t = tokenizerConfig.chatTemplate() else {
-                throw DatasetError.noTemplate(message: "the model has no chat template (no chat_template.jinja, no \"chat_template\" in "
+                throw TrainingError.noTemplate(message: "the model has no chat template (no chat_template.jinja, no \"chat_template\" in "
                     + "tokenizer_config.json); set template_name to one of Templates/*.j2 (e.g. \"qwen\")")
             }
             return ChatTemplateSource(source: t, origin: "the model's chat template")
@@ -34,7 +34,7 @@ public struct ChatTemplateSource: Sendable {
             let path = URL(fileURLWithPath: folder).appendingPathComponent("\(name).j2").path
             if FileManager.default.fileExists(atPath: path) {
                 guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-                    throw DatasetError.badTemplate(path: path, message: "cannot be read as UTF-8 text")
+                    throw TrainingError.badTemplate(path: path, message: "cannot be read as UTF-8 text")
                 }
                 return ChatTemplateSource(source: text, origin: path)
             }
@@ -44,7 +44,7 @@ public struct ChatTemplateSource: Sendable {
         if let t = tokenizerConfig.chatTemplates[name] {
             return ChatTemplateSource(source: t, origin: "the model's chat template \"\(name)\"")
         }
-        throw DatasetError.unknownTemplate(name: name, folder: templatesFolder ?? "(no template folder)",
+        throw TrainingError.unknownTemplate(name: name, folder: templatesFolder ?? "(no template folder)",
                                            available: available + tokenizerConfig.chatTemplateNames)
     }
 

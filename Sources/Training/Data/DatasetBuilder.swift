@@ -8,14 +8,14 @@ extension TokenizedDataset {
     /// of the shapes `RecordFormats` knows, mixed), on all cores, or loads the result from the
     /// cache when the files, tokenizer, template and options are unchanged.
     ///
-    /// - Throws `DatasetError.badRecords` (all problems listed, capped) before anything is
+    /// - Throws `TrainingError.badRecords` (all problems listed, capped) before anything is
     ///   returned when a record is bad and `onBadRecord` is `.error`.
     /// - `progress` is called on the calling thread after each chunk of records.
     public static func load(files: [String], tokenizer: Tokenizer, tokenizerConfig: TokenizerConfig,
                             template: ChatTemplateSource, options: DatasetOptions,
                             progress: ((PreprocessingProgress) -> Void)? = nil) throws -> TokenizedDataset {
         guard options.maxSeqLength >= 2 else {
-            throw DatasetError.badOption(name: "max_seq_length", message: "must be at least 2, got \(options.maxSeqLength)")
+            throw TrainingError.badOption(name: "max_seq_length", message: "must be at least 2, got \(options.maxSeqLength)")
         }
         let started = DispatchTime.now().uptimeNanoseconds
         let files = try expandDataPaths(files)
@@ -25,6 +25,7 @@ extension TokenizedDataset {
             let c = DatasetCache(directory: dir, files: dataFiles, tokenizer: tokenizer, template: template, options: options)
             cache = c
             if let hit = c.load() {
+                hit.report.preference = options.preference
                 hit.report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
                 try hit.checkProblems(options.onBadRecord)
                 return hit
@@ -36,11 +37,12 @@ extension TokenizedDataset {
         var starts = [0]
         var report = DatasetReport()
         report.files = files
+        report.preference = options.preference
         var problems: [RecordProblem] = []
         func note(_ p: RecordProblem) {
             report.problemCount += 1
             report.skipped[p.kind, default: 0] += 1
-            if problems.count < DatasetError.shownLimit { problems.append(p) }
+            if problems.count < TrainingError.shownLimit { problems.append(p) }
         }
         let total = dataFiles.reduce(0) { $0 + $1.records.count }
         var done = 0
@@ -55,7 +57,11 @@ extension TokenizedDataset {
                 outcomes.withUnsafeMutableBufferPointer { out in
                     let out = out
                     parallelChunks(chunk.count, minChunk: 8) { range in
-                        for k in range { out[k] = process(chunk[k], in: file, builder: builder, maxLength: options.maxSeqLength) }
+                        for k in range {
+                            out[k] = options.preference
+                                ? processPair(chunk[k], in: file, builder: builder, options: options, eosToken: tokenizerConfig.eosToken)
+                                : process(chunk[k], in: file, builder: builder, maxLength: options.maxSeqLength)
+                        }
                     }
                 }
                 for (k, outcome) in outcomes.enumerated() {
@@ -71,7 +77,7 @@ extension TokenizedDataset {
                         let labelled = sampleLabels.reduce(0) { $0 + ($1 == -100 ? 0 : 1) }
                         if labelled == 0 {
                             report.droppedNoTargets += 1
-                            if report.droppedExamples.count < DatasetError.shownLimit { report.droppedExamples.append(chunk[k].location) }
+                            if report.droppedExamples.count < TrainingError.shownLimit { report.droppedExamples.append(chunk[k].location) }
                             continue
                         }
                         ids += sampleIds
@@ -79,6 +85,18 @@ extension TokenizedDataset {
                         starts.append(ids.count)
                         report.labelledTokens += labelled
                         report.longestSample = max(report.longestSample, sampleIds.count)
+                    case let .pair(chosen, rejected, truncated):
+                        if truncated { report.truncated += 1 }
+                        for (sampleIds, sampleLabels) in [chosen, rejected] {
+                            ids += sampleIds
+                            labels += sampleLabels
+                            starts.append(ids.count)
+                            report.labelledTokens += sampleLabels.reduce(0) { $0 + ($1 == -100 ? 0 : 1) }
+                            report.longestSample = max(report.longestSample, sampleIds.count)
+                        }
+                    case .promptTooLong:
+                        report.droppedNoTargets += 1
+                        if report.droppedExamples.count < DatasetError.shownLimit { report.droppedExamples.append(chunk[k].location) }
                     case let .problem(p):
                         note(p)
                     case .empty:
@@ -101,7 +119,7 @@ extension TokenizedDataset {
         let dataset = TokenizedDataset(ids: ids, labels: labels, starts: starts, report: report)
         try dataset.checkProblems(options.onBadRecord)
         if dataset.count == 0 {
-            throw DatasetError.noSamples(files: files, message: "no sample to train on: "
+            throw TrainingError.noSamples(files: files, message: "no sample to train on: "
                 + (report.records == 0 ? "the files hold no records" : "every record was bad or lost its labels to truncation"))
         }
         if let cache { dataset.report.cachePath = cache.store(dataset) }
@@ -118,20 +136,20 @@ extension TokenizedDataset {
                 let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
                     .filter { $0.hasSuffix(".jsonl") || $0.hasSuffix(".json") }.sorted()
                 if names.isEmpty {
-                    throw DatasetError.unreadableFile(path: path, message: "the folder holds no .jsonl or .json files")
+                    throw TrainingError.unreadableFile(path: path, message: "the folder holds no .jsonl or .json files")
                 }
                 out += names.map { URL(fileURLWithPath: path).appendingPathComponent($0).path }
             } else {
                 out.append(path)
             }
         }
-        if out.isEmpty { throw DatasetError.badOption(name: "train_file", message: "no data file given") }
+        if out.isEmpty { throw TrainingError.badOption(name: "train_file", message: "no data file given") }
         return out
     }
 
     func checkProblems(_ policy: BadRecordPolicy) throws {
         if policy == .error && report.problemCount > 0 {
-            throw DatasetError.badRecords(problems: report.problems, total: report.problemCount)
+            throw TrainingError.badRecords(problems: report.problems, total: report.problemCount)
         }
     }
 }
@@ -139,7 +157,37 @@ extension TokenizedDataset {
 private enum Outcome {
     case empty
     case sample([Int32], [Int32], truncated: Bool)
+    /// A preference pair: prompt+chosen and prompt+rejected (ids, labels).
+    case pair(([Int32], [Int32]), ([Int32], [Int32]), truncated: Bool)
+    /// A preference pair whose prompt alone reaches max_seq_length (TRL drops it).
+    case promptTooLong
     case problem(RecordProblem)
+}
+
+private func parse(_ raw: RawRecord, in file: DataFile) throws -> Value {
+    guard let text = file.text(of: raw) else { throw RecordIssue(.badJSON, "not valid UTF-8") }
+    do {
+        return try Value.parseJSON(text)
+    } catch let e as JSONParseError {
+        throw RecordIssue(.badJSON, "invalid JSON at line \(raw.location.line + e.line - 1), column \(e.column): \(e.message)")
+    } catch {
+        throw RecordIssue(.badJSON, "invalid JSON: \(error)")
+    }
+}
+
+private func processPair(_ raw: RawRecord, in file: DataFile, builder: SampleBuilder, options: DatasetOptions, eosToken: String?) -> Outcome {
+    do {
+        let value = try parse(raw, in: file)
+        let tokens = try builder.preferenceTokens(try PreferenceFormats.normalize(value), eosToken: eosToken)
+        guard let t = truncatePreference(tokens, maxLength: options.maxSeqLength, maxPromptLength: options.maxPromptLength) else {
+            return .promptTooLong
+        }
+        return .pair(t.chosen, t.rejected, truncated: t.truncated)
+    } catch let issue as RecordIssue {
+        return .problem(RecordProblem(location: raw.location, kind: issue.kind, message: issue.message))
+    } catch {
+        return .problem(RecordProblem(location: raw.location, kind: .templateFailed, message: "\(error)"))
+    }
 }
 
 private func process(_ raw: RawRecord, in file: DataFile, builder: SampleBuilder, maxLength: Int) -> Outcome {

@@ -16,6 +16,7 @@ struct DatasetCache {
 
     init(directory: String, files: [DataFile], tokenizer: Tokenizer, template: ChatTemplateSource, options: DatasetOptions) {
         var parts = ["v\(DatasetCache.version)", "max_seq_length=\(options.maxSeqLength)", "train_on_prompt=\(options.trainOnPrompt)"]
+        if options.preference { parts.append("dpo max_prompt_length=\(options.maxPromptLength ?? -1)") }
         for f in files {
             var h = ContentHasher()
             f.bytes.withUnsafeBytes { h.update($0) }

@@ -28,6 +28,10 @@ public enum RecordProblemKind: String, Sendable, CaseIterable, Comparable {
     case empty = "empty"
     case templateFailed = "template failed"
     case spansUnrecoverable = "assistant spans unrecoverable"
+    /// Preference records (task_type dpo): chosen and rejected do not share their prompt.
+    case differentPrompts = "different prompts"
+    /// Preference records: chosen and rejected give the same tokens (nothing to prefer).
+    case identicalResponses = "identical chosen and rejected"
 
     public static func < (a: Self, b: Self) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -49,50 +53,7 @@ public struct RecordProblem: Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(location): \(kind.rawValue): \(message)" }
 }
 
-/// Errors of the dataset pipeline. Bad records are gathered first, so one run lists them all.
-public enum DatasetError: Error, CustomStringConvertible {
-    /// A data file that cannot be opened or read.
-    case unreadableFile(path: String, message: String)
-    /// `on_bad_record: error` and some records are bad: `problems` holds up to `shownLimit` of
-    /// them in file order, `total` how many there are.
-    case badRecords(problems: [RecordProblem], total: Int)
-    /// No template to render with: the model has none and no `template_name` was given.
-    case noTemplate(message: String)
-    /// `template_name` names no file in the template folder.
-    case unknownTemplate(name: String, folder: String, available: [String])
-    /// A template that does not parse.
-    case badTemplate(path: String, message: String)
-    /// A value the caller passed (batch size, max_seq_length, on_bad_record…).
-    case badOption(name: String, message: String)
-    /// Every record was bad or empty: nothing to train on.
-    case noSamples(files: [String], message: String)
-
-    /// How many problems an error lists; the rest are counted.
-    public static let shownLimit = 20
-
-    public var description: String {
-        switch self {
-        case let .unreadableFile(path, message):
-            return "\(path): cannot read the data file: \(message)"
-        case let .badRecords(problems, total):
-            var lines = ["\(total) bad record\(total == 1 ? "" : "s") in the training data (on_bad_record: error); "
-                + "fix them, or set on_bad_record: skip to train without them:"]
-            lines += problems.prefix(Self.shownLimit).map { "  \($0)" }
-            if total > min(problems.count, Self.shownLimit) {
-                lines.append("  … and \(total - min(problems.count, Self.shownLimit)) more")
-            }
-            return lines.joined(separator: "\n")
-        case let .noTemplate(message):
-            return message
-        case let .unknownTemplate(name, folder, available):
-            let list = available.isEmpty ? "it holds no .j2 files" : "available: \(available.joined(separator: ", "))"
-            return "template_name \"\(name)\": no \(name).j2 in \(folder) (\(list))"
-        case let .badTemplate(path, message):
-            return "template \(path): \(message)"
-        case let .badOption(name, message):
-            return "\(name): \(message)"
-        case let .noSamples(files, message):
-            return "\(files.joined(separator: ", ")): \(message)"
-        }
-    }
-}
+/// The dataset pipeline's errors are cases of TrainingError (the target's one error type); this
+/// name stays so that `throw DatasetError.badOption(…)` and `catch DatasetError.noSamples` written
+/// before the fold keep compiling. New code names TrainingError.
+public typealias DatasetError = TrainingError

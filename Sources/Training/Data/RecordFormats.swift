@@ -73,7 +73,7 @@ enum RecordFormats {
 
     // MARK: Shapes
 
-    private static func openAI(_ v: Value) throws -> [(role: String, value: Value)] {
+    static func openAI(_ v: Value) throws -> [(role: String, value: Value)] {
         guard case .list(let list) = v else { throw RecordIssue(.badField, "\"messages\" must be a list, found \(describe(v))") }
         if list.items.isEmpty { throw RecordIssue(.empty, "\"messages\" is empty") }
         var out: [(role: String, value: Value)] = []
@@ -192,7 +192,7 @@ enum RecordFormats {
     }
 
     /// `tools`: a list of schemas, or that list as a JSON string (LLaMA-Factory's form).
-    private static func toolsValue(_ v: Value?) throws -> Value {
+    static func toolsValue(_ v: Value?) throws -> Value {
         switch v {
         case nil, .none?: return .none
         case .list?: return v!

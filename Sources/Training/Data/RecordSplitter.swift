@@ -21,12 +21,12 @@ struct DataFile {
         self.path = path
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
-            throw DatasetError.unreadableFile(path: path, message: "no such file; check train_file / eval_file")
+            throw TrainingError.unreadableFile(path: path, message: "no such file; check train_file / eval_file")
         }
         do {
             bytes = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
-            throw DatasetError.unreadableFile(path: path, message: error.localizedDescription)
+            throw TrainingError.unreadableFile(path: path, message: error.localizedDescription)
         }
         let scanned = bytes.withUnsafeBytes { raw -> (Bool, [RawRecord], [RecordProblem]) in
             let p = raw.bindMemory(to: UInt8.self)

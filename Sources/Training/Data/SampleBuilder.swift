@@ -30,7 +30,7 @@ final class SampleBuilder {
         do {
             template = try Template(source.source, options: source.isRecordTemplate ? .plainEnvironment : TemplateOptions())
         } catch {
-            throw DatasetError.badTemplate(path: source.origin, message: "\(error)")
+            throw TrainingError.badTemplate(path: source.origin, message: "\(error)")
         }
         var context: [String: Value] = [:]
         for (key, token) in [("bos_token", tokenizerConfig.bosToken), ("eos_token", tokenizerConfig.eosToken),
@@ -97,7 +97,7 @@ final class SampleBuilder {
         return (ids, labels)
     }
 
-    private func render(_ messages: ArraySlice<Value>, _ tools: Value, generationPrompt: Bool) throws -> [UInt8] {
+    func render(_ messages: ArraySlice<Value>, _ tools: Value, generationPrompt: Bool) throws -> [UInt8] {
         var ctx = context
         ctx["messages"] = .array(Array(messages))
         ctx["tools"] = tools

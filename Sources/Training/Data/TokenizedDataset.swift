@@ -8,7 +8,7 @@ public enum BadRecordPolicy: String, Sendable {
     /// `on_bad_record` from the config ("error" or "skip").
     public init(configValue: String) throws {
         guard let p = BadRecordPolicy(rawValue: configValue) else {
-            throw DatasetError.badOption(name: "on_bad_record", message: "expected \"error\" or \"skip\", got \"\(configValue)\"")
+            throw TrainingError.badOption(name: "on_bad_record", message: "expected \"error\" or \"skip\", got \"\(configValue)\"")
         }
         self = p
     }
@@ -23,6 +23,11 @@ public struct DatasetOptions: Sendable {
     public var onBadRecord: BadRecordPolicy
     /// A folder for the tokenised-dataset cache; nil: no cache.
     public var cacheDirectory: String?
+    /// task_type dpo: records are preference pairs; sample 2i is pair i's prompt+chosen, 2i+1
+    /// its prompt+rejected, labels −100 on the prompt (see `PreferenceFormats`).
+    public var preference = false
+    /// Firefly's max_prompt_length (dpo): the prompt keeps its last that many tokens.
+    public var maxPromptLength: Int?
 
     public init(maxSeqLength: Int, trainOnPrompt: Bool = false, onBadRecord: BadRecordPolicy = .error, cacheDirectory: String? = nil) {
         self.maxSeqLength = maxSeqLength
@@ -35,6 +40,8 @@ public struct DatasetOptions: Sendable {
     public init(config: TrainingConfig, cacheDirectory: String?) throws {
         self.init(maxSeqLength: config.maxSeqLength, trainOnPrompt: config.trainOnPrompt,
                   onBadRecord: try BadRecordPolicy(configValue: config.onBadRecord), cacheDirectory: cacheDirectory)
+        preference = config.taskType == "dpo"
+        maxPromptLength = config.maxPromptLength
     }
 }
 
@@ -59,7 +66,7 @@ public struct DatasetReport: Sendable {
     /// Samples left out because truncation removed every labelled token, and where a few were.
     public var droppedNoTargets = 0
     public var droppedExamples: [RecordLocation] = []
-    /// Bad records by kind (with `skip`), the first `DatasetError.shownLimit` of them, and the total.
+    /// Bad records by kind (with `skip`), the first `TrainingError.shownLimit` of them, and the total.
     public var skipped: [RecordProblemKind: Int] = [:]
     public var problems: [RecordProblem] = []
     public var problemCount = 0
@@ -67,8 +74,12 @@ public struct DatasetReport: Sendable {
     public var cachePath: String?
     public var seconds = 0.0
 
+    /// Preference pairs (two samples each).
+    public var preference = false
+
     /// Lines for the log: what was read, what was cut, what was left out and why.
     public var summary: [String] {
+        if preference { return preferenceSummary }
         var lines = ["dataset: \(records) records → \(samples) samples, \(tokens) tokens (\(labelledTokens) labelled), "
             + "longest \(longestSample)" + (fromCache ? ", from cache \(cachePath ?? "")" : String(format: ", %.2f s", seconds))]
         if truncated > 0 { lines.append("dataset: \(truncated) sample\(truncated == 1 ? "" : "s") truncated to max_seq_length") }
@@ -80,8 +91,8 @@ public struct DatasetReport: Sendable {
         if problemCount > 0 {
             let kinds = skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
             lines.append("dataset: skipped \(problemCount) bad record\(problemCount == 1 ? "" : "s") (on_bad_record: skip): \(kinds)")
-            lines += problems.prefix(DatasetError.shownLimit).map { "  \($0)" }
-            if problemCount > DatasetError.shownLimit { lines.append("  … and \(problemCount - DatasetError.shownLimit) more") }
+            lines += problems.prefix(TrainingError.shownLimit).map { "  \($0)" }
+            if problemCount > TrainingError.shownLimit { lines.append("  … and \(problemCount - TrainingError.shownLimit) more") }
         }
         return lines
     }

@@ -62,7 +62,7 @@ public struct LoRASpec: Sendable, Equatable {
     /// The LoRA keys of a training config: lora_rank, lora_alpha, lora_dropout, use_rslora,
     /// lora_target_modules.
     public init(config: TrainingConfig) throws {
-        try self.init(rank: config.loraRank, alpha: config.loraAlpha, dropout: Float(config.loraDropout),
+        try self.init(rank: config.loraRank, alpha: config.loraAlpha, dropout: Float(config.trainingLoRADropout),
                       useRSLoRA: config.useRSLoRA, targetModules: config.loraTargetModules)
     }
 }

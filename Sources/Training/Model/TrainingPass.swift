@@ -146,7 +146,31 @@ public final class Qwen2TrainingPass {
 
     // MARK: - The pass
 
+    /// DPO: forward and backward of whole sequences where row b's token losses are weighted by
+    /// `rowScales(logps)[b]`, logps[b] being Σ log p(target) over row b's labelled tokens in this
+    /// same forward (dropout masks included). The layers run once; the lm_head scores first,
+    /// then runs again with the weights (d loss / d logps is only known once every row is scored).
+    /// Returns logps.
+    public func forwardBackward(_ batch: TrainingBatch, dropoutStream: UInt64,
+                                rowScales: ([Double]) throws -> [Float]) throws -> [Double] {
+        try withoutActuallyEscaping(rowScales) { scales in
+            try run(batch, labelledTokens: 1, dropoutStream: dropoutStream, gradients: true, rowScales: scales).rows.map { -$0 }
+        }
+    }
+
+    /// Σ log p(target) over each row's labelled tokens, without gradients. `dropoutStream` nil:
+    /// dropout off (evaluation, the reference); else dropout on with that stream's masks.
+    public func sequenceLogProbs(_ batch: TrainingBatch, dropoutStream: UInt64? = nil) throws -> [Double] {
+        try run(batch, labelledTokens: 1, dropoutStream: dropoutStream ?? 0, gradients: false,
+                dropout: dropoutStream != nil).rows.map { -$0 }
+    }
+
     func run(_ batch: TrainingBatch, labelledTokens: Int, dropoutStream: UInt64, gradients: Bool) throws -> BatchLoss {
+        try run(batch, labelledTokens: labelledTokens, dropoutStream: dropoutStream, gradients: gradients, dropout: gradients).loss
+    }
+
+    func run(_ batch: TrainingBatch, labelledTokens: Int, dropoutStream: UInt64, gradients: Bool, dropout: Bool? = nil,
+             rowScales: (([Double]) throws -> [Float])? = nil) throws -> (loss: BatchLoss, rows: [Double]) {
         let c = config
         try validate(batch)
         let B = batch.B, T = batch.T, N = B * T, C = c.hiddenSize, L = c.numHiddenLayers
@@ -166,8 +190,8 @@ public final class Qwen2TrainingPass {
         batch.labels.withUnsafeBufferPointer {
             LossNormalization.shiftedTargets(w.targets.pointer, labels: $0.baseAddress!, B: B, T: T)
         }
-        let stream = gradients ? dropoutStream : 0
-        let dropoutOn = gradients
+        let dropoutOn = dropout ?? gradients
+        let stream = dropoutOn ? dropoutStream : 0
 
         embeddingForward(out: w.layerInputs[0].pointer, ids: w.ids.pointer, table: weights.embedding, N: N)
         for l in 0..<L {
@@ -179,9 +203,19 @@ public final class Qwen2TrainingPass {
                        weight: weights.finalNorm, N: N, C: C, eps: c.rmsNormEps)
 
         let scale = LossNormalization.scale(labelledTokens: labelledTokens)
-        let lossSum = try headForwardBackward(w: w, scale: scale, gradients: gradients)
+        var head: (total: Double, rows: [Double])
+        if let rowScales {
+            let scored = try headForwardBackward(w: w, scale: 0, gradients: false)
+            let scales = try rowScales(scored.rows.map { -$0 })
+            precondition(scales.count == B, "rowScales must give one weight per row")
+            head = try headForwardBackward(w: w, scale: 0, gradients: gradients, rowScales: scales)
+            head.rows = scored.rows
+        } else {
+            head = try headForwardBackward(w: w, scale: scale, gradients: gradients)
+        }
+        let lossSum = head.total
         let tokens = (0..<N).reduce(0) { $0 + (w.targets[$1] != ignoreIndex ? 1 : 0) }
-        if !gradients { return BatchLoss(lossSum: lossSum, tokens: tokens) }
+        if !gradients { return (BatchLoss(lossSum: lossSum, tokens: tokens), head.rows) }
 
         // d final norm → dx, the gradient of the residual stream, carried down the layers.
         w.dx.pointer.update(repeating: 0, count: N * C)
@@ -199,20 +233,25 @@ public final class Qwen2TrainingPass {
         if let dtable = try fullGrad("model.embed_tokens.weight") {
             embeddingBackward(dtable: dtable, dout: w.dx.pointer, ids: w.ids.pointer, N: N, C: C)
         }
-        return BatchLoss(lossSum: lossSum, tokens: tokens)
+        return (BatchLoss(lossSum: lossSum, tokens: tokens), head.rows)
     }
 
     /// lm_head and cross-entropy over the labelled tokens only, `lmHeadRows` at a time: their
     /// hidden rows are gathered, scored (logits, loss and dlogits in place), and d hidden is
     /// scattered back into w.dln (zero for unlabelled tokens, which have no loss). Prompt and
     /// padding tokens thus cost nothing here — PyTorch computes their (V-wide) logits anyway.
-    func headForwardBackward(w: TrainingWorkspace, scale: Float, gradients: Bool) throws -> Double {
+    /// Returns Σ token losses and its share per batch row; `rowScales` (B) replaces `scale` per row.
+    func headForwardBackward(w: TrainingWorkspace, scale: Float, gradients: Bool,
+                             rowScales: [Float]? = nil) throws -> (total: Double, rows: [Double]) {
         let c = config
         let N = w.N, C = c.hiddenSize, V = c.vocabSize
         let dHead = gradients ? try fullGrad(c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight") : nil
         let rows = (0..<N).filter { w.targets[$0] != ignoreIndex }
         if gradients { w.dln.pointer.update(repeating: 0, count: N * C) }
         var total = 0.0
+        let T = w.T
+        var perRow = [Double](repeating: 0, count: N / T)
+        var chunkScales = [Float](repeating: 0, count: rowScales == nil ? 0 : lmHeadRows)
         // Equal chunks (255 rows: 128 + 127, not 128 + 127 + … or 254 + 1): small ones run slowly.
         let chunks = (rows.count + lmHeadRows - 1) / lmHeadRows
         let per = chunks > 0 ? (rows.count + chunks - 1) / chunks : 0
@@ -223,15 +262,19 @@ public final class Qwen2TrainingPass {
             for k in 0..<n {
                 (h + k * C).update(from: w.final.pointer + rows[k0 + k] * C, count: C)
                 w.headTargets[k] = w.targets[rows[k0 + k]]
+                if let rowScales { chunkScales[k] = rowScales[rows[k0 + k] / T] }
             }
             Profile.time("head gemm") {
                 linearForward(out: w.logits.pointer, inp: h, weight: weights.lmHead, bias: nil, N: n, scratch: linearScratch)
             }
             total += try Profile.time("head loss") {
-                try crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
-                                                logits: w.logits.pointer, targets: w.headTargets.pointer,
-                                                N: n, V: V, scale: scale)
+                try chunkScales.withUnsafeBufferPointer { cs in
+                    try crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
+                                                    logits: w.logits.pointer, targets: w.headTargets.pointer,
+                                                    N: n, V: V, scale: scale, rowScales: rowScales == nil ? nil : cs.baseAddress)
+                }
             }
+            for k in 0..<n { perRow[rows[k0 + k] / T] += Double(w.losses[k]) }
             if gradients {
                 Profile.time("head gemm") {
                     linearBackward(dinp: dh, dweight: dHead, dbias: nil, dout: w.logits.pointer, inp: h,
@@ -241,7 +284,7 @@ public final class Qwen2TrainingPass {
             }
             k0 += n
         }
-        return total
+        return (total, perRow)
     }
 
     /// The gradient of a full-fine-tuning parameter; nil in LoRA mode (the base is frozen).

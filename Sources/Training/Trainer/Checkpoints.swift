@@ -49,12 +49,12 @@ public enum Checkpoints {
         case .no: return nil
         case .latest:
             guard let last = list(in: outputDir).last else {
-                throw TrainerError.noCheckpoint(path: outputDir, message: "no checkpoint-N folder with a trainer_state.json; train without resume_from_checkpoint first")
+                throw TrainingError.noCheckpoint(path: outputDir, message: "no checkpoint-N folder with a trainer_state.json; train without resume_from_checkpoint first")
             }
             return last.path
         case let .path(p):
             guard FileManager.default.fileExists(atPath: (p as NSString).appendingPathComponent("trainer_state.json")) else {
-                throw TrainerError.noCheckpoint(path: p, message: "not a checkpoint folder (no trainer_state.json)")
+                throw TrainingError.noCheckpoint(path: p, message: "not a checkpoint folder (no trainer_state.json)")
             }
             return p
         }
@@ -99,14 +99,26 @@ public enum Checkpoints {
             }
         } catch let e as DistributedError {
             throw e
-        } catch let e as TrainerError {
-            if main { try? fm.removeItem(atPath: tmp) }
-            throw e
         } catch {
             if main { try? fm.removeItem(atPath: tmp) }
-            throw TrainerError.writeFailed(path: final, message: "\(error.localizedDescription)")
+            throw saveFailure(error, tmp: tmp, final: final, outputDir: outputDir)
         }
         return final
+    }
+
+    /// A failed save (a full disk, most often) as an error naming the file as it would have
+    /// been in checkpoint-N, saying that nothing of it was kept and where a rerun continues from.
+    static func saveFailure(_ error: Error, tmp: String, final: String, outputDir: String) -> TrainingError {
+        guard case let .writeFailed(path, message) = ModelFiles.writeFailure(final, error) else {
+            return ModelFiles.writeFailure(final, error)
+        }
+        let shown = path.hasPrefix(tmp) ? final + path.dropFirst(tmp.count) : path
+        let name = (final as NSString).lastPathComponent
+        let next = list(in: outputDir).last.map {
+            "continue from \(($0.path as NSString).lastPathComponent) with --resume_from_checkpoint true"
+        } ?? "run again"
+        return .writeFailed(path: shown, message: "\(message); \(name) was not saved (its partial files were removed). "
+            + "Free space on that disk (or fix the folder's permissions), then \(next).")
     }
 
     /// Deletes the oldest checkpoints beyond `limit`, never `keep` (the best one).
@@ -130,17 +142,17 @@ public enum Checkpoints {
         let file = full ? folder : (folder as NSString).appendingPathComponent("adapter_model.safetensors")
         let store: SafeTensorsStore
         do { store = try SafeTensorsStore(path: file) } catch {
-            throw TrainerError.badCheckpoint(path: folder, message: "cannot read its weights: \(error)")
+            throw TrainingError.badCheckpoint(path: folder, message: "cannot read its weights: \(error)")
         }
         for e in state.layout.entries {
             guard let view = store[e.name] else {
-                throw TrainerError.badCheckpoint(path: folder, message: "has no tensor \(e.name); it was saved by a run with other LoRA targets, rank or mode")
+                throw TrainingError.badCheckpoint(path: folder, message: "has no tensor \(e.name); it was saved by a run with other LoRA targets, rank or mode")
             }
             guard view.shape == e.shape else {
-                throw TrainerError.badCheckpoint(path: folder, message: "tensor \(e.name) has shape \(view.shape), this run needs \(e.shape)")
+                throw TrainingError.badCheckpoint(path: folder, message: "tensor \(e.name) has shape \(view.shape), this run needs \(e.shape)")
             }
             do { try view.copyFloats(into: state.param(e)) } catch {
-                throw TrainerError.badCheckpoint(path: folder, message: "tensor \(e.name): \(error)")
+                throw TrainingError.badCheckpoint(path: folder, message: "tensor \(e.name): \(error)")
             }
         }
     }
@@ -155,10 +167,10 @@ public enum Checkpoints {
     static func loadProgress(from folder: String) throws -> TrainerProgressState {
         let path = (folder as NSString).appendingPathComponent("trainer_state.json")
         guard let text = try? String(contentsOfFile: path, encoding: .utf8), let root = try? JSONValue.parse(text) else {
-            throw TrainerError.badCheckpoint(path: folder, message: "trainer_state.json is missing or not JSON")
+            throw TrainingError.badCheckpoint(path: folder, message: "trainer_state.json is missing or not JSON")
         }
         guard case let .number(step, _)? = root["global_step"] else {
-            throw TrainerError.badCheckpoint(path: folder, message: "trainer_state.json has no global_step")
+            throw TrainingError.badCheckpoint(path: folder, message: "trainer_state.json has no global_step")
         }
         var history: [JSONValue] = []
         if case let .array(items)? = root["log_history"] { history = items }

@@ -17,32 +17,59 @@ public enum ModelFiles {
     /// 5 GB, transformers' default `max_shard_size`.
     public static let defaultMaxShardSize = 5_000_000_000
 
-    /// Writes `text` to `path` through a temporary file and a rename.
+    /// Writes `text` to `path` through a temporary file, a sync and a rename.
     public static func writeText(_ text: String, to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: tmp))
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-            try FileManager.default.moveItem(atPath: tmp, toPath: path)
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw TrainerError.writeFailed(path: path, message: "\(error.localizedDescription)")
-        }
+        do { try AtomicFile.write(path: path, bytes: Array(text.utf8)) } catch { throw writeFailure(path, error) }
     }
 
     /// Copies the tokenizer files of `modelFolder` that exist into `destination`.
     public static func copyTokenizerFiles(from modelFolder: String, to destination: String) throws {
-        let fm = FileManager.default
         for name in tokenizerFileNames {
             let src = (modelFolder as NSString).appendingPathComponent(name)
-            guard fm.fileExists(atPath: src) else { continue }
-            let dst = (destination as NSString).appendingPathComponent(name)
-            do {
-                if fm.fileExists(atPath: dst) { try fm.removeItem(atPath: dst) }
-                try fm.copyItem(atPath: src, toPath: dst)
-            } catch {
-                throw TrainerError.writeFailed(path: dst, message: "\(error.localizedDescription)")
+            guard FileManager.default.fileExists(atPath: src) else { continue }
+            try copyFile(src, to: (destination as NSString).appendingPathComponent(name))
+        }
+    }
+
+    /// Copies `src` over `dst` atomically (the files are small: configs, tokenizers).
+    static func copyFile(_ src: String, to dst: String) throws {
+        guard let data = FileManager.default.contents(atPath: src) else {
+            throw TrainingError.writeFailed(path: dst, message: "cannot read \(src)")
+        }
+        do { try AtomicFile.write(path: dst, bytes: [UInt8](data)) } catch { throw writeFailure(dst, error) }
+    }
+
+    /// Appends `bytes` to `path` (created if missing); the error says why, as the OS puts it.
+    static func append(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw TrainingError.writeFailed(path: path, message: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        if let reason = writeAll(bytes, fd: fd) { throw TrainingError.writeFailed(path: path, message: reason) }
+    }
+
+    /// write(2) until every byte is out; nil, or the OS's reason ("No space left on device").
+    static func writeAll(_ bytes: [UInt8], fd: Int32) -> String? {
+        bytes.withUnsafeBytes { buf -> String? in
+            var done = 0
+            while done < buf.count {
+                let n = write(fd, buf.baseAddress! + done, buf.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return String(cString: strerror(errno))
+                }
+                done += n
             }
+            return nil
+        }
+    }
+
+    /// A write error as TrainingError.writeFailed naming the file and the OS's reason
+    /// ("No space left on device (reserve 4096 bytes for the output file)").
+    static func writeFailure(_ path: String, _ error: Error) -> TrainingError {
+        switch error {
+        case let e as TrainingError: return e
+        case let SafeTensorsError.io(target, operation, reason): return .writeFailed(path: target, message: "\(reason) (\(operation))")
+        default: return .writeFailed(path: path, message: "\(error)")
         }
     }
 
@@ -87,9 +114,7 @@ public enum ModelFiles {
             tensors.append(TensorToWrite(name: e.name, shape: entry.shape, pointer: UnsafePointer(state.param(entry))))
         }
         let path = (folder as NSString).appendingPathComponent("adapter_model.safetensors")
-        do { try SafeTensorsWriter.write(tensors, to: path) } catch {
-            throw TrainerError.writeFailed(path: path, message: "\(error)")
-        }
+        do { try SafeTensorsWriter.write(tensors, to: path) } catch { throw writeFailure(path, error) }
         try writeText(peftAdapterConfig(spec: spec, dropout: dropout, baseModel: baseModel).prettyText + "\n",
                       to: (folder as NSString).appendingPathComponent("adapter_config.json"))
     }
@@ -100,10 +125,10 @@ public enum ModelFiles {
     public static func configJSON(of modelFolder: String, dtype: DType) throws -> String {
         let path = (modelFolder as NSString).appendingPathComponent("config.json")
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw TrainerError.mergeFailed(path: path, message: "cannot read config.json")
+            throw TrainingError.mergeFailed(path: path, message: "cannot read config.json")
         }
         guard case var .object(pairs) = try JSONValue.parse(text) else {
-            throw TrainerError.mergeFailed(path: path, message: "config.json is not a JSON object")
+            throw TrainingError.mergeFailed(path: path, message: "config.json is not a JSON object")
         }
         var set = false
         for i in pairs.indices where pairs[i].0 == "torch_dtype" || pairs[i].0 == "dtype" {
@@ -121,17 +146,11 @@ public enum ModelFiles {
         try makeFolder(folder)
         do {
             try SafeTensorsWriter.writeSharded(tensors, toFolder: folder, maxShardSize: maxShardSize)
-        } catch {
-            throw TrainerError.writeFailed(path: folder, message: "\(error)")
-        }
+        } catch { throw writeFailure(folder, error) }
         try writeText(try configJSON(of: baseFolder, dtype: dtype), to: (folder as NSString).appendingPathComponent("config.json"))
         let gen = (baseFolder as NSString).appendingPathComponent("generation_config.json")
         if FileManager.default.fileExists(atPath: gen) {
-            let dst = (folder as NSString).appendingPathComponent("generation_config.json")
-            try? FileManager.default.removeItem(atPath: dst)
-            do { try FileManager.default.copyItem(atPath: gen, toPath: dst) } catch {
-                throw TrainerError.writeFailed(path: dst, message: "\(error.localizedDescription)")
-            }
+            try copyFile(gen, to: (folder as NSString).appendingPathComponent("generation_config.json"))
         }
         try copyTokenizerFiles(from: baseFolder, to: folder)
     }
@@ -147,7 +166,7 @@ public enum ModelFiles {
 
     static func makeFolder(_ path: String) throws {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw TrainerError.writeFailed(path: path, message: "\(error.localizedDescription)")
+            throw TrainingError.writeFailed(path: path, message: "\(error.localizedDescription)")
         }
     }
 }

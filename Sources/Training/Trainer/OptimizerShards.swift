@@ -53,7 +53,7 @@ enum OptimizerShards {
     private static func write(_ tensors: [TensorToWrite], folder: String, file: String, metadata: [String: String]) throws {
         let path = (folder as NSString).appendingPathComponent(file)
         do { try SafeTensorsWriter.write(tensors, to: path, metadata: metadata) } catch {
-            throw TrainerError.writeFailed(path: path, message: "\(error)")
+            throw ModelFiles.writeFailure(path, error)
         }
     }
 

@@ -111,7 +111,7 @@ public final class TensorBoardWriter {
         let name = String(format: "events.out.tfevents.%010d.%@.%d.0", Int(wallTime), host, Int(getpid()))
         path = (folder as NSString).appendingPathComponent(name)
         guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
-            throw TrainerError.writeFailed(path: path, message: "cannot create the TensorBoard event file (report_to tensorboard); check that the folder is writable")
+            throw TrainingError.writeFailed(path: path, message: "cannot create the TensorBoard event file (report_to tensorboard); check that the folder is writable")
         }
         handle = h
         write(EventProto.event(wallTime: wallTime, step: 0, fileVersion: "brain.Event:2"))
@@ -138,7 +138,10 @@ public final class TensorBoardWriter {
         scalars(values, step: Int(s), wallTime: wallTime)
     }
 
+    /// Why a write failed ("No space left on device"), or nil: logging never stops a run.
+    public private(set) var writeError: String?
+
     private func write(_ event: [UInt8]) {
-        handle.write(Data(EventProto.record(event)))
+        if let e = ModelFiles.writeAll(EventProto.record(event), fd: handle.fileDescriptor) { writeError = e }
     }
 }

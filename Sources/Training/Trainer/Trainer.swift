@@ -56,6 +56,11 @@ public final class Trainer {
     let comm: Communicator
     let zero: ZeROEngine
     let zeroSettings: ZeROSettings
+    /// A log append failed and was reported (once per run).
+    var logWriteFailed = false
+    /// task_type dpo: the reference and the loss (nil for sft / pretrain).
+    var dpo: DPOContext?
+    var evalLoader: DataLoader?
 
     public init(config: TrainingConfig, options: TrainerOptions = .init(),
                 events: @escaping (TrainerEvent) -> Void = { _ in }) throws {
@@ -69,9 +74,23 @@ public final class Trainer {
         zeroSettings = try ZeROSettings(config: config, worldSize: comm.size)
         let resumeFrom = try Trainer.prepareOutputDir(config, comm: comm)
 
-        let folder = try ModelFolder(path: modelFolder)
+        let quantization = try config.quantization()
+        var lastShown = -1
+        let folder = try ModelFolder(path: modelFolder, adapter: nil, loadIn4bit: quantization) { done, total in
+            let pct = done * 100 / max(1, total)
+            if total >= 64, pct / 10 != lastShown / 10 || done == total {
+                lastShown = pct
+                events(.note("quantising the base to NF4: \(done)/\(total) matrices"))
+            }
+        }
         modelConfig = folder.config
         base = folder.model.weights
+        if let q = folder.quantization {
+            events(.note("base weights: \(q)"))
+            if let d = config.quantizationComputeDType {
+                events(.note("bnb_4bit_compute_dtype \(d): on the CPU the 4-bit products run in float32 (bitsandbytes' float32 compute mode)"))
+            }
+        }
 
         // Data.
         let template = try ChatTemplateSource.resolve(templateName: config.templateName, templatesFolder: options.templatesFolder,
@@ -103,15 +122,16 @@ public final class Trainer {
         loraDropout = config.loraDropout
         switch config.trainMode {
         case .full:
+            if base is NF4Weights {
+                throw TrainingError.badConfigValue(key: "train_mode", source: "config",
+                                                   message: "\"full\" cannot train the 4-bit base of \(modelFolder); use \"qlora\" (LoRA over it) or a 16-bit model")
+            }
             mode = .full
         case .lora, .qlora:
-            if config.trainMode == .qlora {
-                events(.warning("train_mode qlora: NF4 quantisation of the base is not implemented yet; training LoRA over the stored weights (same updates, more memory)"))
-            }
             if let path = config.adapterNameOrPath {
                 let adapter = try ModelFolder.loadAdapter(path, config: modelConfig)
                 let targets = Projection.allCases.filter { p in adapter.layers.contains { $0[p] != nil } }.map(\.rawValue)
-                let spec = try LoRASpec(rank: adapter.rank, alpha: adapter.alpha, dropout: Float(config.loraDropout),
+                let spec = try LoRASpec(rank: adapter.rank, alpha: adapter.alpha, dropout: Float(config.trainingLoRADropout),
                                         useRSLoRA: adapter.useRSLoRA, targetModules: targets)
                 events(.note("continuing the adapter \(path): r \(spec.rank), alpha \(spec.alpha), \(targets.joined(separator: ", "))"))
                 mode = .lora(spec)
@@ -143,6 +163,17 @@ public final class Trainer {
         optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW, range: zero.optimizerRange)
         zeroSettings.notes.forEach { events(.note($0)) }
         zeroSettings.warnings.forEach { events(.warning($0)) }
+        if config.taskType == "dpo" {
+            guard comm.size == 1 else {
+                throw TrainingError.unsupported(key: "task_type", message: "dpo runs in one process for now; start it without mpirun (or with -np 1)")
+            }
+            // Before a checkpoint is restored: the reference is the policy before training.
+            var evalOptions = BatchingOptions(config: config, padId: padId)
+            evalOptions.batchSize = config.perDeviceEvalBatchSize
+            evalOptions.shuffle = false
+            evalLoader = try evalData.map { try DataLoader(dataset: $0, options: evalOptions) }
+            dpo = try DPOContext(config: config, mode: mode, pass: pass, train: loader, eval: evalLoader, events: events)
+        }
 
         // Steps and schedule.
         let g = config.gradientAccumulationSteps
@@ -203,7 +234,7 @@ public final class Trainer {
             let marks = names.filter { $0.hasPrefix(Checkpoints.prefix) || ["adapter_model.safetensors", "trainer_state.json", "trainer_log.jsonl"].contains($0) }.sorted()
             if !marks.isEmpty {
                 guard config.overwriteOutputDir else {
-                    throw TrainerError.outputDirInUse(path: dir, found: marks.prefix(3).joined(separator: ", "))
+                    throw TrainingError.outputDirInUse(path: dir, found: marks.prefix(3).joined(separator: ", "))
                 }
                 for name in marks where name.hasPrefix(Checkpoints.prefix) || name == "trainer_log.jsonl" {
                     try? fm.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
@@ -233,15 +264,19 @@ public final class Trainer {
         return ((outputDir as NSString).appendingPathComponent("runs") as NSString).appendingPathComponent(name)
     }
 
+    /// Records `entry` in the history (which checkpoints keep) and appends it to trainer_log.jsonl
+    /// and TensorBoard. A failed append (a full disk) is a warning, once: the history still has
+    /// the entry and a resumed run rewrites the log from it; the next checkpoint stops the run.
     func appendLog(_ entry: JSONValue) {
         tensorBoard?.log(entry)
         progress.logHistory.append(entry)
         guard comm.isMain else { return }
-        let line = Data((entry.compactText + "\n").utf8)
-        if let h = FileHandle(forWritingAtPath: logPath) {
-            h.seekToEndOfFile()
-            h.write(line)
-            try? h.close()
+        var failure: String?
+        do { try ModelFiles.append(Array((entry.compactText + "\n").utf8), to: logPath) } catch { failure = "\(error)" }
+        if failure == nil, let tb = tensorBoard, let e = tb.writeError { failure = "cannot write \(tb.path): \(e)" }
+        if let failure, !logWriteFailed {
+            logWriteFailed = true
+            events(.warning("\(failure); the log goes on in memory and in the checkpoints' trainer_state.json"))
         }
     }
 }

@@ -40,11 +40,13 @@ public struct LogRecord: Sendable {
     /// Non-padding tokens per second since the previous log.
     public var tokensPerSecond: Double
     public var elapsed: Double
+    /// task_type dpo: TRL's metrics (rewards/chosen …), averaged over the micro-batches since the last log.
+    public var extra: [(String, Double)] = []
 
     public var json: JSONValue {
-        .object([("step", .int(step)), ("epoch", .double(epoch)), ("loss", .double(loss)),
-                 ("learning_rate", .double(learningRate)), ("grad_norm", .double(gradNorm)),
-                 ("tokens_per_second", .double(tokensPerSecond)), ("elapsed_s", .double(elapsed))])
+        .object([("step", .int(step)), ("epoch", .double(epoch)), ("loss", .double(loss))] + extra.map { ($0.0, .double($0.1)) }
+                + [("learning_rate", .double(learningRate)), ("grad_norm", .double(gradNorm)),
+                   ("tokens_per_second", .double(tokensPerSecond)), ("elapsed_s", .double(elapsed))])
     }
 }
 
@@ -56,11 +58,17 @@ public struct EvalRecord: Sendable {
     public var tokenAccuracy: Double
     public var tokens: Int
     public var seconds: Double
+    /// task_type dpo: TRL's metrics, named without the "eval_" prefix (then no token accuracy).
+    public var extra: [(String, Double)] = []
 
     public var json: JSONValue {
-        .object([("step", .int(step)), ("epoch", .double(epoch)), ("eval_loss", .double(loss)),
-                 ("eval_token_accuracy", .double(tokenAccuracy)), ("eval_tokens", .int(tokens)),
-                 ("eval_runtime", .double(seconds))])
+        if !extra.isEmpty {
+            return .object([("step", .int(step)), ("epoch", .double(epoch)), ("eval_loss", .double(loss))]
+                           + extra.map { ("eval_" + $0.0, .double($0.1)) } + [("eval_runtime", .double(seconds))])
+        }
+        return .object([("step", .int(step)), ("epoch", .double(epoch)), ("eval_loss", .double(loss)),
+                        ("eval_token_accuracy", .double(tokenAccuracy)), ("eval_tokens", .int(tokens)),
+                        ("eval_runtime", .double(seconds))])
     }
 }
 

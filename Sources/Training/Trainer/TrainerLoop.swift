@@ -9,6 +9,8 @@ struct StepResult {
     /// Non-padding tokens processed.
     var tokens: Int
     var skipped: Bool
+    /// task_type dpo: each micro-batch's metrics.
+    var dpoMetrics: [DPOMetrics] = []
 }
 
 extension Trainer {
@@ -33,6 +35,7 @@ extension Trainer {
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
 
         var lossSinceLog = 0.0, stepsSinceLog = 0, tokensSinceLog = 0, lastLogTime = 0.0
+        var dpoSinceLog: [DPOMetrics] = []
         var lossSum = 0.0, stepsRun = 0, tokensRun = 0
         var consecutiveBad = 0
         var lastSaved = -1
@@ -54,11 +57,12 @@ extension Trainer {
                 consecutiveBad += 1
                 progress.skippedSteps += 1
                 events(.warning("step \(step): loss \(r.loss), grad norm \(r.gradNorm): not finite; the update was skipped"))
-                if consecutiveBad >= Trainer.divergenceLimit { throw TrainerError.diverged(step: step, count: consecutiveBad) }
+                if consecutiveBad >= Trainer.divergenceLimit { throw TrainingError.diverged(step: step, count: consecutiveBad) }
             } else {
                 consecutiveBad = 0
                 lossSinceLog += r.loss
                 stepsSinceLog += 1
+                dpoSinceLog += r.dpoMetrics
                 lossSum += r.loss
                 stepsRun += 1
             }
@@ -72,11 +76,13 @@ extension Trainer {
             if logDue, stepsSinceLog > 0 {
                 let record = LogRecord(step: step, epoch: epoch(afterSteps: step), loss: lossSinceLog / Double(stepsSinceLog),
                                        learningRate: scheduler.learningRate(afterSteps: step), gradNorm: r.gradNorm,
-                                       tokensPerSecond: Double(tokensSinceLog) / max(1e-9, elapsed - lastLogTime), elapsed: elapsed)
+                                       tokensPerSecond: Double(tokensSinceLog) / max(1e-9, elapsed - lastLogTime), elapsed: elapsed,
+                                       extra: DPOMetrics.mean(dpoSinceLog)?.named ?? [])
                 appendLog(record.json)
                 events(.log(record))
                 lossSinceLog = 0
                 stepsSinceLog = 0
+                dpoSinceLog = []
                 tokensSinceLog = 0
                 lastLogTime = elapsed
             }
@@ -157,6 +163,18 @@ extension Trainer {
         let epoch = s / plan.stepsPerEpoch, j = s % plan.stepsPerEpoch
         let batchesOfEpoch = epochPlan(epoch)
         let lo = j * g, hi = min(lo + g, batchesOfEpoch.count)
+        if let dpo {
+            // One process (checked at init): every micro-batch of the step is this rank's.
+            let tokens = batchesOfEpoch[lo..<hi].reduce(0) { n, rows in
+                let mb = Trainer.trainingBatch(loader.makeBatch(rows))
+                return n + (mb.attentionMask?.reduce(0) { $0 + Int($1) } ?? mb.B * mb.T)
+            }
+            let r = try dpo.step(pass: pass, optimizer: optimizer, batches: batchesOfEpoch[lo..<hi].map { loader.makeBatch($0) },
+                                 lr: scheduler.learningRate(afterSteps: s), maxGradNorm: config.effectiveMaxGradNorm,
+                                 dropoutStream: UInt64(s * g))
+            if !r.skipped { progress.optimizerSteps = optimizer.stepCount }
+            return StepResult(loss: r.loss, gradNorm: Double(r.gradNorm), tokens: tokens, skipped: r.skipped, dpoMetrics: r.metrics)
+        }
         let batches = batchesOfEpoch[lo..<hi].map { rows in rankShare(of: rows).map { Trainer.trainingBatch(loader.makeBatch($0)) } }
         let (r, tokens) = try TrainingStep.run(pass: pass, optimizer: optimizer, batches: batches, lr: scheduler.learningRate(afterSteps: s),
                                                maxGradNorm: config.effectiveMaxGradNorm, dropoutStream: UInt64(s * g), zero: zero)
@@ -183,8 +201,14 @@ extension Trainer {
 
     /// Loss and token accuracy over every labelled token of eval_file (dropout off).
     public func evaluate(step: Int) throws -> EvalRecord {
-        guard let data = evalData else { throw TrainerError.unsupported(key: "eval_file", message: "no eval_file is set") }
+        guard let data = evalData else { throw TrainingError.unsupported(key: "eval_file", message: "no eval_file is set") }
         let started = DispatchTime.now().uptimeNanoseconds
+        if let dpo, let evalLoader, let m = try dpo.evaluate(pass: pass, loader: evalLoader) {
+            // metric_for_best_model "…acc…" reads rewards/accuracies.
+            return EvalRecord(step: step, epoch: epoch(afterSteps: step), loss: m.loss, tokenAccuracy: m.rewardsAccuracies,
+                              tokens: data.ids.count, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,
+                              extra: m.named)
+        }
         let model: Qwen2Model
         switch mode {
         case .full: model = Qwen2Model(weights: try ParameterWeights(config: modelConfig, state: state))
@@ -249,6 +273,7 @@ extension Trainer {
         case .lora(let spec):
             try ModelFiles.writePEFTAdapter(state: state, config: modelConfig, spec: spec, dropout: loraDropout,
                                             baseModel: modelFolder, to: folder)
+            if let q = base as? NF4Weights { try QLoRABase.write(q, to: folder) }
         }
     }
 

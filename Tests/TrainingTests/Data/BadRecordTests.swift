@@ -43,7 +43,7 @@ import Testing
         do {
             _ = try loadDataset([path])
             Issue.record("expected badRecords")
-        } catch let DatasetError.badRecords(problems, total) {
+        } catch let TrainingError.badRecords(problems, total) {
             #expect(total == bad.count)
             #expect(problems.count == bad.count)
             for (p, (k, line)) in zip(problems, bad) {
@@ -51,7 +51,7 @@ import Testing
                 #expect(p.location.line == expectedLine(k), "\(p)")
                 #expect(p.kind == line.1!, "line \(expectedLine(k)): \(p)")
             }
-            let text = DatasetError.badRecords(problems: problems, total: total).description
+            let text = TrainingError.badRecords(problems: problems, total: total).description
             #expect(text.contains("\(path):2: bad JSON"))
             #expect(text.contains("on_bad_record: skip"))
         }
@@ -81,9 +81,9 @@ import Testing
         do {
             _ = try loadDataset([path])
             Issue.record("expected badRecords")
-        } catch let e as DatasetError {
+        } catch let e as TrainingError {
             guard case let .badRecords(problems, total) = e else { Issue.record("\(e)"); return }
-            #expect(total == 50 && problems.count == DatasetError.shownLimit)
+            #expect(total == 50 && problems.count == TrainingError.shownLimit)
             #expect(e.description.contains("… and 30 more"))
         }
     }
@@ -135,13 +135,13 @@ import Testing
         let path = try write(#"{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]}"# + "\n", "d.jsonl", in: dir)
         let (tok, cfg) = try qwen()
         let template = try ChatTemplateSource.resolve(templateName: "reversed", templatesFolder: dir.path, tokenizerConfig: cfg)
-        #expect(throws: DatasetError.self) {
+        #expect(throws: TrainingError.self) {
             _ = try TokenizedDataset.load(files: [path], tokenizer: tok, tokenizerConfig: cfg, template: template,
                                           options: DatasetOptions(maxSeqLength: 512))
         }
         do {
             _ = try TokenizedDataset.load(files: [path], tokenizer: tok, tokenizerConfig: cfg, template: template, options: DatasetOptions(maxSeqLength: 512))
-        } catch let DatasetError.badRecords(problems, _) {
+        } catch let TrainingError.badRecords(problems, _) {
             #expect(problems.first?.kind == .spansUnrecoverable)
             #expect(problems.first?.message.contains("train_on_prompt") == true)
         }
@@ -161,28 +161,28 @@ import Testing
         do {
             _ = try TokenizedDataset.load(files: [path], tokenizer: tok, tokenizerConfig: cfg, template: raising, options: DatasetOptions(maxSeqLength: 64))
             Issue.record("expected an error")
-        } catch let DatasetError.badRecords(problems, _) {
+        } catch let TrainingError.badRecords(problems, _) {
             #expect(problems.first?.kind == .templateFailed)
             #expect(problems.first?.message.contains("only user turns, please") == true)
         }
-        #expect(throws: DatasetError.self) {
+        #expect(throws: TrainingError.self) {
             _ = try ChatTemplateSource.resolve(templateName: "nope", templatesFolder: dir.path, tokenizerConfig: cfg)
         }
         do {
             _ = try ChatTemplateSource.resolve(templateName: "nope", templatesFolder: templatesFolder, tokenizerConfig: cfg)
-        } catch let e as DatasetError {
+        } catch let e as TrainingError {
             #expect(e.description.contains("qwen"))
         }
-        #expect(throws: DatasetError.self) {
+        #expect(throws: TrainingError.self) {
             _ = try ChatTemplateSource.resolve(templateName: nil, templatesFolder: nil, tokenizerConfig: .init())
         }
         do {
             _ = try loadDataset([dir.appendingPathComponent("missing.jsonl").path])
             Issue.record("expected an error")
-        } catch let e as DatasetError {
+        } catch let e as TrainingError {
             #expect(e.description.contains("missing.jsonl"))
         }
         let empty = try write("\n\n", "empty.jsonl", in: dir)
-        #expect(throws: DatasetError.self) { _ = try loadDataset([empty]) }
+        #expect(throws: TrainingError.self) { _ = try loadDataset([empty]) }
     }
 }

@@ -95,8 +95,8 @@ import Testing
     }
 
     @Test func badOptions() throws {
-        #expect(throws: DatasetError.self) { _ = try DataLoader(dataset: dataset([2]), options: BatchingOptions(batchSize: 0, maxSeqLength: 8)) }
-        #expect(throws: DatasetError.self) { _ = try BadRecordPolicy(configValue: "ignore") }
+        #expect(throws: TrainingError.self) { _ = try DataLoader(dataset: dataset([2]), options: BatchingOptions(batchSize: 0, maxSeqLength: 8)) }
+        #expect(throws: TrainingError.self) { _ = try BadRecordPolicy(configValue: "ignore") }
     }
 }
 

@@ -28,7 +28,7 @@ import Testing
         #expect(second.report.problemCount == 1 && second.report.problems == first.report.problems)
         #expect(second.report.droppedNoTargets == first.report.droppedNoTargets)
         // The cached bad record still stops an on_bad_record: error run.
-        #expect(throws: DatasetError.self) {
+        #expect(throws: TrainingError.self) {
             _ = try loadDataset([path], options: DatasetOptions(maxSeqLength: 40, cacheDirectory: cache))
         }
         // Another max_seq_length, template or file content is another cache entry.

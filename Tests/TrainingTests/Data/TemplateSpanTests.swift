@@ -23,7 +23,7 @@ import Testing
             do {
                 data = try TokenizedDataset.load(files: [path], tokenizer: tok, tokenizerConfig: cfg, template: template,
                                                  options: DatasetOptions(maxSeqLength: 4096))
-            } catch let DatasetError.badRecords(problems, _) {
+            } catch let TrainingError.badRecords(problems, _) {
                 #expect([.templateFailed, .spansUnrecoverable].contains(problems[0].kind), "\(name): \(problems[0])")
                 if ProcessInfo.processInfo.environment["QWENFT_SHOW_SPANS"] != nil { print(name, problems[0]) }
                 continue

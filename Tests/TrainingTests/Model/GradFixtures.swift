@@ -11,47 +11,6 @@ struct GradFixtureError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// A whole safetensors file read into memory (fixtures are small), as a TensorSource.
-final class SafeTensorsFixture: TensorSource {
-    let path: String
-    private let bytes: UnsafeMutableRawPointer
-    private var table: [String: StoredTensor] = [:]
-    private(set) var tensorNames: [String] = []
-
-    init(_ url: URL) throws {
-        path = url.path
-        let data = try Data(contentsOf: url)
-        bytes = UnsafeMutableRawPointer.allocate(byteCount: max(1, data.count), alignment: 64)
-        data.copyBytes(to: bytes.assumingMemoryBound(to: UInt8.self), count: data.count)
-        let headerLength = Int(bytes.loadUnaligned(as: UInt64.self))
-        let header = Data(bytes: bytes + 8, count: headerLength)
-        guard let json = try JSONSerialization.jsonObject(with: header) as? [String: Any] else {
-            throw GradFixtureError(description: "\(url.path): bad header")
-        }
-        for (name, value) in json where name != "__metadata__" {
-            guard let v = value as? [String: Any], let d = v["dtype"] as? String, let dtype = DType(safetensorsName: d),
-                  let shape = v["shape"] as? [Int], let offsets = v["data_offsets"] as? [Int] else {
-                throw GradFixtureError(description: "\(url.path): bad entry \(name)")
-            }
-            table[name] = StoredTensor(dtype: dtype, shape: shape, data: UnsafeRawPointer(bytes + 8 + headerLength + offsets[0]))
-            tensorNames.append(name)
-        }
-    }
-
-    deinit { bytes.deallocate() }
-
-    func tensor(named name: String) -> StoredTensor? { table[name] }
-
-    func floats(_ name: String) throws -> [Float] {
-        guard let t = table[name], t.dtype == .f32 else {
-            throw GradFixtureError(description: "\(path): no f32 tensor \(name)")
-        }
-        var out = [Float](repeating: 0, count: t.count)
-        out.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: t.data, count: t.count * 4)) }
-        return out
-    }
-}
-
 /// case.json
 struct GradCase: Decodable {
     struct LoRA: Decodable {
@@ -88,9 +47,9 @@ struct GradCase: Decodable {
 struct GradFixture {
     let name: String
     let config: Qwen2Config
-    let model: SafeTensorsFixture
+    let model: SafeTensorsSource
     let base: StoredWeights
-    let grads: SafeTensorsFixture
+    let grads: SafeTensorsSource
     let expected: GradCase
     let batch: TrainingBatch
 
@@ -98,9 +57,9 @@ struct GradFixture {
         self.name = name
         let dir = fixtureURL("grad-\(name)")
         config = try Qwen2Config.load(dir.appendingPathComponent("config.json"))
-        model = try SafeTensorsFixture(dir.appendingPathComponent("model.safetensors"))
+        model = try SafeTensorsSource(path: dir.appendingPathComponent("model.safetensors").path)
         base = try StoredWeights(config: config, source: model)
-        grads = try SafeTensorsFixture(dir.appendingPathComponent("grads.safetensors"))
+        grads = try SafeTensorsSource(path: dir.appendingPathComponent("grads.safetensors").path)
         expected = try JSONDecoder().decode(GradCase.self, from: Data(contentsOf: dir.appendingPathComponent("case.json")))
         let B = expected.input_ids.count, T = expected.input_ids[0].count
         batch = TrainingBatch(ids: expected.input_ids.flatMap { $0 }, labels: expected.labels.flatMap { $0 },

@@ -24,10 +24,10 @@ struct TrainingParityTests {
     func run(_ name: String, lora: Bool) throws {
         let dir = fixtureURL("train-\(name)")
         let config = try Qwen2Config.load(dir.appendingPathComponent("config.json"))
-        let model = try SafeTensorsFixture(dir.appendingPathComponent("model.safetensors"))
+        let model = try SafeTensorsSource(path: dir.appendingPathComponent("model.safetensors").path)
         let base = try StoredWeights(config: config, source: model)
         let run = try JSONDecoder().decode(TrainRun.self, from: Data(contentsOf: dir.appendingPathComponent("run.json")))
-        let final = try SafeTensorsFixture(dir.appendingPathComponent("final.safetensors"))
+        let final = try SafeTensorsSource(path: dir.appendingPathComponent("final.safetensors").path)
 
         let mode: TrainingMode
         let state: TrainableState
