@@ -19,17 +19,17 @@ import Testing
     }
     let dir = qwen2Fixtures.appendingPathComponent("nf4")
 
-    func load() throws -> (Fixture, FixtureTensors) {
+    func load() throws -> (Fixture, SafeTensorsSource) {
         let f = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: dir.appendingPathComponent("format.json")))
-        return (f, try FixtureTensors(dir.appendingPathComponent("format.safetensors")))
+        return (f, try SafeTensorsSource(path: dir.appendingPathComponent("format.safetensors").path))
     }
 
-    func bytes(_ t: FixtureTensors, _ name: String) throws -> [UInt8] {
+    func bytes(_ t: SafeTensorsSource, _ name: String) throws -> [UInt8] {
         guard let s = t.tensor(named: name) else { throw FixtureError("no \(name)") }
         return Array(UnsafeBufferPointer(start: s.data.assumingMemoryBound(to: UInt8.self), count: s.count))
     }
 
-    func matrix(_ t: FixtureTensors, _ name: String) throws -> WeightMatrix {
+    func matrix(_ t: SafeTensorsSource, _ name: String) throws -> WeightMatrix {
         guard let s = t.tensor(named: name) else { throw FixtureError("no \(name)") }
         return WeightMatrix(rows: s.shape[0], cols: s.shape[1], dtype: s.dtype, base: s.data)
     }

@@ -17,7 +17,7 @@ struct QLoRAMergeTests {
     }
 
     func fixtureIds() throws -> ([Int32], Int, Int) {
-        let f = try SafeTensorsFixture(fixture.appendingPathComponent("logits.safetensors"))
+        let f = try SafeTensorsSource(path: fixture.appendingPathComponent("logits.safetensors").path)
         guard let t = f.tensor(named: "ids") else { throw FixtureMissing() }
         return ((0..<t.count).map { t.data.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self) }, t.shape[0], t.shape[1])
     }
@@ -35,7 +35,7 @@ struct QLoRAMergeTests {
         let (ids, B, T) = try fixtureIds()
         let merged = try ModelFolder.loadModel(path: out)
         #expect(merged.weights is StoredWeights)
-        let want = try SafeTensorsFixture(fixture.appendingPathComponent("logits.safetensors")).floats("lora")
+        let want = try SafeTensorsSource(path: fixture.appendingPathComponent("logits.safetensors").path).floats("lora")
         let d = maxDiff(try logits(merged, ids, B: B, T: T), want)
         print("qlora merge onto 4-bit folder: logits vs peft+bitsandbytes max abs diff \(d)")
         #expect(d < 1e-4)

@@ -14,11 +14,11 @@ struct QLoRAParityTests {
     func nf4Base() throws -> (Qwen2Config, NF4Weights) {
         let q = dir.appendingPathComponent("base-4bit")
         let config = try Qwen2Config.load(q.appendingPathComponent("config.json"))
-        return (config, try NF4Weights(config: config, source: try SafeTensorsFixture(q.appendingPathComponent("model.safetensors"))))
+        return (config, try NF4Weights(config: config, source: try SafeTensorsSource(path: q.appendingPathComponent("model.safetensors").path)))
     }
 
     @Test func logitsMatchBitsandbytesWithAndWithoutLoRA() throws {
-        let expected = try SafeTensorsFixture(dir.appendingPathComponent("logits.safetensors"))
+        let expected = try SafeTensorsSource(path: dir.appendingPathComponent("logits.safetensors").path)
         guard let idsT = expected.tensor(named: "ids") else { throw TrainingError.badConfigValue(key: "ids", source: "fixture", message: "missing") }
         let B = idsT.shape[0], T = idsT.shape[1]
         let ids = (0..<(B * T)).map { idsT.data.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self) }
@@ -41,7 +41,7 @@ struct QLoRAParityTests {
     @Test func quantisingTheBaseMatchesTheSavedFolder() throws {
         let (config, saved) = try nf4Base()
         let fp = dir.appendingPathComponent("base")
-        let ours = try NF4Weights(config: config, source: try SafeTensorsFixture(fp.appendingPathComponent("model.safetensors")),
+        let ours = try NF4Weights(config: config, source: try SafeTensorsSource(path: fp.appendingPathComponent("model.safetensors").path),
                                   quantizing: NF4Options())
         var blocks = 0, differing = 0
         for l in 0..<config.numHiddenLayers {
@@ -65,7 +65,7 @@ struct QLoRAParityTests {
     @Test func twelveStepsMatchPeftOverBitsandbytes() throws {
         let (config, base) = try nf4Base()
         let run = try JSONDecoder().decode(TrainRun.self, from: Data(contentsOf: dir.appendingPathComponent("run.json")))
-        let final = try SafeTensorsFixture(dir.appendingPathComponent("final.safetensors"))
+        let final = try SafeTensorsSource(path: dir.appendingPathComponent("final.safetensors").path)
         let adapter = try ModelFolder.loadAdapter(dir.appendingPathComponent("adapter").path, config: config)
         let spec = try LoRASpec(rank: adapter.rank, alpha: adapter.alpha, useRSLoRA: adapter.useRSLoRA, targetModules: ["all-linear"])
         let state = TrainableState(layout: try TrainableParameters.loraLayout(config: config, spec: spec))

@@ -20,7 +20,7 @@ struct QuantizedFolderTests {
     @Test func transformersLogitsOnOurQuantisedFolder() throws {
         let out = try quantized()
         defer { try? FileManager.default.removeItem(at: out) }
-        let expected = try SafeTensorsFixture(fixture.appendingPathComponent("quantized_logits.safetensors"))
+        let expected = try SafeTensorsSource(path: fixture.appendingPathComponent("quantized_logits.safetensors").path)
         guard let idsT = expected.tensor(named: "ids") else { throw FixtureMissing() }
         let B = idsT.shape[0], T = idsT.shape[1]
         let ids = (0..<(B * T)).map { idsT.data.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self) }
