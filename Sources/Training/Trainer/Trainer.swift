@@ -65,6 +65,7 @@ public final class Trainer {
     public init(config: TrainingConfig, options: TrainerOptions = .init(),
                 events: @escaping (TrainerEvent) -> Void = { _ in }) throws {
         self.config = config
+        let backend = try Backends.make(config.device)
         comm = options.communicator
         // Rank 0 alone reports: the other ranks' events go nowhere.
         let events: (TrainerEvent) -> Void = options.communicator.isMain ? events : { _ in }
@@ -158,9 +159,9 @@ public final class Trainer {
             }
         }
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
-                                     dropoutSeed: UInt64(truncatingIfNeeded: config.seed))
+                                     dropoutSeed: UInt64(truncatingIfNeeded: config.seed), backend: backend)
         zero = ZeROEngine(comm: comm, layout: layout, settings: zeroSettings)
-        optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW, range: zero.optimizerRange)
+        optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW, range: zero.optimizerRange, backend: backend)
         zeroSettings.notes.forEach { events(.note($0)) }
         zeroSettings.warnings.forEach { events(.warning($0)) }
         if config.taskType == "dpo" {
