@@ -58,7 +58,7 @@ let package = Package(
             name: "qwenft",
             dependencies: [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                "QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed", "Training", "CUDA",
+                "QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed", "Training", "CUDA", "CBLAS",
             ]),
 
         // Benchmark-only code: micro-benchmarks and timing loops (Scripts/bench/README.md).
