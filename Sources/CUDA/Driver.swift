@@ -1,4 +1,4 @@
-import CCUDA
+@_exported import CCUDA
 import Foundation
 
 /// One GPU as the driver describes it.

@@ -7,14 +7,14 @@ import Testing
 // CUBIN, not PTX, so ptxas runs and rejects instructions the arch lacks. A failure prints NVRTC's log.
 
 @Suite struct KernelCompileTests {
-    @Test(.enabled(if: nvrtcFolder(13) != nil, "NVRTC 13 not fetched: run Scripts/fetch-nvrtc.sh"))
+    @Test(.enabled(if: nvrtcExpected(13), "NVRTC 13 not fetched: run Scripts/fetch-nvrtc.sh"))
     func everyKernelCompilesForSM90WithNVRTC13() throws {
         let lib = try nvrtc(13)
         #expect(lib.major == 13)
         try expectAllCompile(arch: "sm_90", lib)
     }
 
-    @Test(.enabled(if: nvrtcFolder(12) != nil, "NVRTC 12 not fetched: run Scripts/fetch-nvrtc.sh"))
+    @Test(.enabled(if: nvrtcExpected(12), "NVRTC 12 not fetched: run Scripts/fetch-nvrtc.sh"))
     func everyKernelCompilesForSM70WithNVRTC12() throws {
         let lib = try nvrtc(12)
         #expect(lib.major == 12)
@@ -48,7 +48,7 @@ import Testing
         for m in CUDAKernels.modules { #expect(m.source.contains("__device__ __forceinline__ u16 f32_to_bf16")) }
     }
 
-    @Test(.enabled(if: nvrtcFolder(13) != nil, "NVRTC 13 not fetched: run Scripts/fetch-nvrtc.sh"))
+    @Test(.enabled(if: nvrtcExpected(13), "NVRTC 13 not fetched: run Scripts/fetch-nvrtc.sh"))
     func aBrokenKernelFailsWithNVRTCsLog() throws {
         let lib = try nvrtc(13)
         let source = "extern \"C\" __global__ void broken(float *x) { x[0] = undefined_name; }"
@@ -63,7 +63,7 @@ import Testing
     }
 
     /// sm_70 is below what CUDA 13 supports: NVRTC 13 refuses it with a log, not a crash.
-    @Test(.enabled(if: nvrtcFolder(13) != nil, "NVRTC 13 not fetched: run Scripts/fetch-nvrtc.sh"))
+    @Test(.enabled(if: nvrtcExpected(13), "NVRTC 13 not fetched: run Scripts/fetch-nvrtc.sh"))
     func nvrtc13RefusesSM70() throws {
         let lib = try nvrtc(13)
         let results = try CUDAKernels.compileAll(arch: "sm_70", nvrtc: lib)
@@ -78,7 +78,7 @@ import Testing
     }
 
     /// The second request reads the CUBIN NVRTC wrote the first time; another arch is another file.
-    @Test(.enabled(if: nvrtcFolder(13) != nil, "NVRTC 13 not fetched: run Scripts/fetch-nvrtc.sh"))
+    @Test(.enabled(if: nvrtcExpected(13), "NVRTC 13 not fetched: run Scripts/fetch-nvrtc.sh"))
     func diskCacheIsKeyedBySourceArchAndVersion() throws {
         let lib = try nvrtc(13)
         let dir = try temporaryFolder("cache")

@@ -88,7 +88,7 @@ import Testing
     }
 
     /// QWENFT_CUDA_LIBDIR wins over a wheel folder; the builtins come from the library's folder.
-    @Test(.enabled(if: nvrtcFolder(12) != nil && nvrtcFolder(13) != nil, "NVRTC not fetched: run Scripts/fetch-nvrtc.sh"))
+    @Test(.enabled(if: nvrtcExpected(12) && nvrtcExpected(13), "NVRTC not fetched: run Scripts/fetch-nvrtc.sh"))
     func libdirWinsOverWheels() throws {
         let d12 = try #require(nvrtcFolder(12)), d13 = try #require(nvrtcFolder(13))
         let first = try NVRTCLibrary.load(CUDALibrarySearch(libraryDirs: [d12], wheelLibraryDirs: [d13], includeSonames: false))
@@ -106,6 +106,37 @@ import Testing
             _ = try NVRTCLibrary.load(search)
         } throws: { error in
             "\(error)".contains("libnvrtc.so.13 or libnvrtc.so.12 not found") && "\(error)".contains("pip install nvidia-cuda-nvrtc")
+        }
+    }
+}
+
+@Suite struct RuntimeTests {
+    @Test func deviceSpelling() {
+        #expect(ComputeDevice("cpu") == .cpu)
+        #expect(ComputeDevice("CUDA") == .cuda(ordinal: 0))
+        #expect(ComputeDevice("cuda:3") == .cuda(ordinal: 3))
+        for bad in ["gpu", "cuda:", "cuda:-1", "cuda:x", "cuda0", ""] { #expect(ComputeDevice(bad) == nil) }
+        #expect(ComputeDevice.cuda(ordinal: 2).description == "cuda:2")
+    }
+
+    /// `--device cuda` on this machine: with no driver (CI) one error naming libcuda.so.1 and the
+    /// driver; with a GPU, a context on it and every kernel loaded.
+    @Test func openingTheRuntimeOnThisMachine() throws {
+        do {
+            let runtime = try CUDARuntime.open(ordinal: 0)
+            let kernels = try runtime.loadKernels()
+            for m in CUDAKernels.modules {
+                for f in m.functions { #expect(throws: Never.self) { _ = try kernels.function(f) } }
+            }
+        } catch let error as CUDAError {
+            if case .libraryNotFound(let library, _, _) = error {
+                #expect(library == "libcuda.so.1")
+                #expect(error.description.contains("NVIDIA driver"))
+            } else if case .noDevice = error {
+                #expect(error.description.contains("--device cpu"))
+            } else {
+                Issue.record("unexpected error \(error)")
+            }
         }
     }
 }
