@@ -62,7 +62,8 @@ let package = Package(
             ]),
 
         // Benchmark-only code: micro-benchmarks and timing loops (Scripts/bench/README.md).
-        .executableTarget(name: "qwenft-bench", dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja"],
+        .executableTarget(name: "qwenft-bench",
+                          dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Training", "CUDA"],
                           path: "Sources/qwenft-bench"),
 
         // Tests: one target per library, plus end-to-end tests of the built binary.
