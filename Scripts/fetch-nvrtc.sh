@@ -13,7 +13,7 @@ fetch() {  # fetch DIR SONAME REQUIREMENT
     local dir=$root/$1 soname=$2 requirement=$3
     if [ ! -s "$dir/$soname" ]; then
         mkdir -p "$dir/wheel"
-        python3 -m pip download -q --no-deps --only-binary :all: --platform manylinux2014_x86_64 \
+        python3 -m pip download -q --no-deps --only-binary :all: \
             "$requirement" -d "$dir/wheel" >&2
         python3 - "$dir" <<'PY'
 import glob, os, sys, zipfile
