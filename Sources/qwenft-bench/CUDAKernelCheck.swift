@@ -278,6 +278,34 @@ func runCUDAKernelCheck(ordinal: Int) throws {
         report("nf4_dequantize_absmax", try rig.download(gabs, absmax.count, as: Float.self).map(\.bitPattern) == cpuAbsmax.map(\.bitPattern) ? 0 : 1, tolerance: 0)
     }
 
+    // cuBLAS through the row-major mapping, fp32 in and out, against GEMM (OpenBLAS).
+    do {
+        let blas = try CUBLASHandle(rig.runtime.cublas)
+        let M = 256, Nn = 896, K = 4864
+        for (name, tA, tB) in [("gemm nn", false, false), ("gemm nt", false, true), ("gemm tn", true, false)] {
+            let a = random(M * K), b = random(K * Nn), c0 = random(M * Nn)
+            var c = c0
+            switch (tA, tB) {
+            case (false, false): GEMM.nn(M, Nn, K, a, b, &c, alpha: 0.5, accumulate: true)
+            case (false, true): GEMM.nt(M, Nn, K, a, b, &c, alpha: 0.5, accumulate: true)
+            default: GEMM.tn(M, Nn, K, a, b, &c, alpha: 0.5, accumulate: true)
+            }
+            let ga = try rig.upload(a), gb = try rig.upload(b), gc = try rig.upload(c0)
+            try blas.gemm(transA: tA, transB: tB, M: M, N: Nn, K: K, A: ga, B: gb, C: gc, alpha: 0.5, beta: 1)
+            try rig.runtime.context.synchronize()
+            report(name + " (fp32, accumulate)", relativeError(try rig.download(gc, M * Nn, as: Float.self), c), tolerance: 1e-5)
+        }
+        // bf16 inputs, fp32 accumulation: against the CPU product of the bf16-rounded inputs.
+        let a = random(M * K), b = random(Nn * K)
+        let a16 = a.map { bf16Bits(fromFloat: $0) }, b16 = b.map { bf16Bits(fromFloat: $0) }
+        var c = [Float](repeating: 0, count: M * Nn)
+        GEMM.nt(M, Nn, K, a16.map(floatFromBF16), b16.map(floatFromBF16), &c, alpha: 1, accumulate: false)
+        let ga = try rig.upload(a16), gb = try rig.upload(b16), gc = try rig.zeros(M * Nn, Float.self)
+        try blas.gemm(transA: false, transB: true, M: M, N: Nn, K: K, A: ga, B: gb, C: gc, inputType: .bf16)
+        try rig.runtime.context.synchronize()
+        report("gemm nt (bf16 in, fp32 acc)", relativeError(try rig.download(gc, M * Nn, as: Float.self), c), tolerance: 1e-4)
+    }
+
     guard failures == 0 else { throw BenchError("\(failures) CUDA kernel checks failed") }
     print("all CUDA kernel checks passed on \(d.name)")
 }

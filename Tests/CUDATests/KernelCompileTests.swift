@@ -70,6 +70,16 @@ import Testing
         #expect(results.allSatisfy { $0.failure != nil })
     }
 
+    /// The CUBIN symbol check looks for a whole NUL-delimited name, as an ELF string table holds it.
+    @Test func symbolLookupInAnImage() {
+        let image: [UInt8] = [0x7F, 0x45, 0x4C, 0x46, 0] + Array("rmsnorm_forward".utf8) + [0] + Array("x".utf8) + [0]
+        #expect(CUDAKernels.image(image, defines: "rmsnorm_forward"))
+        #expect(CUDAKernels.image(image, defines: "x"))
+        #expect(!CUDAKernels.image(image, defines: "rmsnorm"))
+        #expect(!CUDAKernels.image(image, defines: "norm_forward"))
+        #expect(!CUDAKernels.image([], defines: "x"))
+    }
+
     @Test func architectureSpelling() {
         for good in ["sm_70", "sm_90", "sm_90a", "sm_100", "sm_120"] { #expect(throws: Never.self) { try NVRTCLibrary.validate(arch: good) } }
         for bad in ["90", "sm90", "sm_", "sm_x0", "compute_90", "sm_9"] {
