@@ -94,6 +94,7 @@ print(":".join(dirs))' 2>/dev/null || true)
     echo
     row check result detail
     printf '%s\n' "${table[@]}"
+    ! printf '%s\n' "${table[@]}" | grep -q '^.\{16\} FAIL'
 }
 
 # The checks that need `--device cuda` (kept here so the script is ready when the backend lands).
