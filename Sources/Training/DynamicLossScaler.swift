@@ -126,3 +126,39 @@ public struct DynamicLossScaler: Sendable, Equatable {
         iteration += 1
     }
 }
+
+/// How fp16 training scales its loss, from the DeepSpeed config's `fp16` block: off (`enabled`
+/// false or no block), a fixed scale (`loss_scale` > 0), or dynamic (`loss_scale` 0, DeepSpeed's
+/// default) with the block's DynamicLossScaler settings.
+public enum LossScaling: Equatable, Sendable {
+    case off
+    case fixed(Double)
+    case dynamic(DynamicLossScaler.Config)
+
+    /// `resolved` is the whole DeepSpeed config (after "auto" values are filled).
+    public init(deepSpeed resolved: JSONValue, source: String) throws {
+        guard let block = resolved["fp16"] else { self = .off; return }
+        guard case .object = block else {
+            throw TrainingError.wrongConfigType(key: "deepspeed.fp16", source: source, expected: "a JSON object", got: block.kindName)
+        }
+        if let enabled = block["enabled"] {
+            guard case let .bool(on) = enabled else {
+                throw TrainingError.wrongConfigType(key: "deepspeed.fp16.enabled", source: source,
+                                                    expected: "true or false", got: enabled.kindName)
+            }
+            if !on { self = .off; return }
+        } else {
+            self = .off  // DeepSpeed: fp16 is off unless enabled
+            return
+        }
+        var scale = 0.0
+        if let v = block["loss_scale"] {
+            guard case let .number(x, _) = v, x >= 0 else {
+                throw TrainingError.badConfigValue(key: "deepspeed.fp16.loss_scale", source: source,
+                                                   message: "must be 0 (dynamic) or a positive fixed scale, got \(v.compactText)")
+            }
+            scale = x
+        }
+        self = scale > 0 ? .fixed(scale) : .dynamic(try DynamicLossScaler.Config(fp16Block: block, source: source))
+    }
+}

@@ -99,3 +99,17 @@ struct SkipError: Error, CustomStringConvertible {
         #expect(Array(optimizer.m.toArray().prefix(n)) == m && Array(optimizer.v.toArray().prefix(n)) == v)
     }
 }
+
+@Suite struct LossScalingTests {
+    @Test func fromTheDeepSpeedFP16Block() throws {
+        func parse(_ text: String) throws -> LossScaling { try LossScaling(deepSpeed: try JSONValue.parse(text), source: "ds.json") }
+        #expect(try parse("{}") == .off)
+        #expect(try parse(#"{"fp16": {"enabled": false, "loss_scale": 0}}"#) == .off)
+        #expect(try parse(#"{"fp16": {"enabled": true, "loss_scale": 128}}"#) == .fixed(128))
+        #expect(try parse(#"{"fp16": {"enabled": true}}"#) == .dynamic(.init()))
+        #expect(try parse(#"{"fp16": {"enabled": true, "loss_scale": 0, "initial_scale_power": 12, "loss_scale_window": 500, "hysteresis": 1, "consecutive_hysteresis": true, "min_loss_scale": 0.5}}"#)
+            == .dynamic(.init(initialScalePower: 12, lossScaleWindow: 500, hysteresis: 1, consecutiveHysteresis: true, minLossScale: 0.5)))
+        #expect { try parse(#"{"fp16": {"enabled": true, "loss_scale": -1}}"#) } throws: { "\($0)".contains("deepspeed.fp16.loss_scale") }
+        #expect { try parse(#"{"fp16": {"enabled": "yes"}}"#) } throws: { "\($0)".contains("deepspeed.fp16.enabled") }
+    }
+}
