@@ -13,4 +13,20 @@ static inline MPI_Op qwenft_mpi_max(void) { return MPI_MAX; }
 static inline int qwenft_mpi_success(void) { return MPI_SUCCESS; }
 static inline void *qwenft_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Errhandler qwenft_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+/* The cores this process may run on (its affinity mask); 0 when it cannot be read. glibc
+   declares sched_getaffinity only under _GNU_SOURCE, which a module header cannot rely on, so
+   the prototype is given here and the mask (up to 4096 cores) counted by hand. */
+#ifdef __linux__
+#include <stddef.h>
+extern int sched_getaffinity(int pid, size_t cpusetsize, void *mask);
+static inline int qwenft_affinity_cores(void) {
+    unsigned long mask[64] = {0};
+    if (sched_getaffinity(0, sizeof(mask), mask) != 0) return 0;
+    int n = 0;
+    for (int i = 0; i < 64; i++) n += __builtin_popcountl(mask[i]);
+    return n;
+}
+#else
+static inline int qwenft_affinity_cores(void) { return 0; }
+#endif
 #endif

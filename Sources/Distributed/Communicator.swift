@@ -20,6 +20,13 @@ public protocol Communicator: AnyObject, Sendable {
     func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                           chunkCount: Int) throws(DistributedError)
 
+    /// input holds Σ counts values, rank r's piece after those of ranks before it; output
+    /// (counts[rank]) = Σ over ranks of this rank's piece. ZeRO-2's per-layer gradient step,
+    /// where a layer's range crosses the rank slices unevenly. output == input: in place, the
+    /// sums at the start of the buffer.
+    func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                          counts: [Int]) throws(DistributedError)
+
     /// output (size × chunkCount) = every rank's input (chunkCount) in rank order. ZeRO's
     /// parameter step.
     func allGather(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
@@ -30,6 +37,13 @@ public protocol Communicator: AnyObject, Sendable {
 
     /// Returns once every rank has called it.
     func barrier() throws(DistributedError)
+
+    /// Where the run is ("step 12"), named when a collective waits too long.
+    func setPhase(_ phase: String)
+
+    /// A collective that waits longer than `seconds` ends every rank with a message naming it
+    /// and the phase (transformers' `ddp_timeout`). Nothing to wait for with one process.
+    func setCollectiveTimeout(seconds: Double)
 }
 
 extension Communicator {
@@ -39,23 +53,22 @@ extension Communicator {
     /// buffer[i] = mean over ranks of buffer[i], in place: the sum scaled by 1/size.
     public func allReduceAverage(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(DistributedError) {
         try allReduceSum(buffer, count: count)
-        if size > 1 {
-            let scale = 1 / Float(size)
-            parallelChunks(count, minChunk: 1 << 16) { r in
-                for i in r { buffer[i] *= scale }
-            }
-        }
+        divideBySize(buffer, count: count)
     }
 
     /// output (chunkCount) = mean over ranks of this rank's chunk of input (size × chunkCount).
     public func reduceScatterAverage(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                                      chunkCount: Int) throws(DistributedError) {
         try reduceScatterSum(input, output, chunkCount: chunkCount)
-        if size > 1 {
-            let scale = 1 / Float(size)
-            parallelChunks(chunkCount, minChunk: 1 << 16) { r in
-                for i in r { output[i] *= scale }
-            }
+        divideBySize(output, count: chunkCount)
+    }
+
+    /// values[0..<count] *= 1/size: a sum over ranks made a mean (nothing to do for one rank).
+    func divideBySize(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        guard size > 1 else { return }
+        let scale = 1 / Float(size)
+        parallelChunks(count, minChunk: 1 << 16) { r in
+            for i in r { values[i] *= scale }
         }
     }
 
@@ -104,6 +117,12 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
         if UnsafePointer(output) != input { output.update(from: input, count: chunkCount) }
     }
 
+    public func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                 counts: [Int]) throws(DistributedError) {
+        let n = counts.first ?? 0
+        if UnsafePointer(output) != input, n > 0 { output.update(from: input, count: n) }
+    }
+
     public func allGather(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                           chunkCount: Int) throws(DistributedError) {
         if UnsafePointer(output) != input { output.update(from: input, count: chunkCount) }
@@ -114,6 +133,8 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
     }
 
     public func barrier() throws(DistributedError) {}
+    public func setPhase(_ phase: String) {}
+    public func setCollectiveTimeout(seconds: Double) {}
 }
 
 /// How a flat buffer of `count` values splits into `size` equal contiguous shards (ZeRO): the
@@ -141,9 +162,9 @@ public struct ShardLayout: Equatable, Sendable {
     }
 }
 
-/// A communicator for this process: MPI when launched by mpirun (or another PMI launcher),
+/// A communicator for this process: MPI when launched by mpirun or srun (`Launch.underMPI`),
 /// else a single process.
 public func makeCommunicator() throws(DistributedError) -> Communicator {
-    if MPICommunicator.launchedUnderMPI() { return try MPICommunicator.world() }
+    if Launch.underMPI { return try MPICommunicator.world() }
     return SingleProcessCommunicator()
 }

@@ -1,4 +1,5 @@
 import CMPI
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,10 +19,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// Largest element count handed to one MPI call (its counts are Int32).
     static let maxCountPerCall = 1 << 30
 
-    /// True when mpirun started this process (Open MPI sets OMPI_COMM_WORLD_SIZE).
-    public static func launchedUnderMPI() -> Bool {
-        getenv("OMPI_COMM_WORLD_SIZE") != nil
-    }
+    /// True when mpirun or srun started this process (see `Launch.underMPI`).
+    public static func launchedUnderMPI() -> Bool { Launch.underMPI }
+
+    /// The collective in flight (name, start) and where the run is, read by the watchdog thread.
+    private let watch = CollectiveWatch()
 
     /// The world communicator, initialising MPI on first use; MPI_Finalize runs at exit.
     public static func world() throws(DistributedError) -> MPICommunicator {
@@ -79,6 +81,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(DistributedError) {
+        watch.begin("MPI_Allreduce"); defer { watch.end() }
         try inPieces(count) { (offset, n) throws(DistributedError) in
             try Self.check("MPI_Allreduce", MPI_Allreduce(qwenft_mpi_in_place(), buffer + offset, n,
                                                           qwenft_mpi_float(), qwenft_mpi_sum(), comm))
@@ -86,6 +89,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws(DistributedError) {
+        watch.begin("MPI_Allreduce"); defer { watch.end() }
         try inPieces(count) { (offset, n) throws(DistributedError) in
             try Self.check("MPI_Allreduce", MPI_Allreduce(qwenft_mpi_in_place(), buffer + offset, n,
                                                           qwenft_mpi_double(), qwenft_mpi_sum(), comm))
@@ -96,14 +100,32 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                                  chunkCount: Int) throws(DistributedError) {
         guard chunkCount <= Int(Int32.max) else { throw .countTooLarge(operation: "reduce-scatter", count: chunkCount) }
+        watch.begin("MPI_Reduce_scatter_block"); defer { watch.end() }
         try Self.check("MPI_Reduce_scatter_block",
                        MPI_Reduce_scatter_block(input, output, Int32(chunkCount), qwenft_mpi_float(), qwenft_mpi_sum(), comm))
+    }
+
+    /// Out of place, or in place with output == input (this rank's sums at the start).
+    public func reduceScatterSum(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                 counts: [Int]) throws(DistributedError) {
+        guard counts.count == size else { throw .countTooLarge(operation: "reduce-scatter (counts for \(counts.count) of \(size) ranks)", count: counts.count) }
+        guard let big = counts.first(where: { $0 > Int(Int32.max) }) else {
+            watch.begin("MPI_Reduce_scatter"); defer { watch.end() }
+            let c = counts.map { Int32($0) }
+            // In place when output == input: the sums land at the start of the buffer.
+            let send: UnsafeRawPointer? = UnsafePointer(output) == input ? UnsafeRawPointer(qwenft_mpi_in_place()) : UnsafeRawPointer(input)
+            try Self.check("MPI_Reduce_scatter",
+                           MPI_Reduce_scatter(send, output, c, qwenft_mpi_float(), qwenft_mpi_sum(), comm))
+            return
+        }
+        throw .countTooLarge(operation: "reduce-scatter", count: big)
     }
 
     /// In place when `input` is this rank's chunk of `output` (output + rank·chunkCount).
     public func allGather(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                           chunkCount: Int) throws(DistributedError) {
         guard chunkCount <= Int(Int32.max) else { throw .countTooLarge(operation: "all-gather", count: chunkCount) }
+        watch.begin("MPI_Allgather"); defer { watch.end() }
         let inPlace = UnsafePointer(output + rank * chunkCount) == input
         let send: UnsafeRawPointer? = inPlace ? UnsafeRawPointer(qwenft_mpi_in_place()) : UnsafeRawPointer(input)
         try Self.check("MPI_Allgather",
@@ -113,12 +135,68 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(DistributedError) {
         guard (0..<size).contains(root) else { throw .badRoot(root: root, size: size) }
+        watch.begin("MPI_Bcast"); defer { watch.end() }
         try inPieces(byteCount) { (offset, n) throws(DistributedError) in
             try Self.check("MPI_Bcast", MPI_Bcast(buffer + offset, n, qwenft_mpi_byte(), Int32(root), comm))
         }
     }
 
     public func barrier() throws(DistributedError) {
+        watch.begin("MPI_Barrier"); defer { watch.end() }
         try Self.check("MPI_Barrier", MPI_Barrier(comm))
+    }
+
+    public func setPhase(_ phase: String) { watch.setPhase(phase) }
+
+    /// Starts (once) a thread that checks every quarter second whether a collective has waited
+    /// longer than `seconds`; if so it prints which one, at which phase, and ends the job.
+    public func setCollectiveTimeout(seconds: Double) {
+        guard seconds > 0, watch.setTimeout(seconds) else { return }
+        let watch = self.watch, rank = self.rank, size = self.size
+        let thread = Thread { [weak self] in
+            while true {
+                usleep(250_000)
+                guard let (name, waited, phase, limit) = watch.overdue() else { continue }
+                let text = String(format: "qwenft: error: rank %d of %d: %@ has waited %.0f s at %@, longer than ddp_timeout (%g s): another rank is stuck, stopped or gone; ending every rank\n",
+                                  rank, size, name, waited, phase, limit)
+                FileHandle.standardError.write(Data(text.utf8))
+                self?.abort(status: 1)
+                _exit(1)
+            }
+        }
+        thread.start()
+    }
+}
+
+/// The collective a rank is waiting in, for the ddp_timeout watchdog.
+final class CollectiveWatch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var name: String?
+    private var since: UInt64 = 0
+    private var phase = "start-up"
+    private var timeout: Double = 0
+
+    func begin(_ op: String) {
+        lock.lock(); name = op; since = DispatchTime.now().uptimeNanoseconds; lock.unlock()
+    }
+
+    func end() { lock.lock(); name = nil; lock.unlock() }
+
+    func setPhase(_ p: String) { lock.lock(); phase = p; lock.unlock() }
+
+    /// Sets the limit; true the first time (the caller then starts the thread).
+    func setTimeout(_ t: Double) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        let first = timeout == 0
+        timeout = t
+        return first
+    }
+
+    /// (collective, seconds waited, phase, limit) when the current collective is past the limit.
+    func overdue() -> (String, Double, String, Double)? {
+        lock.lock(); defer { lock.unlock() }
+        guard let n = name, timeout > 0 else { return nil }
+        let waited = Double(DispatchTime.now().uptimeNanoseconds - since) / 1e9
+        return waited > timeout ? (n, waited, phase, timeout) : nil
     }
 }

@@ -92,6 +92,7 @@ public enum ConfigKeys {
         ConfigKey("bf16", .bool, .bool(false)),
         ConfigKey("fp16", .bool, .bool(false)),
         ConfigKey("gradient_checkpointing", .bool, .bool(false)),
+        ConfigKey("device", .string, s("cpu")),   // qwenft's: cpu, cuda or cuda:N (Device)
         // LoRA (Firefly's names and defaults; PEFT's semantics).
         ConfigKey("lora_rank", .int, i(64)),
         ConfigKey("lora_alpha", .double, i(16)),
@@ -116,6 +117,9 @@ public enum ConfigKeys {
         ConfigKey("overwrite_output_dir", .bool, .bool(false)),
         ConfigKey("resume_from_checkpoint", .boolOrString, .null),
         ConfigKey("deepspeed", .pathOrObject, .null),
+        // Many processes (mpirun): the ZeRO stage without a DeepSpeed file, the collective timeout.
+        ConfigKey("zero_stage", .int, .null),
+        ConfigKey("ddp_timeout", .double, i(1800)),
         // DPO (task_type dpo; TRL's DPOConfig names and defaults, Firefly's max_prompt_length).
         ConfigKey("beta", .double, d(0.1)),
         ConfigKey("loss_type", .choice(["sigmoid", "ipo", "hinge"]), s("sigmoid")),
@@ -136,7 +140,7 @@ public enum ConfigKeys {
     /// caches). Accepted so existing configs run; listed in the resolved config's notes.
     public static let ignored: Set<String> = [
         "dataloader_num_workers", "dataloader_pin_memory", "dataloader_drop_last", "dataloader_persistent_workers",
-        "remove_unused_columns", "ddp_timeout", "ddp_find_unused_parameters", "ddp_backend", "local_rank",
+        "remove_unused_columns", "ddp_find_unused_parameters", "ddp_backend", "local_rank",
         "save_on_each_node", "save_safetensors", "log_level", "log_level_replica", "log_on_each_node", "run_name",
         "do_train", "do_eval", "do_predict", "overwrite_cache", "preprocessing_num_workers", "plot_loss",
         "lazy_preprocess", "tf32", "torch_compile", "use_cache", "push_to_hub", "hub_model_id", "hub_token",

@@ -1,4 +1,7 @@
 import QwenCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One trainable tensor's place in the flat buffers: elements `offset ..< offset + count`.
 public struct ParameterEntry: Sendable, Equatable {
@@ -117,12 +120,38 @@ public final class TrainableState: @unchecked Sendable {
     public let params: AlignedBuffer<Float>
     public let grads: AlignedBuffer<Float>
 
-    /// Zero-filled params and grads, padded for `worldSize` equal shards.
-    public init(layout: ParameterLayout, worldSize: Int = 1) {
+    /// Zero-filled params and grads, padded for `worldSize` equal shards. `residentGradients`
+    /// false (ZeRO-2): the gradient buffer is reserved but its pages are not touched, so only
+    /// the parts being written and reduced occupy memory (see `releaseGradients`).
+    public init(layout: ParameterLayout, worldSize: Int = 1, residentGradients: Bool = true) {
         self.layout = layout
         storageCount = layout.storageCount(worldSize: worldSize)
         params = AlignedBuffer(count: storageCount)
-        grads = AlignedBuffer(count: storageCount)
+        if residentGradients {
+            grads = AlignedBuffer(count: storageCount)
+        } else {
+            grads = AlignedBuffer(uninitializedCount: storageCount)
+            releaseGradients(0 ..< storageCount)
+        }
+    }
+
+    /// Sets grads[range] to zero and hands its whole pages back to the operating system (they
+    /// read as zeros when next touched): a reduced gradient bucket stops costing memory.
+    public func releaseGradients(_ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        let page = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
+        let lo = UnsafeMutableRawPointer(grads.pointer + range.lowerBound)
+        let hi = UnsafeMutableRawPointer(grads.pointer + range.upperBound)
+        let first = (Int(bitPattern: lo) + page - 1) / page * page, last = Int(bitPattern: hi) / page * page
+        guard first < last, let inner = UnsafeMutableRawPointer(bitPattern: first) else {
+            lo.initializeMemory(as: UInt8.self, repeating: 0, count: hi - lo)
+            return
+        }
+        lo.initializeMemory(as: UInt8.self, repeating: 0, count: first - Int(bitPattern: lo))
+        inner.advanced(by: last - first).initializeMemory(as: UInt8.self, repeating: 0, count: Int(bitPattern: hi) - last)
+        if madvise(inner, last - first, Int32(MADV_DONTNEED)) != 0 {
+            inner.initializeMemory(as: UInt8.self, repeating: 0, count: last - first)
+        }
     }
 
     /// The parameter tensor `name`, flat, row-major in its shape.

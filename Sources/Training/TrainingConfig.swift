@@ -1,4 +1,5 @@
 import Foundation
+import QwenCore
 
 /// A validated training config: `qwenft train --config FILE [--KEY VALUE …]`. Keys are
 /// transformers' TrainingArguments / Firefly train_args names (see `ConfigKeys`); unknown keys,
@@ -47,6 +48,8 @@ public struct TrainingConfig: Sendable {
     public var bf16: Bool
     public var fp16: Bool
     public var gradientCheckpointing: Bool
+    /// Where the math runs (`device`: cpu, cuda, cuda:N); `Backends.make` gives its backend.
+    public var device: Device
     // LoRA.
     public var loraRank: Int
     public var loraAlpha: Double
@@ -72,6 +75,10 @@ public struct TrainingConfig: Sendable {
     public var greaterIsBetter: Bool?
     public var overwriteOutputDir: Bool
     public var resumeFromCheckpoint: Resume
+    /// ZeRO stage (0–3) when set without a DeepSpeed file; nil: the DeepSpeed file's, else 0.
+    public var zeroStage: Int?
+    /// Seconds a collective may wait under mpirun before the job is ended (transformers' ddp_timeout).
+    public var ddpTimeout: Double
     /// The DeepSpeed config with "auto" resolved (step counts pending `finalized`), if given.
     public var deepspeed: DeepSpeedSettings?
     // DPO (task_type dpo).

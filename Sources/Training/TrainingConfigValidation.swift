@@ -1,4 +1,5 @@
 import Foundation
+import QwenCore
 
 extension TrainingConfig {
     /// Builds the typed fields from type-checked values (every key present, in table order).
@@ -53,6 +54,9 @@ extension TrainingConfig {
         bf16 = bool("bf16") ?? false
         fp16 = bool("fp16") ?? false
         gradientCheckpointing = bool("gradient_checkpointing") ?? false
+        do { device = try Device(parsing: str("device") ?? "cpu") } catch {
+            throw TrainingError.badConfigValue(key: "device", source: "config", message: "\(error)")
+        }
         loraRank = int("lora_rank") ?? 64
         loraAlpha = num("lora_alpha") ?? 16
         loraDropout = num("lora_dropout") ?? 0.05
@@ -73,6 +77,8 @@ extension TrainingConfig {
         metricForBestModel = str("metric_for_best_model")
         greaterIsBetter = bool("greater_is_better")
         overwriteOutputDir = bool("overwrite_output_dir") ?? false
+        zeroStage = int("zero_stage")
+        ddpTimeout = num("ddp_timeout") ?? 1800
         beta = num("beta") ?? 0.1
         lossType = str("loss_type") ?? "sigmoid"
         maxPromptLength = int("max_prompt_length")
@@ -100,6 +106,8 @@ extension TrainingConfig {
         try positive("per_device_train_batch_size", perDeviceTrainBatchSize)
         try positive("per_device_eval_batch_size", perDeviceEvalBatchSize)
         try positive("gradient_accumulation_steps", gradientAccumulationSteps)
+        if let z = zeroStage, !(0...3).contains(z) { throw fail("zero_stage", "must be 0, 1, 2 or 3, got \(z)") }
+        if !(ddpTimeout > 0) { throw fail("ddp_timeout", "must be a positive number of seconds, got \(ddpTimeout)") }
         try positive("lora_rank", loraRank)
         if maxSeqLength < 2 { throw fail("max_seq_length", "must be at least 2 (one input and one target token), got \(maxSeqLength)") }
         if maxSteps <= 0 && !(numTrainEpochs > 0) {

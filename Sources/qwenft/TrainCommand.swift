@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Training
+import Distributed
+import QwenCore
 
 /// Set by SIGINT/SIGTERM: the run finishes its step, saves a checkpoint and exits.
 nonisolated(unsafe) private var trainStopRequested: Int32 = 0
@@ -12,7 +14,8 @@ struct TrainCommand: ParsableCommand {
         abstract: "Fine-tune a Qwen2 model (LoRA or full) from a JSON training config.",
         discussion: """
             Keys are transformers' TrainingArguments / Firefly's train_args names (see Configs/README.md). \
-            Any key can be overridden after the config: qwenft train --config c.json --learning_rate 1e-4 --max_steps 50. \
+            Any key can be overridden after the config: qwenft train --config c.json --learning_rate 1e-4 --max_steps 50 \
+            (--device cpu|cuda[:N] sets the device key; this build runs on the CPU only). \
             Writes output_dir/training_config.json (the resolved config), trainer_log.jsonl, checkpoint-N/ folders, \
             and the final PEFT adapter (or the full model). Ctrl-C saves a checkpoint and stops; \
             --resume_from_checkpoint true continues from the latest.
@@ -28,10 +31,31 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         global.apply()
-        let cfg = try TrainingConfig.load(path: config, overrides: try TrainingConfig.parseOverrides(overrides))
-        print("qwenft train: resolved config")
-        print(cfg.resolvedJSON().prettyText)
-        for note in cfg.notes { print("note: \(note)") }
+        // Under mpirun / srun: one rank of a job (MPI is initialised only then). Threads default
+        // to this rank's share of the cores (Launch.defaultThreads) unless --threads or QWENFT_THREADS.
+        let comm = try makeCommunicator()
+        if comm.size > 1, global.threads == nil, ProcessInfo.processInfo.environment["QWENFT_THREADS"] == nil {
+            Threading.configure(threads: Launch.defaultThreads())
+        }
+        guard let mpi = comm as? MPICommunicator else { return try train(comm) }
+        // An error on one rank would leave the others waiting in a collective: say which rank
+        // failed and why, then end every rank (MPI_Abort), never exit 0 alone.
+        do { try train(comm) } catch {
+            let text = String(describing: error)
+            FileHandle.standardError.write(Data("qwenft: error: rank \(comm.rank) of \(comm.size): \(text)\n".utf8))
+            mpi.abort(status: 1)
+        }
+    }
+
+    private func train(_ comm: Communicator) throws {
+        let main = comm.isMain
+        let cfg = try TrainingConfig.load(path: config, overrides: try TrainingConfig.parseOverrides(overrides), worldSize: comm.size)
+        if main {
+            print("qwenft train: resolved config")
+            print(cfg.resolvedJSON().prettyText)
+            for note in cfg.notes { print("note: \(note)") }
+            if comm.size > 1 { print("note: \(comm.size) ranks, \(Threading.count) compute threads each") }
+        }
 
         // A parent may have left these blocked (the mask is inherited): unblock them so Ctrl-C
         // and `kill` reach the handler.
@@ -39,14 +63,18 @@ struct TrainCommand: ParsableCommand {
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGUSR1)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
         signal(SIGINT) { _ in trainStopRequested = 1; signal(SIGINT, SIG_DFL) }
         signal(SIGTERM) { _ in trainStopRequested = 1; signal(SIGTERM, SIG_DFL) }
+        // mpirun forwards SIGUSR1 to every rank without killing them (its SIGTERM/SIGINT kill the
+        // ranks a second later): the clean way to stop a job whose steps take longer.
+        signal(SIGUSR1) { _ in trainStopRequested = 1 }
         let console = TrainConsole(terminal: isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb")
-        let options = TrainerOptions(templatesFolder: Self.templatesFolder(), cacheDirectory: Self.cacheDirectory())
+        let options = TrainerOptions(templatesFolder: Self.templatesFolder(), cacheDirectory: Self.cacheDirectory(), communicator: comm)
         let trainer = try Trainer(config: cfg, options: options) { console.handle($0) }
         let summary = try trainer.train(shouldStop: { trainStopRequested != 0 })
-        if summary.interrupted { return }
+        if summary.interrupted || !main { return }
         print(String(format: "done: %d steps in %.1f s, mean loss %.6f, %.0f tokens/s; saved %@",
                      summary.globalStep, summary.seconds, summary.meanLoss, summary.tokensPerSecond, summary.outputPath ?? ""))
     }

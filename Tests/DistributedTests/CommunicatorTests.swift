@@ -133,3 +133,18 @@ import Testing
         #expect(log.components(separatedBy: "Test collectivesAcrossRanks() passed").count == 4, "\(log)")
     }
 }
+
+@Suite struct LaunchTests {
+    @Test func launchersAreRecognisedFromTheEnvironment() {
+        #expect(!Launch.underMPI([:]))
+        #expect(Launch.underMPI(["OMPI_COMM_WORLD_SIZE": "2"]))
+        #expect(Launch.underMPI(["PMIX_RANK": "0"]))
+        #expect(Launch.underMPI(["PMI_RANK": "3"]))
+        #expect(!Launch.underMPI(["SLURM_NTASKS": "4"]))  // an sbatch script, not an srun step
+        #expect(Launch.localRanks(["OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"]) == 2)
+        #expect(Launch.localRanks(["PMIX_RANK": "0", "SLURM_STEP_TASKS_PER_NODE": "4(x2)"]) == 4)
+        #expect(Launch.localRanks(["OMPI_COMM_WORLD_LOCAL_SIZE": "2"]) == 1)  // not launched: one
+        #expect(Launch.defaultThreads() >= 1)
+        #expect((Launch.affinityCores() ?? 1) >= 1)
+    }
+}

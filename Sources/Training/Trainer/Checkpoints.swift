@@ -2,19 +2,22 @@ import Foundation
 import QwenCore
 import Qwen2
 import SafeTensors
+import Distributed
 
 // output_dir/checkpoint-N: everything a run needs to continue bit for bit.
 //
 //   adapter_config.json, adapter_model.safetensors   LoRA (PEFT format)      or
 //   config.json, model.safetensors (+ index)         full fine-tuning, f32 master weights
-//   optimizer.safetensors     AdamW exp_avg.<name>, exp_avg_sq.<name> (f32)
+//   optimizer.safetensors     AdamW exp_avg.<name>, exp_avg_sq.<name> (f32); under ZeRO 1/2
+//                             one optimizer-rank<r>.safetensors per rank (OptimizerShards.swift)
 //   scheduler.json            last_epoch (scheduler steps taken), base LR, schedule
 //   rng_state.json            seed, data seed, the next micro-batch's dropout stream
 //   trainer_state.json        global_step, epoch, log_history, best checkpoint (transformers' keys)
 //   tokenizer files
 //
 // Written into a hidden temporary folder and renamed, so a crash never leaves a half checkpoint
-// under a name that looks complete.
+// under a name that looks complete. Under mpirun rank 0 writes everything but the optimizer
+// shards, every rank writes its shard, and rank 0 renames only after a barrier.
 
 /// The counters a checkpoint restores besides tensors.
 public struct TrainerProgressState: Sendable {
@@ -60,36 +63,44 @@ public enum Checkpoints {
     /// Writes checkpoint-`step` atomically. `writeWeights` puts the adapter or model into the folder.
     static func save(outputDir: String, step: Int, state: TrainableState, optimizer: AdamW, scheduler: LRScheduler,
                      progress: TrainerProgressState, trainerState: JSONValue, rng: JSONValue, modelFolder: String,
+                     comm: Communicator = SingleProcessCommunicator(), shardedOptimizer: Bool = false,
                      writeWeights: (String) throws -> Void) throws -> String {
         let final = (outputDir as NSString).appendingPathComponent("\(prefix)\(step)")
         let tmp = (outputDir as NSString).appendingPathComponent(".\(prefix)\(step).tmp")
         let fm = FileManager.default
-        try? fm.removeItem(atPath: tmp)
-        do {
-            try ModelFiles.makeFolder(tmp)
-            try writeWeights(tmp)
-            var moments: [TensorToWrite] = []
-            for e in state.layout.entries {
-                guard let mv = optimizer.moments(of: e) else { continue }
-                moments.append(TensorToWrite(name: "exp_avg.\(e.name)", shape: e.shape, pointer: UnsafePointer(mv.m.baseAddress!)))
-                moments.append(TensorToWrite(name: "exp_avg_sq.\(e.name)", shape: e.shape, pointer: UnsafePointer(mv.v.baseAddress!)))
-            }
-            let optPath = (tmp as NSString).appendingPathComponent("optimizer.safetensors")
-            do {
-                try SafeTensorsWriter.write(moments, to: optPath, metadata: ["format": "pt", "step": String(optimizer.stepCount)])
-            } catch { throw ModelFiles.writeFailure(optPath, error) }
-            let sched = JSONValue.object([("last_epoch", .int(progress.globalStep)), ("base_lr", .double(scheduler.baseLR)),
-                                          ("schedule", .string(String(describing: scheduler.schedule))),
-                                          ("optimizer_steps", .int(optimizer.stepCount))])
-            try ModelFiles.writeText(sched.prettyText + "\n", to: (tmp as NSString).appendingPathComponent("scheduler.json"))
-            try ModelFiles.writeText(rng.prettyText + "\n", to: (tmp as NSString).appendingPathComponent("rng_state.json"))
-            try ModelFiles.copyTokenizerFiles(from: modelFolder, to: tmp)
-            // trainer_state.json last: its presence marks a complete checkpoint.
-            try ModelFiles.writeText(trainerState.prettyText + "\n", to: (tmp as NSString).appendingPathComponent("trainer_state.json"))
-            if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
-            try fm.moveItem(atPath: tmp, toPath: final)
-        } catch {
+        let main = comm.isMain
+        if main {
             try? fm.removeItem(atPath: tmp)
+            try ModelFiles.makeFolder(tmp)
+        }
+        try comm.barrier()
+        do {
+            if shardedOptimizer {
+                try OptimizerShards.write(optimizer, layout: state.layout, rank: comm.rank, worldSize: comm.size, folder: tmp)
+            } else if main {
+                try OptimizerShards.writeWhole(optimizer, layout: state.layout, folder: tmp)
+            }
+            if main {
+                try writeWeights(tmp)
+                let sched = JSONValue.object([("last_epoch", .int(progress.globalStep)), ("base_lr", .double(scheduler.baseLR)),
+                                              ("schedule", .string(String(describing: scheduler.schedule))),
+                                              ("optimizer_steps", .int(optimizer.stepCount))])
+                try ModelFiles.writeText(sched.prettyText + "\n", to: (tmp as NSString).appendingPathComponent("scheduler.json"))
+                try ModelFiles.writeText(rng.prettyText + "\n", to: (tmp as NSString).appendingPathComponent("rng_state.json"))
+                try ModelFiles.copyTokenizerFiles(from: modelFolder, to: tmp)
+            }
+            // Every rank's shard is on disk before the folder gets its final name.
+            try comm.barrier()
+            if main {
+                // trainer_state.json last: its presence marks a complete checkpoint.
+                try ModelFiles.writeText(trainerState.prettyText + "\n", to: (tmp as NSString).appendingPathComponent("trainer_state.json"))
+                if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
+                try fm.moveItem(atPath: tmp, toPath: final)
+            }
+        } catch let e as DistributedError {
+            throw e
+        } catch {
+            if main { try? fm.removeItem(atPath: tmp) }
             throw saveFailure(error, tmp: tmp, final: final, outputDir: outputDir)
         }
         return final
@@ -146,28 +157,10 @@ public enum Checkpoints {
         }
     }
 
-    /// Loads AdamW's moments and step count.
+    /// Loads AdamW's moments (of this optimizer's range) and step count, from the whole-tensor
+    /// file or from the shards of a run at any world size.
     static func loadOptimizer(from folder: String, into optimizer: AdamW, layout: ParameterLayout) throws {
-        let path = (folder as NSString).appendingPathComponent("optimizer.safetensors")
-        let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(path: path) } catch {
-            throw TrainingError.badCheckpoint(path: folder, message: "cannot read optimizer.safetensors: \(error)")
-        }
-        guard let stepText = file.metadata?["step"], let steps = Int(stepText) else {
-            throw TrainingError.badCheckpoint(path: folder, message: "optimizer.safetensors has no step count in its metadata")
-        }
-        for e in layout.entries {
-            guard let mv = optimizer.moments(of: e) else { continue }
-            for (key, dst) in [("exp_avg.\(e.name)", mv.m), ("exp_avg_sq.\(e.name)", mv.v)] {
-                guard let view = file[key], view.shape == e.shape else {
-                    throw TrainingError.badCheckpoint(path: folder, message: "optimizer.safetensors lacks \(key) of shape \(e.shape)")
-                }
-                do { try view.copyFloats(into: dst.baseAddress!) } catch {
-                    throw TrainingError.badCheckpoint(path: folder, message: "\(key): \(error)")
-                }
-            }
-        }
-        optimizer.stepCount = steps
+        try OptimizerShards.load(from: folder, into: optimizer, layout: layout)
     }
 
     /// Reads trainer_state.json.

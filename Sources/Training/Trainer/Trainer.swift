@@ -2,6 +2,7 @@ import Foundation
 import QwenCore
 import Qwen2
 import Tokenizer
+import Distributed
 
 /// Where the trainer finds things the config does not name.
 public struct TrainerOptions: Sendable {
@@ -9,10 +10,14 @@ public struct TrainerOptions: Sendable {
     public var templatesFolder: String?
     /// The tokenised-dataset cache folder; nil: no cache.
     public var cacheDirectory: String?
+    /// The ranks of the run (mpirun): one process unless given.
+    public var communicator: Communicator
 
-    public init(templatesFolder: String? = nil, cacheDirectory: String? = nil) {
+    public init(templatesFolder: String? = nil, cacheDirectory: String? = nil,
+                communicator: Communicator = SingleProcessCommunicator()) {
         self.templatesFolder = templatesFolder
         self.cacheDirectory = cacheDirectory
+        self.communicator = communicator
     }
 }
 
@@ -47,6 +52,10 @@ public final class Trainer {
     var epochPlans: [Int: [[Int]]] = [:]
     /// report_to tensorboard: every trainer_log.jsonl entry also goes here as scalars.
     var tensorBoard: TensorBoardWriter?
+    /// The ranks of the run; rank 0 alone reports and writes (see DataParallel.swift).
+    let comm: Communicator
+    let zero: ZeROEngine
+    let zeroSettings: ZeROSettings
     /// A log append failed and was reported (once per run).
     var logWriteFailed = false
     /// task_type dpo: the reference and the loss (nil for sft / pretrain).
@@ -56,10 +65,15 @@ public final class Trainer {
     public init(config: TrainingConfig, options: TrainerOptions = .init(),
                 events: @escaping (TrainerEvent) -> Void = { _ in }) throws {
         self.config = config
+        let backend = try Backends.make(config.device)
+        comm = options.communicator
+        // Rank 0 alone reports: the other ranks' events go nowhere.
+        let events: (TrainerEvent) -> Void = options.communicator.isMain ? events : { _ in }
         self.events = events
         outputDir = config.outputDir
         modelFolder = config.modelNameOrPath
-        let resumeFrom = try Trainer.prepareOutputDir(config)
+        zeroSettings = try ZeROSettings(config: config, worldSize: comm.size)
+        let resumeFrom = try Trainer.prepareOutputDir(config, comm: comm)
 
         let quantization = try config.quantization()
         var lastShown = -1
@@ -87,14 +101,23 @@ public final class Trainer {
             try TokenizedDataset.load(files: [file], tokenizer: folder.tokenizer, tokenizerConfig: folder.tokenizerConfig,
                                       template: template, options: dataOptions) { events(.preprocessing($0)) }
         }
-        let train = try load(config.trainFile)
+        // Rank 0 tokenises and fills the cache; the others wait, then read it.
+        var train: TokenizedDataset?, evalSet: TokenizedDataset?
+        try comm.mainFirst {
+            train = try load(config.trainFile)
+            evalSet = try config.evalFile.map { try load($0) }
+        }
+        guard let train else { throw TrainerError.unsupported(key: "train_file", message: "no dataset was loaded") }
+        evalData = evalSet
         train.report.summary.forEach { events(.note($0)) }
         events(.note("template: \(template.origin)"))
-        evalData = try config.evalFile.map { try load($0) }
         if let e = evalData { e.report.summary.forEach { events(.note("eval " + $0)) } }
         let padId = Int32(folder.tokenizerConfig.padToken.flatMap { folder.tokenizer.id(forToken: $0) }
             ?? folder.tokenizerConfig.eosToken.flatMap { folder.tokenizer.id(forToken: $0) } ?? 151_643)
-        loader = try DataLoader(dataset: train, options: BatchingOptions(config: config, padId: padId))
+        // The loader plans global micro-batches of N·b rows; each rank takes its b (DataParallel.swift).
+        var batching = BatchingOptions(config: config, padId: padId)
+        batching.batchSize *= comm.size
+        loader = try DataLoader(dataset: train, options: batching)
 
         // What is trained.
         loraDropout = config.loraDropout
@@ -122,7 +145,8 @@ public final class Trainer {
         case .full: layout = try TrainableParameters.fullLayout(config: modelConfig)
         case .lora(let spec): layout = try TrainableParameters.loraLayout(config: modelConfig, spec: spec)
         }
-        state = TrainableState(layout: layout)
+        // ZeRO-2 never holds the whole gradient buffer: its pages stay untouched until written.
+        state = TrainableState(layout: layout, worldSize: comm.size, residentGradients: comm.size == 1 || zeroSettings.stage < 2)
         switch mode {
         case .full:
             try TrainableParameters.copyWeights(from: base, into: state)
@@ -135,9 +159,15 @@ public final class Trainer {
             }
         }
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
-                                     dropoutSeed: UInt64(truncatingIfNeeded: config.seed))
-        optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW)
+                                     dropoutSeed: UInt64(truncatingIfNeeded: config.seed), backend: backend)
+        zero = ZeROEngine(comm: comm, layout: layout, settings: zeroSettings)
+        optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW, range: zero.optimizerRange, backend: backend)
+        zeroSettings.notes.forEach { events(.note($0)) }
+        zeroSettings.warnings.forEach { events(.warning($0)) }
         if config.taskType == "dpo" {
+            guard comm.size == 1 else {
+                throw TrainingError.unsupported(key: "task_type", message: "dpo runs in one process for now; start it without mpirun (or with -np 1)")
+            }
             // Before a checkpoint is restored: the reference is the policy before training.
             var evalOptions = BatchingOptions(config: config, padId: padId)
             evalOptions.batchSize = config.perDeviceEvalBatchSize
@@ -161,16 +191,19 @@ public final class Trainer {
         plan = TrainingPlan(totalSteps: totalSteps, stepsPerEpoch: max(1, (micro + g - 1) / g), microBatchesPerEpoch: micro,
                             gradientAccumulationSteps: g, trainableParameters: layout.parameterCount,
                             startStep: progress.globalStep, mode: Trainer.describe(mode))
+        try checkRanksAgree(train: train)
         if config.bf16 || config.fp16 {
             events(.note("\(config.bf16 ? "bf16" : "fp16"): the base stays in its stored dtype; compute and trainable weights are f32"))
         }
-        if config.reportTo.contains("tensorboard") {
+        if config.reportTo.contains("tensorboard") && comm.isMain {
             let folder = config.loggingDir ?? Trainer.defaultLoggingDir(outputDir: outputDir)
             tensorBoard = try TensorBoardWriter(folder: folder)
             events(.note("TensorBoard event file: \(tensorBoard?.path ?? folder) (tensorboard --logdir \(folder))"))
         }
-        try ModelFiles.writeText(config.resolvedJSON().prettyText + "\n",
-                                 to: (outputDir as NSString).appendingPathComponent("training_config.json"))
+        if comm.isMain {
+            try ModelFiles.writeText(config.resolvedJSON().prettyText + "\n",
+                                     to: (outputDir as NSString).appendingPathComponent("training_config.json"))
+        }
         try rewriteLog()
     }
 
@@ -180,6 +213,15 @@ public final class Trainer {
         case .lora(let s):
             return "LoRA r \(s.rank), alpha \(s.alpha)\(s.useRSLoRA ? " (rsLoRA)" : ""), dropout \(s.dropout), on \(s.targets.map(\.rawValue).joined(separator: ", "))"
         }
+    }
+
+    /// Rank 0 prepares output_dir (`prepareOutputDir`), then every rank finds the checkpoint.
+    static func prepareOutputDir(_ config: TrainingConfig, comm: Communicator) throws -> String? {
+        var resume: String?
+        if comm.isMain { resume = try prepareOutputDir(config) }
+        try comm.barrier()
+        if !comm.isMain { resume = try Checkpoints.resolve(config.resumeFromCheckpoint, outputDir: config.outputDir) }
+        return resume
     }
 
     /// Creates output_dir, refuses one that holds another run (unless resuming or overwriting),
@@ -209,6 +251,7 @@ public final class Trainer {
     /// trainer_log.jsonl from the restored history (empty for a fresh run): a resumed run's log
     /// reads as one run's.
     func rewriteLog() throws {
+        guard comm.isMain else { return }
         let text = progress.logHistory.map { $0.compactText + "\n" }.joined()
         try ModelFiles.writeText(text, to: logPath)
     }
@@ -228,6 +271,7 @@ public final class Trainer {
     func appendLog(_ entry: JSONValue) {
         tensorBoard?.log(entry)
         progress.logHistory.append(entry)
+        guard comm.isMain else { return }
         var failure: String?
         do { try ModelFiles.append(Array((entry.compactText + "\n").utf8), to: logPath) } catch { failure = "\(error)" }
         if failure == nil, let tb = tensorBoard, let e = tb.writeError { failure = "cannot write \(tb.path): \(e)" }

@@ -22,6 +22,7 @@ extension Trainer {
     public func train(shouldStop: () -> Bool = { false }) throws -> TrainingSummary {
         let total = plan.totalSteps
         events(.started(plan))
+        comm.setCollectiveTimeout(seconds: config.ddpTimeout)
         let logEvery = config.interval(.logging, totalSteps: total) ?? 0
         var evalEvery = evalData == nil ? nil : config.interval(.evaluation, totalSteps: total)
         if evalData != nil, evalEvery == nil, config.evalStrategy == .no, let e = config.evalSteps {
@@ -94,7 +95,7 @@ extension Trainer {
                 lastEvalMetric = metric(of: e)
             }
             let saveDue = (saveEvery.map { step % $0 == 0 } ?? false) || (config.saveStrategy == .epoch && epochEnd)
-            let stop = step < total && shouldStop()
+            let stop = try anyRankStops(step < total && shouldStop())
             if saveDue || stop {
                 if let m = lastEvalMetric, isBetter(m, than: progress.bestMetric) {
                     progress.bestMetric = m
@@ -111,6 +112,13 @@ extension Trainer {
         }
         _ = lastSaved
         let seconds = now()
+        let stepsDone = progress.globalStep - plan.startStep
+        if comm.size > 1, stepsDone > 0 {
+            // Collective time includes waiting for the slowest rank (that is what it costs the step).
+            events(.note(String(format: "ZeRO stage %d over %d ranks: %.3f MB sent per step by rank 0; %.1f%% of its training time in collectives",
+                                zero.stage, comm.size, Double(zero.bytesCommunicated) / Double(stepsDone) / 1e6,
+                                100 * zero.commSeconds / max(seconds, 1e-9))))
+        }
         if let report = Profile.report(steps: profiledSteps, wall: profiledWall) {
             FileHandle.standardError.write(Data("QWENFT_PROFILE: seconds per step (after the first), by section\n\(report)\n".utf8))
         }
@@ -120,7 +128,7 @@ extension Trainer {
                 try Checkpoints.loadParameters(from: best, into: state, full: mode == .full)
                 events(.note("loaded the best checkpoint \(best) (\(metricName) \(progress.bestMetric ?? .nan))"))
             }
-            try saveFinal()
+            if comm.isMain { try saveFinal() }
             outputPath = outputDir
         }
         let summary = TrainingSummary(globalStep: progress.globalStep, totalSteps: total,
@@ -130,7 +138,9 @@ extension Trainer {
         if !interrupted {
             appendLog(.object([("step", .int(progress.globalStep)), ("train_runtime", .double(seconds)),
                                ("train_loss", .double(summary.meanLoss)), ("train_tokens_per_second", .double(summary.tokensPerSecond))]))
-            try ModelFiles.writeText(trainerStateJSON().prettyText + "\n", to: (outputDir as NSString).appendingPathComponent("trainer_state.json"))
+            if comm.isMain {
+                try ModelFiles.writeText(trainerStateJSON().prettyText + "\n", to: (outputDir as NSString).appendingPathComponent("trainer_state.json"))
+            }
         }
         events(.finished(summary))
         return summary
@@ -144,23 +154,30 @@ extension Trainer {
         return p
     }
 
-    /// Forward/backward over step s's micro-batches, clipping and the AdamW update.
+    /// Forward/backward over step s's micro-batches (this rank's share of each), the gradient
+    /// collectives of the ZeRO stage, clipping and the AdamW update.
     func runStep(_ s: Int) throws -> StepResult {
+        try injectFault(step: s + 1)
+        comm.setPhase("step \(s + 1)")
         let g = plan.gradientAccumulationSteps
         let epoch = s / plan.stepsPerEpoch, j = s % plan.stepsPerEpoch
         let batchesOfEpoch = epochPlan(epoch)
         let lo = j * g, hi = min(lo + g, batchesOfEpoch.count)
-        let batches = batchesOfEpoch[lo..<hi].map { Trainer.trainingBatch(loader.makeBatch($0)) }
-        let tokens = batches.reduce(0) { $0 + ($1.attentionMask?.reduce(0) { $0 + Int($1) } ?? $1.B * $1.T) }
         if let dpo {
+            // One process (checked at init): every micro-batch of the step is this rank's.
+            let tokens = batchesOfEpoch[lo..<hi].reduce(0) { n, rows in
+                let mb = Trainer.trainingBatch(loader.makeBatch(rows))
+                return n + (mb.attentionMask?.reduce(0) { $0 + Int($1) } ?? mb.B * mb.T)
+            }
             let r = try dpo.step(pass: pass, optimizer: optimizer, batches: batchesOfEpoch[lo..<hi].map { loader.makeBatch($0) },
                                  lr: scheduler.learningRate(afterSteps: s), maxGradNorm: config.effectiveMaxGradNorm,
                                  dropoutStream: UInt64(s * g))
             if !r.skipped { progress.optimizerSteps = optimizer.stepCount }
             return StepResult(loss: r.loss, gradNorm: Double(r.gradNorm), tokens: tokens, skipped: r.skipped, dpoMetrics: r.metrics)
         }
-        let r = try TrainingStep.run(pass: pass, optimizer: optimizer, batches: batches, lr: scheduler.learningRate(afterSteps: s),
-                                     maxGradNorm: config.effectiveMaxGradNorm, dropoutStream: UInt64(s * g))
+        let batches = batchesOfEpoch[lo..<hi].map { rows in rankShare(of: rows).map { Trainer.trainingBatch(loader.makeBatch($0)) } }
+        let (r, tokens) = try TrainingStep.run(pass: pass, optimizer: optimizer, batches: batches, lr: scheduler.learningRate(afterSteps: s),
+                                               maxGradNorm: config.effectiveMaxGradNorm, dropoutStream: UInt64(s * g), zero: zero)
         if r.labelledTokens == 0 {
             events(.warning("step \(s + 1): its micro-batches hold no labelled token; nothing to learn, the update was skipped"))
         }
@@ -194,9 +211,10 @@ extension Trainer {
         }
         let model: Qwen2Model
         switch mode {
-        case .full: model = Qwen2Model(weights: try ParameterWeights(config: modelConfig, state: state))
+        case .full: model = Qwen2Model(weights: try ParameterWeights(config: modelConfig, state: state), backend: pass.backend)
         case .lora(let spec):
-            model = Qwen2Model(weights: base, adapter: try TrainableParameters.makeAdapter(state, config: modelConfig, spec: spec))
+            model = Qwen2Model(weights: base, adapter: try TrainableParameters.makeAdapter(state, config: modelConfig, spec: spec),
+                               backend: pass.backend)
         }
         var total = TokenScores()
         for i in 0..<data.count {
@@ -267,8 +285,9 @@ extension Trainer {
                                     ("epoch", .int(step / plan.stepsPerEpoch))])
         let path = try Checkpoints.save(outputDir: outputDir, step: step, state: state, optimizer: optimizer, scheduler: scheduler,
                                         progress: progress, trainerState: trainerStateJSON(), rng: rng, modelFolder: modelFolder,
-                                        writeWeights: writeWeights)
+                                        comm: comm, shardedOptimizer: zero.stage >= 1, writeWeights: writeWeights)
         events(.checkpoint(path: path, step: step))
+        guard comm.isMain else { return }
         for removed in Checkpoints.rotate(outputDir: outputDir, limit: config.saveTotalLimit, keep: progress.bestCheckpoint) {
             events(.note("removed \(removed) (save_total_limit \(config.saveTotalLimit ?? 0))"))
         }

@@ -1,0 +1,269 @@
+import Foundation
+import QwenCore
+import Distributed
+
+// Data parallelism and ZeRO stages 0–2 over the flat trainable buffers (see ParameterLayout):
+//
+//   stage 0  gradients all-reduced (in buckets); every rank runs AdamW over the whole buffer
+//   stage 1  gradients all-reduced; AdamW m, v exist for this rank's 1/N slice only, the rank
+//            updates that slice of the parameters, then the parameters are all-gathered
+//   stage 2  as 1, but the gradients are reduce-scattered layer by layer as the backward pass
+//            completes them (in buckets of at most reduce_bucket_size): each rank adds its part
+//            of every micro-batch's sums into its slice, and the layer's pages of the full
+//            gradient buffer are handed back, so that buffer is never whole; the clipping norm
+//            is the all-reduced sum of the slices' squared norms
+//
+// Slices are the equal, aligned ranges of `ParameterLayout.shardRange(rank:worldSize:)`. The
+// numbers are the same at every stage: the update of an element depends only on its own
+// gradient, m and v, and the global norm.
+
+/// The ZeRO settings of a run: from `zero_stage`, else the DeepSpeed config's zero_optimization.
+public struct ZeROSettings: Sendable, Equatable {
+    /// The stage asked for (0…3).
+    public var requestedStage: Int
+    /// The stage run: 3 runs as 2 (parameters are not partitioned yet), and one process is stage 0.
+    public var stage: Int
+    /// Elements per reduce-scatter (stage 2) and per all-reduce (stages 0, 1).
+    public var reduceBucketSize: Int
+    /// Lines for the log: what the DeepSpeed keys mean here, once.
+    public var notes: [String] = []
+    public var warnings: [String] = []
+
+    /// DeepSpeed's defaults: reduce_bucket_size and allreduce_bucket_size 5e8 elements.
+    public static let defaultBucket = 500_000_000
+
+    /// ZeRO keys that change nothing in this implementation (each listed once when present).
+    static let inertKeys = ["overlap_comm", "contiguous_gradients", "allgather_partitions", "allgather_bucket_size",
+                            "reduce_scatter", "round_robin_gradients", "sub_group_size", "stage3_prefetch_bucket_size",
+                            "stage3_param_persistence_threshold", "stage3_max_live_parameters", "stage3_max_reuse_distance",
+                            "stage3_gather_16bit_weights_on_model_save", "stage3_gather_fp16_weights_on_model_save",
+                            "elastic_checkpoint", "ignore_unused_parameters", "load_from_fp32_weights", "cpu_offload",
+                            "zero_hpz_partition_size", "zero_quantized_weights", "zero_quantized_gradients",
+                            "mics_shard_size", "memory_efficient_linear", "use_multi_rank_bucket_allreduce"]
+
+    public init(config: TrainingConfig, worldSize: Int) throws {
+        let zero = config.deepspeed?.resolved["zero_optimization"]
+        var dsStage = config.deepspeed?.zeroStage
+        if let z = zero, case .object = z {} else if zero != nil, zero != .null {
+            throw TrainingError.wrongConfigType(key: "deepspeed.zero_optimization", source: config.deepspeed?.source ?? "deepspeed",
+                                               expected: "an object", got: zero?.kindName ?? "null")
+        }
+        if zero == nil { dsStage = config.deepspeed == nil ? nil : dsStage }
+        if let s = config.zeroStage, let d = dsStage, s != d {
+            throw TrainingError.badConfigValue(key: "zero_stage", source: "config",
+                                               message: "is \(s), but the DeepSpeed config's zero_optimization.stage is \(d); keep one")
+        }
+        let requested = config.zeroStage ?? dsStage ?? 0
+        guard (0...3).contains(requested) else {
+            throw TrainingError.badConfigValue(key: "zero_stage", source: "config", message: "must be 0, 1, 2 or 3, got \(requested)")
+        }
+        requestedStage = requested
+        stage = worldSize == 1 ? 0 : min(requested, 2)
+        reduceBucketSize = Self.defaultBucket
+        if let z = zero {
+            func bucket(_ key: String) throws -> Int? {
+                guard let v = z[key], v != .null, v != .string("auto") else { return nil }
+                var x: Double?
+                if case let .number(n, _) = v { x = n }
+                if case let .string(s) = v { x = Double(s) }
+                guard let n = x, n >= 1, n < 1e15 else {
+                    throw TrainingError.badConfigValue(key: "deepspeed.zero_optimization.\(key)", source: config.deepspeed?.source ?? "deepspeed",
+                                                       message: "must be a positive element count, got \(v.compactText)")
+                }
+                return Int(n)
+            }
+            reduceBucketSize = try bucket(requested == 2 || requested == 3 ? "reduce_bucket_size" : "allreduce_bucket_size")
+                ?? bucket("reduce_bucket_size") ?? Self.defaultBucket
+            let ds = config.deepspeed
+            for (key, device) in [("offload_optimizer", ds?.offloadOptimizer), ("offload_param", ds?.offloadParam)] {
+                switch device {
+                case .cpu?:
+                    notes.append("zero_optimization.\(key) device cpu: on the CPU backend this state already lives in host memory; nothing moves")
+                case .nvme?:
+                    throw TrainingError.badConfigValue(key: "deepspeed.zero_optimization.\(key).device", source: ds?.source ?? "deepspeed",
+                                                       message: "\"nvme\" offload is not available in qwenft; use \"cpu\" (the CPU backend keeps this state in host memory) or \"none\"")
+                default: break
+                }
+            }
+            if case let .object(pairs) = z {
+                let inert = pairs.map(\.0).filter { Self.inertKeys.contains($0) }
+                if !inert.isEmpty {
+                    notes.append("zero_optimization keys with no effect here: " + inert.joined(separator: ", ")
+                                 + " (reduction runs after the backward pass; parameters stay whole on every rank)")
+                }
+            }
+        }
+        if requested == 3 && worldSize > 1 {
+            warnings.append("ZeRO stage 3: parameter partitioning is not implemented yet; running stage 2 (optimizer state and gradients partitioned, parameters whole on every rank): the same numbers, more memory per rank")
+        }
+        if worldSize > 1 {
+            notes.append("ZeRO stage \(stage) over \(worldSize) ranks" + (requested != stage ? " (asked for \(requested))" : ""))
+        }
+    }
+}
+
+/// The collectives of one optimizer step at a ZeRO stage, over a run's flat buffers.
+final class ZeROEngine {
+    let comm: Communicator
+    let stage: Int
+    /// Length of the params/grads buffers: `layout.storageCount(worldSize:)`.
+    let storageCount: Int
+    /// This rank's slice of the flat buffers: the optimizer's range (the whole layout at stage 0).
+    let optimizerRange: Range<Int>
+    /// The part of the gradients this rank holds summed after `reduceGradients`.
+    let gradientRange: Range<Int>
+    let bucket: Int
+    /// Stage 2: this rank's slice of the step's summed gradients.
+    private var shardSum: AlignedBuffer<Float>?
+    /// Stage 2: the flat range of each layer's gradients (empty when a layer's entries are not
+    /// contiguous: then everything is reduced after each micro-batch), and the ranges outside
+    /// every layer (embedding, final norm, lm_head, padding).
+    let layerRanges: [Range<Int>]
+    let restRanges: [Range<Int>]
+    /// Bytes this rank sent in collectives, and seconds spent in them, since the start.
+    private(set) var bytesCommunicated = 0
+    private(set) var commSeconds = 0.0
+
+    init(comm: Communicator, layout: ParameterLayout, settings: ZeROSettings) {
+        self.comm = comm
+        let n = comm.size
+        stage = n == 1 ? 0 : settings.stage
+        storageCount = layout.storageCount(worldSize: n)
+        optimizerRange = stage == 0 ? 0 ..< layout.count : layout.shardRange(rank: comm.rank, worldSize: n)
+        gradientRange = stage == 2 ? optimizerRange : 0 ..< storageCount
+        bucket = max(ParameterLayout.alignment * n, settings.reduceBucketSize)
+        (layerRanges, restRanges) = Self.layerRanges(layout, storageCount: storageCount)
+    }
+
+    /// Entries named "….layers.<l>.…" grouped by l, when each layer's entries are contiguous.
+    static func layerRanges(_ layout: ParameterLayout, storageCount: Int) -> ([Range<Int>], [Range<Int>]) {
+        var layerOf: [Int?] = []
+        for e in layout.entries {
+            var l: Int?
+            if let r = e.name.range(of: "layers.") {
+                let digits = e.name[r.upperBound...].prefix { $0.isNumber }
+                if !digits.isEmpty, e.name[r.upperBound...].dropFirst(digits.count).hasPrefix(".") { l = Int(digits) }
+            }
+            layerOf.append(l)
+        }
+        var ranges: [Range<Int>] = []
+        var i = 0
+        let entries = layout.entries
+        while i < entries.count {
+            guard let l = layerOf[i] else { i += 1; continue }
+            guard l == ranges.count else { return ([], [0 ..< storageCount]) }
+            var j = i
+            while j + 1 < entries.count, layerOf[j + 1] == l { j += 1 }
+            ranges.append(entries[i].offset ..< entries[j].offset + entries[j].count)
+            i = j + 1
+        }
+        if Set(layerOf.compactMap { $0 }).count != ranges.count { return ([], [0 ..< storageCount]) }
+        var rest: [Range<Int>] = []
+        var at = 0
+        for r in ranges {
+            if at < r.lowerBound { rest.append(at ..< r.lowerBound) }
+            at = r.upperBound
+        }
+        if at < storageCount { rest.append(at ..< storageCount) }
+        return (ranges, rest)
+    }
+
+    private func timed<R>(_ body: () throws -> R) rethrows -> R {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { commSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
+        return try body()
+    }
+
+    /// Zeroes the gradients for a step (stage 2: hands their pages back, clears the slice sum).
+    func beginStep(_ state: TrainableState) {
+        guard stage == 2 else { state.zeroGrads(); return }
+        state.releaseGradients(0 ..< storageCount)
+        if shardSum == nil { shardSum = AlignedBuffer(count: optimizerRange.count) }
+        shardSum!.pointer.update(repeating: 0, count: optimizerRange.count)
+    }
+
+    /// Stage 2, after micro-batch k's backward (or, on a rank with no rows for it, instead of
+    /// it): the layers this rank's pass did not reduce as it went, then the rest.
+    func finishMicroBatch(_ state: TrainableState, ranPass: Bool) throws {
+        guard stage == 2 else { return }
+        if !ranPass || layerRanges.isEmpty {
+            for l in layerRanges.indices.reversed() { try reduce(layerRanges[l], state) }
+        }
+        for r in restRanges { try reduce(r, state) }
+    }
+
+    /// Stage 2, from the pass: layer l's gradients are complete.
+    func layerDone(_ l: Int, _ state: TrainableState) throws { try reduce(layerRanges[l], state) }
+
+    /// Stage 2: each rank's part of grads[range] summed over ranks and added into its slice
+    /// sum; the range's memory is then released.
+    private func reduce(_ range: Range<Int>, _ state: TrainableState) throws {
+        let n = comm.size, grads = state.grads.pointer
+        let sum = shardSum!.pointer, mine = optimizerRange
+        let slice = storageCount / n
+        var lo = range.lowerBound
+        try timed {
+            while lo < range.upperBound {
+                let hi = min(range.upperBound, lo + bucket)
+                let counts = (0..<n).map { r in max(0, min(hi, (r + 1) * slice) - max(lo, r * slice)) }
+                try comm.reduceScatterSum(UnsafePointer(grads + lo), grads + lo, counts: counts)
+                let own = counts[comm.rank]
+                if own > 0 {
+                    let dst = sum + (max(lo, mine.lowerBound) - mine.lowerBound), src = grads + lo
+                    for i in 0..<own { dst[i] += src[i] }
+                }
+                bytesCommunicated += (hi - lo - own) * MemoryLayout<Float>.size
+                lo = hi
+            }
+        }
+        state.releaseGradients(range)
+    }
+
+    /// Σ over ranks of the gradients: all of them (stages 0, 1), or (stage 2, already reduced)
+    /// this rank's slice sum copied into its part of the gradient buffer.
+    func reduceGradients(_ grads: UnsafeMutablePointer<Float>) throws {
+        let n = comm.size
+        guard n > 1 else { return }
+        if stage == 2 {
+            (grads + optimizerRange.lowerBound).update(from: shardSum!.pointer, count: optimizerRange.count)
+            return
+        }
+        try timed {
+            var lo = 0
+            while lo < storageCount {
+                let c = min(bucket, storageCount - lo)
+                try comm.allReduceSum(grads + lo, count: c)
+                lo += c
+            }
+            bytesCommunicated += 2 * storageCount * (n - 1) / n * MemoryLayout<Float>.size
+        }
+    }
+
+    /// Σ g² over every gradient of the step, the same on every rank.
+    func squaredNorm(_ grads: UnsafePointer<Float>) throws -> Double {
+        let local = GradientClipping.squaredNorm(grads, range: gradientRange)
+        guard stage == 2 else { return local }
+        return try timed { try comm.allReduceSum(local) }
+    }
+
+    /// After this rank updated its slice: every rank gets every slice (stages 1, 2).
+    func gatherParameters(_ params: UnsafeMutablePointer<Float>) throws {
+        let n = comm.size
+        guard n > 1, stage >= 1 else { return }
+        try timed {
+            let slice = storageCount / n
+            try comm.allGather(UnsafePointer(params + comm.rank * slice), params, chunkCount: slice)
+        }
+        bytesCommunicated += storageCount * (n - 1) / n * MemoryLayout<Float>.size
+    }
+
+    /// Σ over ranks of small Double values (token counts, loss sums): one collective.
+    func sum(_ values: [Double]) throws -> [Double] {
+        guard comm.size > 1 else { return values }
+        var v = values
+        try timed {
+            try v.withUnsafeMutableBufferPointer { p in try comm.allReduceSum(p.baseAddress!, count: p.count) }
+        }
+        return v
+    }
+}

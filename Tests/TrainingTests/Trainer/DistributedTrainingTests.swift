@@ -1,0 +1,320 @@
+import Foundation
+import Testing
+import SafeTensors
+@testable import Training
+import Qwen2
+
+// `mpirun -np N qwenft train` against one process at the global batch N·b, on the tiny model:
+// per-step losses, grad norms and the final adapter / weights within 1e-5 relative, at ZeRO
+// stages 0, 1 and 2, on a dataset that divides evenly and one that does not; resume at the same
+// and at another world size; faults. Each run takes a second or two; they need Open MPI's
+// mpirun and the built qwenft binary (swift build --build-tests puts it beside this bundle).
+
+/// mpirun, and the qwenft binary beside this test bundle; nil (tests return) when either is missing.
+enum MPIRun {
+    static var mpirun: String? {
+        ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static var qwenft: String? {
+        if let p = ProcessInfo.processInfo.environment["QWENFT_BIN"] { return p }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        for _ in 0..<6 {
+            dir = dir.deletingLastPathComponent()
+            let c = dir.appendingPathComponent("qwenft").path
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: c, isDirectory: &isDir), !isDir.boolValue { return c }
+        }
+        return nil
+    }
+
+    /// True inside a rank (this bundle run by mpirun): the launching tests stay out.
+    static var insideRank: Bool { ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil }
+
+    struct Result { var status: Int32; var output: String }
+
+    /// `mpirun -np N qwenft train --config CONFIG ARGS…` (np 0: qwenft alone), killed after 120 s.
+    /// `signal` (with `after`): sent to mpirun once the run's trainer_log.jsonl has a line.
+    static func train(np: Int, config: String, _ args: [String], env: [String: String] = [:], mpmd: [String]? = nil,
+                      signal: (Int32, log: String)? = nil) throws -> Result {
+        let bin = try #require(qwenft, "qwenft binary not found beside the test bundle; run swift build --build-tests")
+        let p = Process()
+        var argv = ["train", "--config", config, "--threads", "1"] + args
+        if np == 0 {
+            p.executableURL = URL(fileURLWithPath: bin)
+        } else {
+            p.executableURL = URL(fileURLWithPath: try #require(mpirun, "mpirun not found: install openmpi-bin"))
+            argv = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "\(np)", bin] + argv
+            if let extra = mpmd { argv += [":", "--allow-run-as-root", "-np", "1", bin] + ["train", "--config", config, "--threads", "1"] + extra }
+        }
+        p.arguments = argv
+        p.environment = ProcessInfo.processInfo.environment.merging(["QWENFT_CACHE": "none"].merging(env) { $1 }) { $1 }
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        // The test runner's threads block some signals and children inherit the mask: let
+        // mpirun receive SIGUSR1 and the SIGTERM of the time limit.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in [SIGUSR1, SIGTERM, SIGINT] { sigaddset(&set, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        try p.run()
+        nonisolated(unsafe) var data = Data()
+        let reader = Thread { data = out.fileHandleForReading.readDataToEndOfFile() }
+        reader.start()
+        let deadline = Date().addingTimeInterval(120)
+        var signalled = false
+        while p.isRunning && Date() < deadline {
+            if let (sig, log) = signal, !signalled, let t = try? String(contentsOfFile: log, encoding: .utf8), !t.isEmpty {
+                usleep(300_000)
+                kill(p.processIdentifier, sig)
+                signalled = true
+            }
+            usleep(20_000)
+        }
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        while !reader.isFinished { usleep(1000) }
+        return Result(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// A config file over the trainer fixture's tiny model; `records` of its samples (9: uneven).
+struct MPISetup {
+    let dir: String
+    let config: String
+
+    init(records: Int = 9, _ extra: [(String, JSONValue)] = []) throws {
+        let f = try TrainerFixture.folders()
+        dir = try trainerTempDir()
+        let data = dir + "/data.jsonl"
+        let lines = (0..<records).map { TrainerFixture.records[$0 % TrainerFixture.records.count] }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: data, atomically: true, encoding: .utf8)
+        var pairs: [(String, JSONValue)] = [
+            ("model_name_or_path", .string(f.model)), ("train_file", .string(data)), ("output_dir", .string(dir + "/out")),
+            ("train_mode", .string("lora")), ("lora_rank", .int(4)), ("lora_alpha", .int(8)), ("lora_dropout", .double(0)),
+            ("lora_target_modules", .string("all-linear")), ("per_device_train_batch_size", .int(2)),
+            ("num_train_epochs", .int(2)), ("learning_rate", .double(1e-2)), ("lr_scheduler_type", .string("cosine")),
+            ("warmup_steps", .int(1)), ("logging_steps", .int(1)), ("save_steps", .int(1000)), ("max_seq_length", .int(64)),
+            ("seed", .int(5)), ("weight_decay", .double(0.01)),
+        ]
+        for (k, v) in extra {
+            if let i = pairs.firstIndex(where: { $0.0 == k }) { pairs[i].1 = v } else { pairs.append((k, v)) }
+        }
+        config = dir + "/train.json"
+        try JSONValue.object(pairs).prettyText.write(toFile: config, atomically: true, encoding: .utf8)
+    }
+
+    func out(_ name: String) -> String { dir + "/" + name }
+}
+
+/// (loss, grad_norm) of every logged step.
+func loggedSteps(_ outputDir: String) throws -> [Int: (loss: Double, norm: Double)] {
+    let text = try String(contentsOfFile: outputDir + "/trainer_log.jsonl", encoding: .utf8)
+    var out: [Int: (Double, Double)] = [:]
+    for line in text.split(separator: "\n") {
+        let v = try JSONValue.parse(String(line))
+        if case let .number(s, _)? = v["step"], case let .number(l, _)? = v["loss"], case let .number(g, _)? = v["grad_norm"] {
+            out[Int(s)] = (l, g)
+        }
+    }
+    return out
+}
+
+/// Expects equal step counts, losses and grad norms within `tol` relative, and every tensor of
+/// `file` within `tol` of the tensor's largest magnitude (names in `skip` left out).
+func expectSameTraining(_ a: String, _ b: String, file: String, tol: Double = 1e-5, skip: (String) -> Bool = { _ in false },
+                        sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let la = try loggedSteps(a), lb = try loggedSteps(b)
+    #expect(!la.isEmpty && la.keys.sorted() == lb.keys.sorted(), "steps \(la.keys.sorted()) vs \(lb.keys.sorted())", sourceLocation: sourceLocation)
+    for (s, x) in la {
+        guard let y = lb[s] else { continue }
+        #expect(abs(x.loss - y.loss) <= tol * abs(x.loss), "step \(s) loss \(x.loss) vs \(y.loss)", sourceLocation: sourceLocation)
+        #expect(abs(x.norm - y.norm) <= tol * abs(x.norm), "step \(s) grad_norm \(x.norm) vs \(y.norm)", sourceLocation: sourceLocation)
+    }
+    let fa = try SafeTensorsFile(path: a + "/" + file), fb = try SafeTensorsFile(path: b + "/" + file)
+    #expect(fa.names.sorted() == fb.names.sorted(), sourceLocation: sourceLocation)
+    for name in fa.names where !skip(name) {
+        guard let tb = fb[name] else { continue }
+        let x = try fa.tensor(name).floats(), y = try tb.floats()
+        // Relative to the tensor's norm (‖Δ‖₂ ≤ tol·‖w‖₂), and no element off by more than 4·tol of the
+        // largest magnitude: Adam's m/√v turns fp32 summation-order noise in near-zero gradients
+        // into update differences of about tol × lr, which a purely elementwise bound would flag.
+        let norm = x.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        let dNorm = zip(x, y).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
+        let scale = x.reduce(Float(0)) { max($0, abs($1)) }
+        let diff = zip(x, y).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
+        #expect(dNorm <= tol * max(norm, 1e-30), "\(name): ‖Δ‖ \(dNorm), ‖w‖ \(norm)", sourceLocation: sourceLocation)
+        #expect(Double(diff) <= 4 * tol * Double(max(scale, 1e-30)), "\(name): max |Δ| \(diff), max |w| \(scale)", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite(.serialized) struct DistributedTrainingTests {
+    /// LoRA, np 2/3/4 against np 1 at the global batch, even and uneven datasets, stages 0–2.
+    @Test func loraEqualsOneProcessAtTheGlobalBatch() throws {
+        guard !MPIRun.insideRank, MPIRun.mpirun != nil else { return }
+        // Even: 8 samples, global batch 4 → 2 full micro-batches an epoch.
+        let even = try MPISetup(records: 8)
+        #expect(try MPIRun.train(np: 0, config: even.config, ["--output_dir", even.out("np1"), "--per_device_train_batch_size", "4"]).status == 0)
+        // With the dataset cache on: rank 0 builds it, rank 1 reads it.
+        let r2 = try MPIRun.train(np: 2, config: even.config, ["--output_dir", even.out("np2")], env: ["QWENFT_CACHE": even.out("cache")])
+        #expect(r2.status == 0, "\(r2.output)")
+        try expectSameTraining(even.out("np1"), even.out("np2"), file: "adapter_model.safetensors")
+        // Uneven: 9 samples. Global batch 6 → 6 + 3: np 3's last micro-batch leaves rank 2 empty.
+        let odd = try MPISetup(records: 9)
+        #expect(try MPIRun.train(np: 0, config: odd.config, ["--output_dir", odd.out("np1b6"), "--per_device_train_batch_size", "6"]).status == 0)
+        let r3 = try MPIRun.train(np: 3, config: odd.config, ["--output_dir", odd.out("np3"), "--zero_stage", "1"])
+        #expect(r3.status == 0, "\(r3.output)")
+        try expectSameTraining(odd.out("np1b6"), odd.out("np3"), file: "adapter_model.safetensors")
+        // Global batch 4 → 4 + 4 + 1: three of four ranks are empty at each epoch's end. Stages 0, 1, 2.
+        #expect(try MPIRun.train(np: 0, config: odd.config, ["--output_dir", odd.out("np1b4"), "--per_device_train_batch_size", "4"]).status == 0)
+        for stage in 0...2 {
+            let r = try MPIRun.train(np: 4, config: odd.config, ["--output_dir", odd.out("np4z\(stage)"), "--per_device_train_batch_size", "1",
+                                                                 "--zero_stage", "\(stage)"])
+            #expect(r.status == 0, "\(r.output)")
+            try expectSameTraining(odd.out("np1b4"), odd.out("np4z\(stage)"), file: "adapter_model.safetensors")
+        }
+        #expect(FileManager.default.fileExists(atPath: odd.out("np4z2") + "/adapter_config.json"))
+    }
+
+    /// Full fine-tuning with accumulation: np 2 × batch 1 × accumulation 2 at stage 2 against
+    /// np 1 × batch 2 × accumulation 2. k_proj.bias is left out of the weight comparison: its
+    /// gradient is zero in exact arithmetic (a key bias adds the same score to every key of a
+    /// query, which softmax ignores), so AdamW turns rounding noise into lr-sized steps whose
+    /// sign no two summation orders share (PyTorch shows the same).
+    @Test func fullFineTuningEqualsOneProcess() throws {
+        guard !MPIRun.insideRank, MPIRun.mpirun != nil else { return }
+        let s = try MPISetup(records: 9, [("train_mode", .string("full")), ("learning_rate", .double(1e-3)),
+                                          ("gradient_accumulation_steps", .int(2)), ("num_train_epochs", .int(1))])
+        #expect(try MPIRun.train(np: 0, config: s.config, ["--output_dir", s.out("np1")]).status == 0)
+        let r = try MPIRun.train(np: 2, config: s.config, ["--output_dir", s.out("np2"), "--per_device_train_batch_size", "1", "--zero_stage", "2"])
+        #expect(r.status == 0, "\(r.output)")
+        try expectSameTraining(s.out("np1"), s.out("np2"), file: "model.safetensors", skip: { $0.hasSuffix("k_proj.bias") })
+    }
+
+    /// A checkpoint of np 2 at stage 2 (one optimizer file per rank) resumes bit for bit at np 2,
+    /// and at np 4 (stage 1) and then np 1 within 1e-5 of the run that never stopped.
+    @Test func resumesAtTheSameAndAtOtherWorldSizes() throws {
+        guard !MPIRun.insideRank, MPIRun.mpirun != nil else { return }
+        let s = try MPISetup(records: 8, [("save_steps", .int(2)), ("zero_stage", .int(2))])
+        let whole = try MPIRun.train(np: 2, config: s.config, ["--output_dir", s.out("whole")])
+        #expect(whole.status == 0, "\(whole.output)")
+        let ckpt = s.out("whole") + "/checkpoint-2"
+        #expect(FileManager.default.fileExists(atPath: ckpt + "/optimizer-rank1.safetensors"))
+        #expect(!FileManager.default.fileExists(atPath: ckpt + "/optimizer.safetensors"))
+        func resume(_ from: String, into name: String, np: Int, _ args: [String]) throws {
+            try FileManager.default.createDirectory(atPath: s.out(name), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: from, toPath: s.out(name) + "/" + (from as NSString).lastPathComponent)
+            let r = try MPIRun.train(np: np, config: s.config, ["--output_dir", s.out(name), "--resume_from_checkpoint", "true"] + args)
+            #expect(r.status == 0, "\(r.output)")
+        }
+        try resume(ckpt, into: "same", np: 2, [])
+        #expect(try fileBytes(s.out("whole") + "/adapter_model.safetensors") == fileBytes(s.out("same") + "/adapter_model.safetensors"))
+        try resume(ckpt, into: "np4", np: 4, ["--per_device_train_batch_size", "1", "--zero_stage", "1"])
+        try resume(s.out("np4") + "/checkpoint-4", into: "np1", np: 0, ["--per_device_train_batch_size", "4"])
+        try expectSameTraining(s.out("whole"), s.out("np4"), file: "adapter_model.safetensors")
+        try expectSameTraining(s.out("whole"), s.out("np1"), file: "adapter_model.safetensors")
+    }
+
+    /// An error on one rank ends every rank, naming the rank; a rank that stops (SIGSTOP) makes the
+    /// others' collective time out after ddp_timeout, naming the collective and the step.
+    @Test func aFailingOrHungRankEndsTheJob() throws {
+        guard !MPIRun.insideRank, MPIRun.mpirun != nil else { return }
+        let s = try MPISetup(records: 8)
+        let failed = try MPIRun.train(np: 2, config: s.config, ["--output_dir", s.out("fail")], env: ["QWENFT_TEST_FAULT": "1:2:fail"])
+        #expect(failed.status != 0)
+        #expect(failed.output.contains("qwenft: error: rank 1 of 2: rank 1 failed at step 2"), "\(failed.output)")
+        let hung = try MPIRun.train(np: 2, config: s.config, ["--output_dir", s.out("hung"), "--ddp_timeout", "2"],
+                                    env: ["QWENFT_TEST_FAULT": "1:2:stop"])
+        #expect(hung.status != 0)
+        #expect(hung.output.contains("rank 0 of 2: MPI_Allreduce has waited") && hung.output.contains("at step 2, longer than ddp_timeout (2 s)"),
+                "\(hung.output)")
+        // A rank that sees another config than rank 0 (MPMD launch with one override) stops with it named.
+        let mixed = try MPIRun.train(np: 1, config: s.config, ["--output_dir", s.out("mixed")],
+                                     mpmd: ["--output_dir", s.out("mixed"), "--learning_rate", "0.02"])
+        #expect(mixed.status != 0)
+        #expect(mixed.output.contains("rank 1 sees other the training config"), "\(mixed.output)")
+    }
+
+    /// SIGUSR1 to mpirun (forwarded to every rank): all finish the same step, one checkpoint, exit 0.
+    @Test func usr1StopsEveryRankAtOneStep() throws {
+        guard !MPIRun.insideRank, MPIRun.mpirun != nil else { return }
+        let s = try MPISetup(records: 8, [("max_steps", .int(400))])
+        let r = try MPIRun.train(np: 2, config: s.config, ["--output_dir", s.out("o")], env: ["QWENFT_TEST_FAULT": "0:2:slow"],
+                                 signal: (SIGUSR1, log: s.out("o") + "/trainer_log.jsonl"))
+        #expect(r.status == 0, "\(r.output)")
+        let names = try FileManager.default.contentsOfDirectory(atPath: s.out("o"))
+        #expect(names.filter { $0.hasPrefix("checkpoint-") }.count == 1, "\(names)")
+        #expect(!names.contains("adapter_model.safetensors") && !names.contains { $0.hasPrefix(".checkpoint-") })
+        #expect(r.output.contains("checkpoint saved"))
+    }
+}
+
+/// ZeRO settings from `zero_stage` and from the DeepSpeed files users bring (Configs/deepspeed).
+@Suite struct ZeROSettingsTests {
+    static let configs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Configs/deepspeed").path
+
+    func settings(_ extra: [(String, JSONValue)], worldSize: Int = 4) throws -> ZeROSettings {
+        var pairs: [(String, JSONValue)] = [("model_name_or_path", .string("m")), ("train_file", .string("d")), ("output_dir", .string("o")),
+                                            ("train_mode", .string("lora"))]
+        pairs += extra
+        let c = try TrainingConfig.parse(.object(pairs), worldSize: worldSize)
+        return try ZeROSettings(config: c, worldSize: worldSize)
+    }
+
+    @Test func theDeepSpeedFilesDriveTheirStages() throws {
+        // reduce_bucket_size "auto" (zero3.json) keeps DeepSpeed's default.
+        for (file, stage, bucket) in [("zero2.json", 2, 200_000_000), ("zero3.json", 3, ZeROSettings.defaultBucket), ("zero3-offload.json", 3, 1_000_000)] {
+            let z = try settings([("deepspeed", .string(Self.configs + "/" + file))])
+            #expect(z.requestedStage == stage && z.stage == min(stage, 2), "\(file)")
+            #expect(z.reduceBucketSize == bucket, "\(file): reduce_bucket_size")
+        }
+        let offload = try settings([("deepspeed", .string(Self.configs + "/zero3-offload.json"))])
+        #expect(offload.notes.contains { $0.contains("offload_optimizer device cpu") && $0.contains("host memory") })
+        #expect(offload.notes.contains { $0.contains("no effect here") && $0.contains("overlap_comm") })
+        #expect(offload.warnings.contains { $0.contains("stage 3") })
+        #expect(try settings([("deepspeed", .string(Self.configs + "/zero2.json"))], worldSize: 1).stage == 0)
+    }
+
+    @Test func zeroStageKeyAndBadValues() throws {
+        #expect(try settings([("zero_stage", .int(1))]).stage == 1)
+        #expect(try settings([]).stage == 0)
+        #expect(throws: TrainingError.self) { try settings([("zero_stage", .int(4))]) }
+        #expect(throws: TrainingError.self) { try settings([("ddp_timeout", .int(0))]) }
+        let nvme: JSONValue = .object([("zero_optimization", .object([("stage", .int(2)), ("offload_optimizer", .object([("device", .string("nvme"))]))]))])
+        do { _ = try settings([("deepspeed", nvme)]); Issue.record("nvme accepted") } catch {
+            #expect("\(error)".contains("nvme") && "\(error)".contains("offload_optimizer"))
+        }
+        let stage1: JSONValue = .object([("zero_optimization", .object([("stage", .int(1))]))])
+        #expect(throws: TrainingError.self) { try settings([("deepspeed", stage1), ("zero_stage", .int(2))]) }
+    }
+
+    /// ZeRO-2 reduces layer by layer: every layer's entries form one flat range, and those
+    /// ranges plus the rest cover the buffer once.
+    @Test func layerRangesCoverTheBufferOnce() throws {
+        let config = Qwen2Preset.tiny.config
+        for layout in [try TrainableParameters.fullLayout(config: config),
+                       try TrainableParameters.loraLayout(config: config, spec: LoRASpec(rank: 4, alpha: 8, targetModules: ["all-linear"]))] {
+            let storage = layout.storageCount(worldSize: 3)
+            let (layers, rest) = ZeROEngine.layerRanges(layout, storageCount: storage)
+            #expect(layers.count == config.numHiddenLayers)
+            let all = (layers + rest).sorted { $0.lowerBound < $1.lowerBound }
+            #expect(all.first?.lowerBound == 0 && all.last?.upperBound == storage)
+            #expect(zip(all, all.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+            for (l, r) in layers.enumerated() {
+                #expect(layout.entries.filter { r.overlaps($0.range) }.allSatisfy { $0.name.contains("layers.\(l).") })
+            }
+        }
+    }
+
+    @Test func releasedGradientsReadAsZero() throws {
+        let layout = try ParameterLayout([("a", [5000]), ("b", [3000])])
+        let state = TrainableState(layout: layout, worldSize: 2, residentGradients: false)
+        #expect((0..<state.storageCount).allSatisfy { state.grads.pointer[$0] == 0 })
+        for i in 0..<state.storageCount { state.grads.pointer[i] = 1 }
+        state.releaseGradients(7 ..< 6007)
+        #expect((0..<state.storageCount).allSatisfy { state.grads.pointer[$0] == ((7..<6007).contains($0) ? 0 : 1) })
+    }
+}
+
