@@ -33,7 +33,7 @@ public struct DynamicLossScaler: Sendable, Equatable {
         public init(fp16Block block: JSONValue, source: String) throws {
             func number(_ key: String) throws -> Double? {
                 guard let v = block[key] else { return nil }
-                guard case let .number(x, _) = v else {
+                guard let x = v.doubleValue else {
                     throw TrainingError.wrongConfigType(key: "deepspeed.fp16.\(key)", source: source,
                                                         expected: "a number", got: v.kindName)
                 }
@@ -153,7 +153,7 @@ public enum LossScaling: Equatable, Sendable {
         }
         var scale = 0.0
         if let v = block["loss_scale"] {
-            guard case let .number(x, _) = v, x >= 0 else {
+            guard let x = v.doubleValue, x >= 0 else {
                 throw TrainingError.badConfigValue(key: "deepspeed.fp16.loss_scale", source: source,
                                                    message: "must be 0 (dynamic) or a positive fixed scale, got \(v.compactText)")
             }

@@ -64,7 +64,7 @@ public struct ZeROSettings: Sendable, Equatable {
             func bucket(_ key: String) throws -> Int? {
                 guard let v = z[key], v != .null, v != .string("auto") else { return nil }
                 var x: Double?
-                if case let .number(n, _) = v { x = n }
+                if let n = v.doubleValue { x = n }
                 if case let .string(s) = v { x = Double(s) }
                 guard let n = x, n >= 1, n < 1e15 else {
                     throw TrainingError.badConfigValue(key: "deepspeed.zero_optimization.\(key)", source: config.deepspeed?.source ?? "deepspeed",

@@ -114,7 +114,7 @@ func loggedSteps(_ outputDir: String) throws -> [Int: (loss: Double, norm: Doubl
     var out: [Int: (Double, Double)] = [:]
     for line in text.split(separator: "\n") {
         let v = try JSONValue.parse(String(line))
-        if case let .number(s, _)? = v["step"], case let .number(l, _)? = v["loss"], case let .number(g, _)? = v["grad_norm"] {
+        if let s = v["step"]?.doubleValue, let l = v["loss"]?.doubleValue, let g = v["grad_norm"]?.doubleValue {
             out[Int(s)] = (l, g)
         }
     }
