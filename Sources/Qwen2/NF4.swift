@@ -101,7 +101,17 @@ public enum NF4 {
                         // (and keeps the clamped absmax): both as bitsandbytes does.
                         absmax[b] = m
                         let r = 1 / max(m, tiny)
-                        for i in 0..<n { qp[i] = nearest4(x[e0 + i] * r, bounds) }
+                        var i = 0
+                        #if arch(x86_64)
+                        let rv = _mm256_set1_ps(r)
+                        while i + 8 <= n {
+                            let v = _mm256_mul_ps(UnsafeRawPointer(x + e0 + i).loadUnaligned(as: __m256.self), rv)
+                            let c = unsafeBitCast(nearest4x8(v, bounds), to: SIMD8<Int32>.self)
+                            for k in 0..<8 { qp[i + k] = UInt8(truncatingIfNeeded: c[k]) }
+                            i += 8
+                        }
+                        #endif
+                        while i < n { qp[i] = nearest4(x[e0 + i] * r, bounds); i += 1 }
                     } else {
                         let am = max(m, tiny)
                         absmax[b] = am
@@ -129,6 +139,24 @@ public enum NF4 {
         if s > b[c] { c += 1 }
         return UInt8(c)
     }
+
+    #if arch(x86_64)
+    /// `nearest4` of eight values at once, without branches: the count of bounds strictly below
+    /// each clamped value, as the sign bits of bound − value (exact: it is negative exactly when
+    /// the bound is below, +0 when equal). A NaN clamps to −1 (maxps returns its second operand)
+    /// and so takes code 0, as in `nearest4`. The binary search's four unpredictable branches
+    /// made quantising cost about 60 cycles a weight.
+    @inline(__always)
+    static func nearest4x8(_ v: __m256, _ bounds: UnsafePointer<Float>) -> __m256i {
+        let s = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-1)), _mm256_set1_ps(1))
+        var c = _mm256_setzero_si256()
+        for k in 0..<15 {
+            let d = _mm256_sub_ps(_mm256_set1_ps(bounds[k]), s)
+            c = _mm256_add_epi32(c, _mm256_srli_epi32(_mm256_castps_si256(d), 31))
+        }
+        return c
+    }
+    #endif
 
     /// The 8-bit code of a scaled absmax: nearest of the dynamic map, ties to the lower code.
     static func nearest8(_ v: Float) -> UInt8 {
