@@ -1,4 +1,7 @@
 import QwenCore
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
 
 // NF4 (4-bit NormalFloat) exactly as bitsandbytes 0.50 stores it.
 //
@@ -98,7 +101,17 @@ public enum NF4 {
                         // (and keeps the clamped absmax): both as bitsandbytes does.
                         absmax[b] = m
                         let r = 1 / max(m, tiny)
-                        for i in 0..<n { qp[i] = nearest4(x[e0 + i] * r, bounds) }
+                        var i = 0
+                        #if arch(x86_64)
+                        let rv = _mm256_set1_ps(r)
+                        while i + 8 <= n {
+                            let v = _mm256_mul_ps(UnsafeRawPointer(x + e0 + i).loadUnaligned(as: __m256.self), rv)
+                            let c = unsafeBitCast(nearest4x8(v, bounds), to: SIMD8<Int32>.self)
+                            for k in 0..<8 { qp[i + k] = UInt8(truncatingIfNeeded: c[k]) }
+                            i += 8
+                        }
+                        #endif
+                        while i < n { qp[i] = nearest4(x[e0 + i] * r, bounds); i += 1 }
                     } else {
                         let am = max(m, tiny)
                         absmax[b] = am
@@ -126,6 +139,24 @@ public enum NF4 {
         if s > b[c] { c += 1 }
         return UInt8(c)
     }
+
+    #if arch(x86_64)
+    /// `nearest4` of eight values at once, without branches: the count of bounds strictly below
+    /// each clamped value, as the sign bits of bound − value (exact: it is negative exactly when
+    /// the bound is below, +0 when equal). A NaN clamps to −1 (maxps returns its second operand)
+    /// and so takes code 0, as in `nearest4`. The binary search's four unpredictable branches
+    /// made quantising cost about 60 cycles a weight.
+    @inline(__always)
+    static func nearest4x8(_ v: __m256, _ bounds: UnsafePointer<Float>) -> __m256i {
+        let s = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-1)), _mm256_set1_ps(1))
+        var c = _mm256_setzero_si256()
+        for k in 0..<15 {
+            let d = _mm256_sub_ps(_mm256_set1_ps(bounds[k]), s)
+            c = _mm256_add_epi32(c, _mm256_srli_epi32(_mm256_castps_si256(d), 31))
+        }
+        return c
+    }
+    #endif
 
     /// The 8-bit code of a scaled absmax: nearest of the dynamic map, ties to the lower code.
     static func nearest8(_ v: Float) -> UInt8 {
@@ -176,10 +207,16 @@ public enum NF4 {
         }
     }
 
-    /// Elements e0 ..< e0+count of an NF4 tensor, dequantised into `out` (fp32).
+    /// Elements e0 ..< e0+count of an NF4 tensor, dequantised into `out` (fp32): code · absmax,
+    /// the exact fp32 products bitsandbytes forms. On x86-64 whole 16-element groups take an AVX2
+    /// path (`dequantize16`) that gives the same bits as the scalar loop, about 4× as fast; the
+    /// training passes dequantise every projection tile by tile through here.
     @inline(__always)
     public static func dequantize(packed: UnsafePointer<UInt8>, absmax: UnsafePointer<Float>, blocksize: Int,
                                   from e0: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+        #if arch(x86_64)
+        let tables = (codeLo, codeHi)
+        #endif
         code.withUnsafeBufferPointer { cp in
             let c = cp.baseAddress!
             var e = e0, o = 0
@@ -188,11 +225,16 @@ public enum NF4 {
                 let b = e / blocksize
                 let stop = min(end, (b + 1) * blocksize)
                 let a = absmax[b]
-                // Per-block table: code · absmax, the exact products bitsandbytes forms.
                 if e & 1 == 1 {
                     out[o] = c[Int(packed[e >> 1] & 0xF)] * a
                     e += 1; o += 1
                 }
+                #if arch(x86_64)
+                while e + 16 <= stop {
+                    dequantize16(packed + (e >> 1), a, out + o, tables)
+                    e += 16; o += 16
+                }
+                #endif
                 while e + 2 <= stop {
                     let byte = packed[e >> 1]
                     out[o] = c[Int(byte >> 4)] * a
@@ -206,4 +248,34 @@ public enum NF4 {
             }
         }
     }
+
+    #if arch(x86_64)
+    /// 16 weights from 8 packed bytes: the nibbles are spread in element order (high nibble
+    /// first) into 16 byte lanes, widened to two 8-lane index vectors, each looked up in the
+    /// 16-code table with two 8-entry permutes and a blend on index bit 3, then × absmax.
+    @inline(__always)
+    static func dequantize16(_ p: UnsafePointer<UInt8>, _ absmax: Float, _ out: UnsafeMutablePointer<Float>,
+                             _ tables: (__m256, __m256)) {
+        let bytes = _mm_loadl_epi64(UnsafeRawPointer(p).assumingMemoryBound(to: __m128i.self))
+        let mask = _mm_set1_epi8(15)
+        let lo = _mm_and_si128(bytes, mask)
+        let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask)
+        let nibbles = _mm_unpacklo_epi8(hi, lo)  // h0 l0 h1 l1 … h7 l7: elements 0…15
+        let i0 = _mm256_cvtepu8_epi32(nibbles), i1 = _mm256_cvtepu8_epi32(_mm_unpackhi_epi64(nibbles, nibbles))
+        let scale = _mm256_set1_ps(absmax)
+        let raw = UnsafeMutableRawPointer(out)
+        raw.storeBytes(of: _mm256_mul_ps(lookup8(i0, tables), scale), as: __m256.self)
+        raw.storeBytes(of: _mm256_mul_ps(lookup8(i1, tables), scale), toByteOffset: 32, as: __m256.self)
+    }
+
+    @inline(__always)
+    static func lookup8(_ idx: __m256i, _ tables: (__m256, __m256)) -> __m256 {
+        let lo = _mm256_permutevar8x32_ps(tables.0, idx), hi = _mm256_permutevar8x32_ps(tables.1, idx)
+        return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)))
+    }
+
+    /// The 16 codes as two 8-lane permute tables.
+    static let codeLo = unsafeBitCast(SIMD8<Float>(code[0], code[1], code[2], code[3], code[4], code[5], code[6], code[7]), to: __m256.self)
+    static let codeHi = unsafeBitCast(SIMD8<Float>(code[8], code[9], code[10], code[11], code[12], code[13], code[14], code[15]), to: __m256.self)
+    #endif
 }

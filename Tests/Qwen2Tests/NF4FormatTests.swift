@@ -126,4 +126,29 @@ import Testing
             }
         }
     }
+
+    /// The dequantiser (AVX2 16-element groups with scalar edges) gives code · absmax bit for bit
+    /// for every byte value, from even and odd starts, across block boundaries and partial ends.
+    @Test func dequantiseEveryByteFromAnyStart() {
+        for bs in [32, 64, 128] {
+            let count = 3 * 512 + 37
+            let packed = (0..<((count + 1) / 2)).map { UInt8(truncatingIfNeeded: $0 &* 73 &+ 11) }
+            let absmax = (0..<NF4.blocks(count, blocksize: bs)).map { Float($0 + 1) * 0.013 + 0.5 }
+            for (start, n) in [(0, count), (1, count - 1), (15, 300), (16, 1000), (bs - 1, 2 * bs + 3), (33, 17)] {
+                var out = [Float](repeating: .nan, count: n)
+                packed.withUnsafeBufferPointer { p in
+                    absmax.withUnsafeBufferPointer { a in
+                        out.withUnsafeMutableBufferPointer {
+                            NF4.dequantize(packed: p.baseAddress!, absmax: a.baseAddress!, blocksize: bs, from: start, count: n, into: $0.baseAddress!)
+                        }
+                    }
+                }
+                let want = (start..<(start + n)).map { e -> Float in
+                    let byte = packed[e / 2]
+                    return NF4.code[Int(e % 2 == 0 ? byte >> 4 : byte & 15)] * absmax[e / bs]
+                }
+                #expect(out.map(\.bitPattern) == want.map(\.bitPattern), "bs \(bs) from \(start) count \(n)")
+            }
+        }
+    }
 }

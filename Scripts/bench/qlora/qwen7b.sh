@@ -3,16 +3,20 @@
 # the released 7B shapes (`qwenft init --preset qwen2.5-7b`: hidden 3584, 28 layers, GQA 28:4,
 # intermediate 18944, untied, vocabulary 152064; about 15 GB on disk), trains QLoRA r 64
 # all-linear (NF4 base, double quantisation), sequence 512, batch 1, gradient checkpointing, for
-# STEPS steps, prints the peak RSS and seconds per step, and deletes the model.
+# STEPS steps, prints the peak RSS and seconds per step, and deletes the model and the adapter.
+# With PEER=/path/to/python (transformers + bitsandbytes + peft), the same steps on the same model
+# and ids through peer.py afterwards (r 64, alpha 16, dropout 0.05, gradient checkpointing): only
+# for a few layers (LAYERS=2): on all 28 it needs far more memory and time than this machine has.
 #
 #   Scripts/bench/qlora/qwen7b.sh        # WORK=/tmp/… STEPS=2 THREADS=2 LAYERS=28
+#   LAYERS=2 PEER=.venv/bin/python Scripts/bench/qlora/qwen7b.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 THREADS=${THREADS:-2}; STEPS=${STEPS:-2}; SEQ=${SEQ:-512}; LAYERS=${LAYERS:-28}
 VOCAB=${QWENFT_VOCAB:-.cache/qwen-vocab/qwen.tiktoken}
 work=${WORK:-$(mktemp -d /tmp/qwenft-bench-7b.XXXXXX)}
 mkdir -p "$work"
-trap 'rm -rf "$work/model"' EXIT
+trap 'rm -rf "$work/model" "$work/out"' EXIT
 swift build -c release --product qwenft >&2
 bin=.build/release/qwenft
 echo "init: $(date -u +%T)"
@@ -52,4 +56,27 @@ rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1))
 wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", t).group(1)
 print(f"peak RSS {rss:.2f} GiB, wall {wall} (loading and quantising included)")
 PY
+if [ -n "${PEER:-}" ]; then
+  "$PEER" - "$work" "$SEQ" <<'PY'
+import json, sys
+from tokenizers import Tokenizer
+work, seq = sys.argv[1], int(sys.argv[2])
+tok = Tokenizer.from_file(f"{work}/model/tokenizer.json")
+rows = [tok.encode(json.loads(l)["text"], add_special_tokens=False).ids[:seq] for l in open(f"{work}/data.jsonl")]
+json.dump(rows, open(f"{work}/ids.json", "w"))
+PY
+  echo "peer: $(date -u +%T)"
+  OMP_NUM_THREADS=$THREADS /usr/bin/time -v -o "$work/peer.time" "$PEER" Scripts/bench/qlora/peer.py "$work/model" "$work/ids.json" \
+      "$STEPS" "$THREADS" 64 16 0.05 1 > "$work/peer.json" 2>"$work/peer.err" || { tail -n 20 "$work/peer.err" >&2; exit 1; }
+  grep -E "^peer" "$work/peer.err" || true
+  "$PEER" - "$work" <<'PY'
+import json, re
+import sys
+work = sys.argv[1]
+t = open(f"{work}/peer.time").read()
+rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024 / 1024
+steps = json.load(open(f"{work}/peer.json"))["step_seconds"]
+print(f"peft+bnb: steps {', '.join(f'{x:.1f}' for x in steps)} s, peak RSS {rss:.2f} GiB")
+PY
+fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,13 +4,15 @@
 #   decode  greedy, 32-token prompt, NEW new tokens: bf16 weights vs --load-in-4bit (NF4, double
 #           quantisation); decode tokens/s and peak RSS, REPS runs each (alternating), medians.
 #   train   LoRA r 8 all-linear, sequence SEQ, STEPS steps: train_mode lora over the bf16 base vs
-#           qlora (NF4 base); steady-state seconds per step (first step left out) and peak RSS.
+#           qlora (NF4 base), TRAIN_REPS runs each (alternating); median of the steady-state
+#           seconds per step (each run's first step left out), peak RSS and CPU seconds per run.
+#   PEER=python (transformers + bitsandbytes + peft): the same training steps through peer.py.
 # Ratios: NF4 decode tokens/s ÷ bf16 (goal ≥ 1.5), QLoRA step time ÷ LoRA (goal ≤ 1.15).
 #
-#   Scripts/bench/qlora/run.sh            # REPS=3 NEW=48 SEQ=256 STEPS=4 THREADS=2
+#   Scripts/bench/qlora/run.sh            # REPS=3 NEW=48 SEQ=256 STEPS=4 TRAIN_REPS=1 THREADS=2
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-THREADS=${THREADS:-2}; REPS=${REPS:-3}; NEW=${NEW:-48}; SEQ=${SEQ:-256}; STEPS=${STEPS:-4}
+THREADS=${THREADS:-2}; REPS=${REPS:-3}; NEW=${NEW:-48}; SEQ=${SEQ:-256}; STEPS=${STEPS:-4}; TRAIN_REPS=${TRAIN_REPS:-1}
 VOCAB=${QWENFT_VOCAB:-.cache/qwen-vocab/qwen.tiktoken}
 [ -f "$VOCAB" ] || { echo "qlora bench: no Qwen vocabulary at $VOCAB; run Scripts/fetch-vocab.sh" >&2; exit 1; }
 work=$(mktemp -d /tmp/qwenft-bench-qlora.XXXXXX)
@@ -54,21 +56,40 @@ for mode in lora qlora; do
  "train_mode": "$mode", "lora_rank": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lora_target_modules": "all-linear",
  "task_type": "pretrain", "max_seq_length": $SEQ, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1,
  "max_steps": $STEPS, "learning_rate": 1e-4, "lr_scheduler_type": "constant", "logging_steps": 1,
- "save_strategy": "no", "shuffle": false}
+ "save_strategy": "no", "shuffle": false, "overwrite_output_dir": true}
 JSON
-  QWENFT_CACHE=none /usr/bin/time -v -o "$work/$mode.time" $bin train --config "$work/$mode.json" --threads "$THREADS" > "$work/$mode.log" 2>&1
-  "${PYTHON:-python3}" - "$work" "$mode" <<'PY' | tee -a "$work/train.txt"
+done
+# TRAIN_REPS runs of each, alternating; every steady step (the first of each run left out) counts.
+for r in $(seq "$TRAIN_REPS"); do
+  for mode in lora qlora; do
+    QWENFT_CACHE=none /usr/bin/time -v -o "$work/$mode.time" $bin train --config "$work/$mode.json" --threads "$THREADS" > "$work/$mode.log" 2>&1
+    "${PYTHON:-python3}" - "$work" "$mode" <<'PY'
 import json, re, sys
 work, mode = sys.argv[1], sys.argv[2]
 logs = [json.loads(l) for l in open(f"{work}/out-{mode}/trainer_log.jsonl") if '"loss"' in l and '"elapsed_s"' in l]
-steps = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(logs, logs[1:])]
-steps.sort()
-med = steps[len(steps) // 2]
-rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{work}/{mode}.time").read()).group(1)) / 1024
-print(f"{mode:5s} {med:7.2f} s/step (steps {steps[0]:.2f}..{steps[-1]:.2f})   peak RSS {rss:6.0f} MB")
+with open(f"{work}/{mode}.steps", "a") as f:
+    for a, b in zip(logs, logs[1:]):
+        f.write(f"{b['elapsed_s'] - a['elapsed_s']}\n")
+t = open(f"{work}/{mode}.time").read()
+rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024
+cpu = float(re.search(r"User time \(seconds\): ([\d.]+)", t).group(1)) + float(re.search(r"System time \(seconds\): ([\d.]+)", t).group(1))
+with open(f"{work}/{mode}.runs", "a") as f:
+    f.write(f"{rss} {cpu}\n")
 PY
+  done
 done
-awk '{t[$1]=$2} END {printf "train ratio qlora/lora: %.2fx seconds per step (goal <= 1.15)\n", t["qlora"] / t["lora"]}' "$work/train.txt"
+"${PYTHON:-python3}" - "$work" <<'PY' | tee "$work/train.txt"
+import statistics, sys
+work = sys.argv[1]
+med = {}
+for mode in ("lora", "qlora"):
+    steps = sorted(float(x) for x in open(f"{work}/{mode}.steps"))
+    runs = [tuple(map(float, l.split())) for l in open(f"{work}/{mode}.runs")]
+    med[mode] = statistics.median(steps)
+    print(f"{mode:5s} {med[mode]:7.2f} s/step (median of {len(steps)} steps, {steps[0]:.2f}..{steps[-1]:.2f})   "
+          f"peak RSS {statistics.median(r[0] for r in runs):6.0f} MB   CPU {statistics.median(r[1] for r in runs):.1f} s/run")
+PY
+awk '$1 == "lora" || $1 == "qlora" {t[$1]=$2} END {printf "train ratio qlora/lora: %.2fx seconds per step (goal <= 1.15)\n", t["qlora"] / t["lora"]}' "$work/train.txt"
 if [ -n "${PEER:-}" ]; then
   # The same ids through transformers + bitsandbytes + peft (PEER=/path/to/python with them).
   "$PEER" - "$work" "$SEQ" <<'PY'
@@ -85,8 +106,10 @@ import json, re, sys
 work = sys.argv[1]
 p = json.load(open(f"{work}/peer.json"))["seconds_per_step"]
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{work}/peer.time").read()).group(1)) / 1024
-q = float(open(f"{work}/train.txt").read().split("qlora")[1].split()[0])
-print(f"peft+bnb {p:7.2f} s/step   peak RSS {rss:6.0f} MB\nqwenft qlora vs peft+bitsandbytes: {p / q:.2f}x faster")
+ours = [l.split() for l in open(f"{work}/train.txt") if l.startswith("qlora ")][0]
+q, q_rss = float(ours[1]), float(ours[ours.index("RSS") + 1])
+print(f"peft+bnb {p:7.2f} s/step   peak RSS {rss:6.0f} MB\n"
+      f"qwenft qlora vs peft+bitsandbytes: {p / q:.2f}x faster, {q_rss / rss:.2f}x the peak RSS")
 PY
 fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
