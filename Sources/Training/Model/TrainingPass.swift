@@ -73,8 +73,9 @@ public final class Qwen2TrainingPass {
     public var layerGradientsDone: ((Int) throws -> Void)?
     /// The seed of LoRA dropout masks (with the per-call stream).
     public let dropoutSeed: UInt64
-    /// The frozen base (LoRA) or views of `state`'s parameters (full fine-tuning).
-    let weights: WeightProvider
+    /// The frozen base (LoRA) or views of `state`'s parameters (full fine-tuning); ZeRO-3 wraps
+    /// it in a provider that gathers each layer.
+    var weights: WeightProvider
     let lora: LoRASpec?
     let linearScratch = LinearScratch()
     let backwardScratch = BackwardScratch()
@@ -193,12 +194,17 @@ public final class Qwen2TrainingPass {
         let dropoutOn = dropout ?? gradients
         let stream = dropoutOn ? dropoutStream : 0
 
+        try weights.acquireShared()
         embeddingForward(out: w.layerInputs[0].pointer, ids: w.ids.pointer, table: weights.embedding, N: N)
+        weights.releaseShared()
         for l in 0..<L {
             let lw = try weights.acquireLayer(l)
             layerForward(l, lw, w: w, tape: w.tape(l), stream: stream, dropoutOn: dropoutOn)
             weights.releaseLayer(l)
         }
+        try weights.acquireShared()  // the final norm and lm_head, until the head's backward is done
+        var sharedHeld = true
+        defer { if sharedHeld { weights.releaseShared() } }
         rmsNormForward(out: w.final.pointer, rstd: w.rstdFinal.pointer, inp: w.layerInputs[L].pointer,
                        weight: weights.finalNorm, N: N, C: C, eps: c.rmsNormEps)
 
@@ -221,6 +227,8 @@ public final class Qwen2TrainingPass {
         w.dx.pointer.update(repeating: 0, count: N * C)
         rmsNormBackward(dinp: w.dx.pointer, dweight: try fullGrad("model.norm.weight"), dout: w.dln.pointer,
                         inp: w.layerInputs[L].pointer, weight: weights.finalNorm, rstd: w.rstdFinal.pointer, N: N, C: C)
+        weights.releaseShared()
+        sharedHeld = false
         for l in stride(from: L - 1, through: 0, by: -1) {
             let lw = try weights.acquireLayer(l)
             if gradientCheckpointing {
