@@ -37,6 +37,10 @@ public protocol Communicator: AnyObject, Sendable {
     /// parameter gather, where a layer crosses the rank slices unevenly; a count may be 0).
     func allGather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int]) throws(DistributedError)
 
+    /// The same layout as `allGather(_:byteCounts:)`, but only `root` receives the pieces (the
+    /// other ranks' buffers are left as they are): a consolidated save on one rank.
+    func gather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int], root: Int) throws(DistributedError)
+
     /// Copies `byteCount` bytes at `buffer` on rank `root` to every rank's `buffer`.
     func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(DistributedError)
 
@@ -134,6 +138,10 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
     }
 
     public func allGather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int]) throws(DistributedError) {}
+
+    public func gather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int], root: Int) throws(DistributedError) {
+        guard root == 0 else { throw .badRoot(root: root, size: 1) }
+    }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(DistributedError) {
         guard root == 0 else { throw .badRoot(root: root, size: 1) }

@@ -130,7 +130,7 @@ extension Trainer {
                 events(.note("loaded the best checkpoint \(best) (\(metricName) \(progress.bestMetric ?? .nan))"))
             }
             // ZeRO-3: the slices gathered, so rank 0 writes the consolidated adapter or model.
-            try zero.withWholeParameters(state) { if comm.isMain { try saveFinal() } }
+            try zero.withWholeParameters(state, mainOnly: true) { if comm.isMain { try saveFinal() } }
             outputPath = outputDir
         }
         let summary = TrainingSummary(globalStep: progress.globalStep, totalSteps: total,
@@ -293,7 +293,7 @@ extension Trainer {
                                     ("dropout_seed", .int(config.seed)),
                                     ("next_micro_batch", .int(step * plan.gradientAccumulationSteps)),
                                     ("epoch", .int(step / plan.stepsPerEpoch))])
-        let path = try zero.withWholeParameters(state) { try Checkpoints.save(outputDir: outputDir, step: step, state: state, optimizer: optimizer, scheduler: scheduler,
+        let path = try zero.withWholeParameters(state, mainOnly: true) { try Checkpoints.save(outputDir: outputDir, step: step, state: state, optimizer: optimizer, scheduler: scheduler,
                                         progress: progress, trainerState: trainerStateJSON(), rng: rng, modelFolder: modelFolder,
                                         comm: comm, shardedOptimizer: zero.stage >= 1, writeWeights: writeWeights) }
         events(.checkpoint(path: path, step: step))

@@ -81,6 +81,7 @@ extension TrainingStep {
         }
         Profile.time("optimizer") { optimizer.step(params: state.params.pointer, grads: UnsafePointer(state.grads.pointer), lr: lr) }
         try Profile.time("gather") { try zero.gatherParameters(state.params.pointer) }
+        zero.endStep(state)
         return (Result(loss: loss, gradNorm: norm, labelledTokens: labelled, skipped: false), tokens)
     }
 }

@@ -247,6 +247,8 @@ final class ZeROEngine {
         guard n > 1 else { return }
         if stage >= 2 {
             (grads + optimizerRange.lowerBound).update(from: shardSum!.pointer, count: optimizerRange.count)
+            // Its pages go back until the next step zeroes it: slice sum and gradients never both stay.
+            TrainableState.dropPages(UnsafeMutableRawPointer(shardSum!.pointer), UnsafeMutableRawPointer(shardSum!.pointer + optimizerRange.count))
             return
         }
         try timed {
@@ -258,6 +260,13 @@ final class ZeROEngine {
             }
             bytesCommunicated += 2 * storageCount * (n - 1) / n * MemoryLayout<Float>.size
         }
+    }
+
+    /// Stages 2 and 3, after the update: the slice's gradients are not needed until the next
+    /// step writes them, so their pages go back (the save and evaluation that may follow run
+    /// without them).
+    func endStep(_ state: TrainableState) {
+        if stage >= 2 { state.releaseGradients(optimizerRange) }
     }
 
     /// Σ g² over every gradient of the step, the same on every rank.

@@ -26,8 +26,8 @@ extension ZeROEngine {
     /// A micro-batch that scores nothing: what a rank with no rows runs at stage 3.
     static let idleBatch = TrainingBatch(ids: [0], labels: [Int32(ignoreIndex)], B: 1, T: 1)
 
-    /// Stage 3: params[range] on every rank, each slice's part from its owner.
-    func gatherParameters(_ range: Range<Int>, _ state: TrainableState) throws {
+    /// Stage 3: params[range] on every rank (`mainOnly`: on rank 0), each slice's part from its owner.
+    func gatherParameters(_ range: Range<Int>, _ state: TrainableState, mainOnly: Bool = false) throws {
         let n = comm.size, slice = storageCount / n
         guard n > 1, !range.isEmpty else { return }
         var lo = range.lowerBound
@@ -35,7 +35,8 @@ extension ZeROEngine {
             while lo < range.upperBound {
                 let hi = min(range.upperBound, lo + Self.gatherPiece)
                 let counts = (0..<n).map { r in max(0, min(hi, (r + 1) * slice) - max(lo, r * slice)) * MemoryLayout<Float>.size }
-                try comm.allGather(UnsafeMutableRawPointer(state.params.pointer + lo), byteCounts: counts)
+                let at = UnsafeMutableRawPointer(state.params.pointer + lo)
+                if mainOnly { try comm.gather(at, byteCounts: counts, root: 0) } else { try comm.allGather(at, byteCounts: counts) }
                 bytesCommunicated += (hi - lo) * (n - 1) / n * MemoryLayout<Float>.size
                 lo = hi
             }
@@ -56,10 +57,11 @@ extension ZeROEngine {
         for p in pieces { state.releaseParameters(p) }
     }
 
-    /// Stage 3: every parameter on every rank (before evaluation or a save), then back to slices.
-    func withWholeParameters<R>(_ state: TrainableState, _ body: () throws -> R) throws -> R {
+    /// Stage 3: every parameter on every rank (before evaluation), or on rank 0 alone
+    /// (`mainOnly`: before rank 0 saves), then back to slices.
+    func withWholeParameters<R>(_ state: TrainableState, mainOnly: Bool = false, _ body: () throws -> R) throws -> R {
         guard stage == 3, comm.size > 1 else { return try body() }
-        try gatherParameters(0 ..< storageCount, state)
+        try gatherParameters(0 ..< storageCount, state, mainOnly: mainOnly)
         defer { releaseParameters(0 ..< storageCount, state) }
         return try body()
     }
