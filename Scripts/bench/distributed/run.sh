@@ -64,9 +64,9 @@ printf "%-6s %-3s %12s %12s %14s %12s %10s %9s\n" stage N "rank peak" "all ranks
 for np in $NPS; do
   for stage in $STAGES; do
     [ "$np" = 1 ] && [ "$stage" != 0 ] && continue
-    psi=$(awk -v f="$filebytes" -v d="$DTYPE" 'BEGIN { print int(f / (d == "float32" ? 4 : 2)) }')
-    ours=$(awk -v p="$psi" -v n="$np" -v s="$stage" -v m="$MODE" 'BEGIN { if (m == "lora") { print p * 2 } else print (s == 0 ? 16 * p : (s == 1 ? 8 * p + 8 * p / n : (s == 2 ? 4 * p + 12 * p / n : 16 * p / n + 16 * p / 24))) }')
-    need=$(awk -v o="$ours" -v f="$filebytes" -v n="$np" -v s="$stage" 'BEGIN { print int((o + (s == 3 ? f / n : f)) * n * 1.3) }')
+    psi=$(awk -v f="$filebytes" -v d="$DTYPE" 'BEGIN { printf "%.0f\n", f / (d == "float32" ? 4 : 2) }')
+    ours=$(awk -v p="$psi" -v n="$np" -v s="$stage" -v m="$MODE" 'BEGIN { printf "%.0f\n", (m == "lora" ? p * 2 : (s == 0 ? 16 * p : (s == 1 ? 8 * p + 8 * p / n : (s == 2 ? 4 * p + 12 * p / n : 16 * p / n + 16 * p / 24)))) }')
+    need=$(awk -v o="$ours" -v f="$filebytes" -v n="$np" -v s="$stage" 'BEGIN { printf "%.0f\n", (o + (s == 3 ? f / n : f)) * n * 1.3 }')
     if [ "$need" -gt $((avail * 8 / 10)) ]; then
       printf "%-6s %-3s skipped: needs about %d MB, %d MB available\n" "$stage" "$np" $((need / 1000000)) $((avail / 1000000)); continue
     fi

@@ -179,6 +179,16 @@ public final class Trainer {
         if stage3 { pass.weights = ZeRO3Weights(inner: pass.weights, zero: zero, state: state) }
         optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW, range: zero.optimizerRange)
         zeroSettings.notes.forEach { events(.note($0)) }
+        if stage3 {
+            let mb = { (b: Int) in String(format: "%.1f MB", Double(b) / 1e6) }
+            var kept = zero.optimizerRange.count
+            for r in zero.persistentRanges { kept += r.clamped(to: 0 ..< zero.storageCount).count - r.clamped(to: zero.optimizerRange).count }
+            var line = "ZeRO-3 on rank 0: \(mb(kept * 4)) of the \(mb(state.storageCount * 4)) trainable weights kept (tensors under \(threshold) elements whole)"
+            if let sharded = base as? ShardedBaseWeights {
+                line += "; base weights resident \(mb(sharded.residentBytes)) of \(mb(loaded.residentBytes)) (its share of every layer and of the embedding, plus one gathered layer)"
+            }
+            events(.note(line))
+        }
         zeroSettings.warnings.forEach { events(.warning($0)) }
         if config.taskType == "dpo" {
             guard comm.size == 1 else {
