@@ -13,6 +13,7 @@
 #   MODE     full (default) or lora (LoRA r 8 on every projection: the base's resident bytes
 #            per rank at stage 3 are what the "paper/rank" column then shows: Ψ_base·dtype/N)
 #   SEQ      tokens per sample (default 256);  STEPS  optimizer steps (default 3)
+#   LAYERS   decoder layers of the preset (default: its own), for a machine with less memory free
 # A combination whose estimate exceeds 80% of MemAvailable is skipped and says what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -32,7 +33,7 @@ work=$(mktemp -d)
 
 swift build -c release --product qwenft >&2
 bin=$PWD/.build/release/qwenft
-$bin init --preset "$PRESET" --tokenizer "$VOCAB" --out "$work/model" --seed 0 --dtype "$DTYPE" >&2
+$bin init --preset "$PRESET" ${LAYERS:+--layers "$LAYERS"} --tokenizer "$VOCAB" --out "$work/model" --seed 0 --dtype "$DTYPE" >&2
 filebytes=$(du -bc "$work"/model/*.safetensors | tail -1 | cut -f1)
 
 # Pre-training records of SEQ tokens, enough for STEPS steps at the largest world size.
@@ -58,7 +59,7 @@ exec /usr/bin/time -v -o "$work/time.\${OMPI_COMM_WORLD_RANK:-0}" "$bin" "\$@"
 SH
 chmod +x "$work/rank.sh"
 
-avail=$(awk '/MemAvailable/ {print $2 * 1024}' /proc/meminfo)
+avail=$(awk '/MemAvailable/ {printf "%.0f\n", $2 * 1024}' /proc/meminfo)
 echo "preset $PRESET ($DTYPE file, $((filebytes / 1000000)) MB), seq $SEQ, $STEPS steps, batch 1 per rank; $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p')); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf "%-6s %-3s %12s %12s %14s %12s %10s %9s\n" stage N "rank peak" "all ranks" "paper/rank" "file/rank" "MB/step" "comm %"
 for np in $NPS; do
