@@ -11,6 +11,12 @@ let fastMath: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
 let fastMath: [SwiftSetting] = [.unsafeFlags(["-O"])]
 #endif
 
+/// The kernel sources of Sources/CUDA/Kernels (common.cuh is prepended to every module).
+let cudaKernelFiles = [
+    "common.cuh", "elementwise.cu", "norm.cu", "rope.cu", "swiglu.cu", "attention.cu",
+    "cross_entropy.cu", "adamw.cu", "nf4.cu",
+]
+
 let package = Package(
     name: "qwenft",
     platforms: [.macOS(.v13)],
@@ -29,6 +35,9 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
 
+        // The CUDA driver, NVRTC and cuBLAS, dlopen()ed at run time: nothing CUDA at build time.
+        .target(name: "CCUDA", linkerSettings: [.linkedLibrary("dl")]),
+
         // Libraries.
         .target(name: "QwenCore", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "SafeTensors", dependencies: ["QwenCore"], swiftSettings: fastMath),
@@ -37,6 +46,9 @@ let package = Package(
         .target(name: "Qwen2", dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja"],
                 swiftSettings: fastMath),
         .target(name: "Distributed", dependencies: ["QwenCore", "CMPI"]),
+        // The CUDA kernels are CUDA C++ sources embedded in the binary and compiled by NVRTC at run time.
+        .target(name: "CUDA", dependencies: ["CCUDA", "QwenCore"],
+                resources: cudaKernelFiles.map { .embedInCode("Kernels/\($0)") }),
         .target(name: "Training",
                 dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed"],
                 swiftSettings: fastMath),
@@ -46,11 +58,12 @@ let package = Package(
             name: "qwenft",
             dependencies: [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                "QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed", "Training",
+                "QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed", "Training", "CUDA", "CBLAS",
             ]),
 
         // Benchmark-only code: micro-benchmarks and timing loops (Scripts/bench/README.md).
-        .executableTarget(name: "qwenft-bench", dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja"],
+        .executableTarget(name: "qwenft-bench",
+                          dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Training", "CUDA"],
                           path: "Sources/qwenft-bench"),
 
         // Tests: one target per library, plus end-to-end tests of the built binary.
@@ -60,6 +73,7 @@ let package = Package(
         .testTarget(name: "JinjaTests", dependencies: ["Jinja"], exclude: ["Fixtures"]),
         .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
+        .testTarget(name: "CUDATests", dependencies: ["CUDA", "QwenCore"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: [], exclude: ["Fixtures"]),
     ],

@@ -88,11 +88,11 @@ public final class Generator {
         while n < positions { n *= 2 }
         n = min(n, model.config.maxPositionEmbeddings)
         let bigger = KVCache(config: model.config, batch: 1, capacity: n)
-        let c = model.config, hd = c.headDim, old = cache.capacity
+        let c = model.config, hd = c.headDim, old = cache.capacity, be = model.backend
         for l in 0..<c.numHiddenLayers {
             for h in 0..<c.numKeyValueHeads {
-                (bigger.keys[l].pointer + h * n * hd).update(from: cache.keys[l].pointer + h * old * hd, count: cache.length * hd)
-                (bigger.values[l].pointer + h * n * hd).update(from: cache.values[l].pointer + h * old * hd, count: cache.length * hd)
+                be.copy(bigger.keys[l].pointer + h * n * hd, from: cache.keys[l].pointer + h * old * hd, count: cache.length * hd)
+                be.copy(bigger.values[l].pointer + h * n * hd, from: cache.values[l].pointer + h * old * hd, count: cache.length * hd)
             }
         }
         bigger.keyMask.pointer.update(from: cache.keyMask.pointer, count: cache.length)

@@ -43,13 +43,6 @@ public final class LoRAAdapter: @unchecked Sendable {
     public var scale: Float { Self.scale(alpha: alpha, rank: rank, rsLoRA: useRSLoRA) }
 }
 
-/// out (N,OUT) += scale · (inp (N,IN) · Aᵀ) · Bᵀ; `tmp` holds (N, r).
-public func loraForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                        lora: LoRAWeights, N: Int, tmp: UnsafeMutablePointer<Float>) {
-    GEMM.nt(N, lora.rank, lora.inFeatures, inp, lora.a.pointer, tmp)
-    GEMM.nt(N, lora.outFeatures, lora.rank, tmp, lora.b.pointer, out, alpha: lora.scale, accumulate: true)
-}
-
 /// The parts of PEFT's `adapter_config.json` that decide the math.
 public struct PEFTAdapterConfig: Decodable {
     public var peftType: String?

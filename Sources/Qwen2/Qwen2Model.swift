@@ -1,22 +1,26 @@
 import QwenCore
 
-/// The Qwen2 decoder on the CPU: embedding → layers (RMSNorm, GQA attention with RoPE and q/k/v
-/// biases, RMSNorm, SwiGLU MLP, residuals) → final RMSNorm → lm_head, over a WeightProvider,
-/// with optional unmerged LoRA. Batches are right-padded (B,T) with an attention mask; new tokens
-/// go through a KVCache so prefill and decoding share one code path.
+/// The Qwen2 decoder: embedding → layers (RMSNorm, GQA attention with RoPE and q/k/v biases,
+/// RMSNorm, SwiGLU MLP, residuals) → final RMSNorm → lm_head, over a WeightProvider, with
+/// optional unmerged LoRA, every op run by `backend` (CPU unless told otherwise). Batches are
+/// right-padded (B,T) with an attention mask; new tokens go through a KVCache so prefill and
+/// decoding share one code path.
 public final class Qwen2Model: @unchecked Sendable {
     public let config: Qwen2Config
     public let weights: WeightProvider
     public var adapter: LoRAAdapter?
+    /// Runs every op of the forward; its buffers hold the activations and the KV cache.
+    public var backend: any ModelBackend
 
     private var rope: RoPETable
     private let scratch = LinearScratch()
     private var work: ForwardWorkspace?
 
-    public init(weights: WeightProvider, adapter: LoRAAdapter? = nil) {
+    public init(weights: WeightProvider, adapter: LoRAAdapter? = nil, backend: any ModelBackend = CPUBackend()) {
         self.config = weights.config
         self.weights = weights
         self.adapter = adapter
+        self.backend = backend
         rope = RoPETable(headDim: config.headDim, theta: config.ropeTheta, positions: 256)
     }
 
@@ -48,14 +52,15 @@ public final class Qwen2Model: @unchecked Sendable {
                 cache.keyMask[b * cache.capacity + p0 + t] = UInt8(attentionMask.map { $0[b * T + t] != 0 ? 1 : 0 } ?? 1)
             }
         }
-        ids.withUnsafeBufferPointer { embeddingForward(out: w.x.pointer, ids: $0.baseAddress!, table: weights.embedding, N: N) }
+        let be = backend
+        ids.withUnsafeBufferPointer { be.embeddingForward(out: w.x.pointer, ids: $0.baseAddress!, table: weights.embedding, N: N) }
         for l in 0..<c.numHiddenLayers {
             let lw = try weights.acquireLayer(l)
             layerForward(layer: l, weights: lw, x: w.x.pointer, acts: w.acts, B: B, T: T, cache: cache)
             weights.releaseLayer(l)
         }
         cache.length = p0 + T
-        rmsNormForward(out: w.out.pointer, rstd: nil, inp: w.x.pointer, weight: weights.finalNorm,
+        be.rmsNormForward(out: w.out.pointer, rstd: nil, inp: w.x.pointer, weight: weights.finalNorm,
                        N: N, C: c.hiddenSize, eps: c.rmsNormEps)
         return w.out.pointer
     }
@@ -66,55 +71,54 @@ public final class Qwen2Model: @unchecked Sendable {
     /// output and log-sum-exp, gate/up/act). A trainer runs it per layer with its own activations.
     public func layerForward(layer l: Int, weights lw: LayerWeights, x: UnsafeMutablePointer<Float>,
                       acts a: LayerActivations, B: Int, T: Int, cache: KVCache) {
-        let c = config
+        let c = config, be = backend
         let N = B * T, C = c.hiddenSize, I = c.intermediateSize
         let lora = adapter.map { $0.layers[l] } ?? [:]
         func linear(_ p: Projection, _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                     bias: UnsafePointer<Float>? = nil) {
-            linearForward(out: out, inp: inp, weight: lw.matrix(p), bias: bias, N: N, scratch: scratch)
-            if let pair = lora[p] { loraForward(out: out, inp: inp, lora: pair, N: N, tmp: a.loraTmp.pointer) }
+            be.linearForward(out: out, inp: inp, weight: lw.matrix(p), bias: bias, N: N, scratch: scratch, accumulate: false)
+            if let pair = lora[p] { be.loraForward(out: out, inp: inp, lora: pair, N: N, tmp: a.loraTmp.pointer) }
         }
-        rmsNormForward(out: a.ln1.pointer, rstd: a.rstd1.pointer, inp: x, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
-        linearForwardMany([(a.q.pointer, lw.q, lw.qBias), (a.k.pointer, lw.k, lw.kBias), (a.v.pointer, lw.v, lw.vBias)],
+        be.rmsNormForward(out: a.ln1.pointer, rstd: a.rstd1.pointer, inp: x, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
+        be.linearForwardMany([(a.q.pointer, lw.q, lw.qBias), (a.k.pointer, lw.k, lw.kBias), (a.v.pointer, lw.v, lw.vBias)],
                           inp: a.ln1.pointer, N: N, scratch: scratch)
         for (p, out) in [(Projection.q, a.q.pointer), (.k, a.k.pointer), (.v, a.v.pointer)] {
-            if let pair = lora[p] { loraForward(out: out, inp: a.ln1.pointer, lora: pair, N: N, tmp: a.loraTmp.pointer) }
+            if let pair = lora[p] { be.loraForward(out: out, inp: a.ln1.pointer, lora: pair, N: N, tmp: a.loraTmp.pointer) }
         }
         let p0 = cache.length
-        ropeForward(a.q.pointer, table: rope, N: N, T: T, H: c.numAttentionHeads, firstPosition: p0)
-        ropeForward(a.k.pointer, table: rope, N: N, T: T, H: c.numKeyValueHeads, firstPosition: p0)
-        kvStoreWrite(store: cache.keys[l].pointer, inp: a.k.pointer, B: B, T: T, KVH: c.numKeyValueHeads,
+        be.ropeForward(a.q.pointer, table: rope, N: N, T: T, H: c.numAttentionHeads, firstPosition: p0, positions: nil)
+        be.ropeForward(a.k.pointer, table: rope, N: N, T: T, H: c.numKeyValueHeads, firstPosition: p0, positions: nil)
+        be.kvStoreWrite(store: cache.keys[l].pointer, inp: a.k.pointer, B: B, T: T, KVH: c.numKeyValueHeads,
                      hd: c.headDim, S: cache.capacity, firstPosition: p0)
-        kvStoreWrite(store: cache.values[l].pointer, inp: a.v.pointer, B: B, T: T, KVH: c.numKeyValueHeads,
+        be.kvStoreWrite(store: cache.values[l].pointer, inp: a.v.pointer, B: B, T: T, KVH: c.numKeyValueHeads,
                      hd: c.headDim, S: cache.capacity, firstPosition: p0)
-        attentionForward(out: a.att.pointer, lse: a.lse.pointer, q: a.q.pointer, kStore: cache.keys[l].pointer,
+        be.attentionForward(out: a.att.pointer, lse: a.lse.pointer, q: a.q.pointer, kStore: cache.keys[l].pointer,
                          vStore: cache.values[l].pointer, keyMask: cache.keyMask.pointer, B: B, T: T,
                          NH: c.numAttentionHeads, KVH: c.numKeyValueHeads, hd: c.headDim,
                          S: cache.capacity, firstPosition: p0)
         linear(.o, a.attProj.pointer, a.att.pointer)
-        residualAdd(x, a.attProj.pointer, count: N * C)
-        rmsNormForward(out: a.ln2.pointer, rstd: a.rstd2.pointer, inp: x, weight: lw.postAttentionNorm, N: N, C: C, eps: c.rmsNormEps)
-        linearForwardMany([(a.gate.pointer, lw.gate, nil), (a.up.pointer, lw.up, nil)], inp: a.ln2.pointer, N: N, scratch: scratch)
+        be.residualAdd(x, a.attProj.pointer, count: N * C)
+        be.rmsNormForward(out: a.ln2.pointer, rstd: a.rstd2.pointer, inp: x, weight: lw.postAttentionNorm, N: N, C: C, eps: c.rmsNormEps)
+        be.linearForwardMany([(a.gate.pointer, lw.gate, nil), (a.up.pointer, lw.up, nil)], inp: a.ln2.pointer, N: N, scratch: scratch)
         for (p, out) in [(Projection.gate, a.gate.pointer), (.up, a.up.pointer)] {
-            if let pair = lora[p] { loraForward(out: out, inp: a.ln2.pointer, lora: pair, N: N, tmp: a.loraTmp.pointer) }
+            if let pair = lora[p] { be.loraForward(out: out, inp: a.ln2.pointer, lora: pair, N: N, tmp: a.loraTmp.pointer) }
         }
-        swigluForward(out: a.act.pointer, gate: a.gate.pointer, up: a.up.pointer, count: N * I)
+        be.swigluForward(out: a.act.pointer, gate: a.gate.pointer, up: a.up.pointer, count: N * I)
         linear(.down, a.mlpOut.pointer, a.act.pointer)
-        residualAdd(x, a.mlpOut.pointer, count: N * C)
+        be.residualAdd(x, a.mlpOut.pointer, count: N * C)
     }
 
     /// logits (rows.count, V) of the given rows of `hidden` (N,C).
     public func logits(hidden: UnsafePointer<Float>, rows: [Int]) -> [Float] {
         let C = config.hiddenSize, V = config.vocabSize
+        let be = backend
         var picked = [Float](repeating: 0, count: rows.count * C)
-        for (i, r) in rows.enumerated() {
-            for j in 0..<C { picked[i * C + j] = hidden[r * C + j] }
-        }
         var out = [Float](repeating: 0, count: rows.count * V)
-        picked.withUnsafeBufferPointer { p in
+        picked.withUnsafeMutableBufferPointer { p in
+            for (i, r) in rows.enumerated() { be.copy(p.baseAddress! + i * C, from: hidden + r * C, count: C) }
             out.withUnsafeMutableBufferPointer { o in
-                linearForward(out: o.baseAddress!, inp: p.baseAddress!, weight: weights.lmHead, bias: nil,
-                              N: rows.count, scratch: scratch)
+                be.linearForward(out: o.baseAddress!, inp: p.baseAddress!, weight: weights.lmHead, bias: nil,
+                                 N: rows.count, scratch: scratch, accumulate: false)
             }
         }
         return out
@@ -131,9 +135,9 @@ public final class Qwen2Model: @unchecked Sendable {
             while n0 < N {
                 let n = min(lmHeadChunk, N - n0)
                 if (n0..<(n0 + n)).contains(where: { tp[$0] >= 0 }) {
-                    linearForward(out: logits.pointer, inp: hidden + n0 * C, weight: weights.lmHead, bias: nil,
-                                  N: n, scratch: scratch)
-                    total.add(scoreLogits(logits.pointer, targets: tp.baseAddress! + n0, n: n, V: V))
+                    backend.linearForward(out: logits.pointer, inp: hidden + n0 * C, weight: weights.lmHead, bias: nil,
+                                          N: n, scratch: scratch, accumulate: false)
+                    total.add(backend.scoreLogits(logits.pointer, targets: tp.baseAddress! + n0, n: n, V: V))
                 }
                 n0 += n
             }

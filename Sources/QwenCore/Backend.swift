@@ -2,6 +2,12 @@
 /// implementation (BLAS plus threaded Swift loops) now, a CUDA one through the shim later.
 /// Pointers are device pointers of the backend; for the CPU they are ordinary host memory.
 /// Shapes follow llm.c: `// inp (B,T,C), weight (OC,C)`; matrices are row-major.
+///
+/// This is the base of one protocol family, refined where the types it needs live:
+/// `ModelBackend` (Qwen2: embedding, RMSNorm, linear over stored/NF4 weights, LoRA, RoPE,
+/// attention, SwiGLU, lm_head scoring) and `TrainingBackend` (Training: cross-entropy, AdamW,
+/// gradient-norm clipping). `CPUBackend` conforms to all three, each level's kernels in its
+/// module's `CPU/` folder; `Backends.make(_ device:)` is where a `Device` becomes a backend.
 public protocol Backend: Sendable {
     /// A short name for logs: "cpu", "cuda:0".
     var name: String { get }

@@ -92,6 +92,7 @@ public enum ConfigKeys {
         ConfigKey("bf16", .bool, .bool(false)),
         ConfigKey("fp16", .bool, .bool(false)),
         ConfigKey("gradient_checkpointing", .bool, .bool(false)),
+        ConfigKey("device", .string, s("cpu")),   // qwenft's: cpu, cuda or cuda:N (Device)
         // LoRA (Firefly's names and defaults; PEFT's semantics).
         ConfigKey("lora_rank", .int, i(64)),
         ConfigKey("lora_alpha", .double, i(16)),

@@ -1,4 +1,5 @@
 import Foundation
+import QwenCore
 
 /// A validated training config: `qwenft train --config FILE [--KEY VALUE …]`. Keys are
 /// transformers' TrainingArguments / Firefly train_args names (see `ConfigKeys`); unknown keys,
@@ -47,6 +48,8 @@ public struct TrainingConfig: Sendable {
     public var bf16: Bool
     public var fp16: Bool
     public var gradientCheckpointing: Bool
+    /// Where the math runs (`device`: cpu, cuda, cuda:N); `Backends.make` gives its backend.
+    public var device: Device
     // LoRA.
     public var loraRank: Int
     public var loraAlpha: Double

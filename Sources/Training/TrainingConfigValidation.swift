@@ -1,4 +1,5 @@
 import Foundation
+import QwenCore
 
 extension TrainingConfig {
     /// Builds the typed fields from type-checked values (every key present, in table order).
@@ -53,6 +54,9 @@ extension TrainingConfig {
         bf16 = bool("bf16") ?? false
         fp16 = bool("fp16") ?? false
         gradientCheckpointing = bool("gradient_checkpointing") ?? false
+        do { device = try Device(parsing: str("device") ?? "cpu") } catch {
+            throw TrainingError.badConfigValue(key: "device", source: "config", message: "\(error)")
+        }
         loraRank = int("lora_rank") ?? 64
         loraAlpha = num("lora_alpha") ?? 16
         loraDropout = num("lora_dropout") ?? 0.05

@@ -63,6 +63,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case ranksDisagree(rank: Int, what: String)
     /// QWENFT_TEST_FAULT: a failure injected by the fault tests.
     case injectedFault(rank: Int, step: Int)
+    /// fp16: gradients overflowed with the loss scale already at `min_loss_scale` (DeepSpeed stops here too).
+    case lossScaleAtMinimum(scale: Double, iteration: Int)
 
     /// How many bad records `badRecords` lists; the rest are counted.
     public static let shownLimit = 20
@@ -137,6 +139,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
                 + "(check paths that differ between hosts, and the dataset cache)"
         case let .injectedFault(rank, step):
             return "rank \(rank) failed at step \(step) (QWENFT_TEST_FAULT)"
+        case let .lossScaleAtMinimum(scale, iteration):
+            return "fp16: gradients overflowed at step \(iteration) with the loss scale already at its minimum (\(scale)); "
+                + "training cannot continue. Lower the learning rate, lower deepspeed.fp16.min_loss_scale, or train in bf16 "
+                + "(sm_80 or newer)"
         }
     }
 }

@@ -7,6 +7,7 @@
 //   qwenft-bench roundtrip IN OUT
 //   qwenft-bench tokenize --tokenizer FILE [--each-line] [--repeats R]      < text
 //   qwenft-bench template --template FILE --messages FILE [--add-generation-prompt] [--renders N]
+//   qwenft-bench cuda-kernels [--device N]     (needs a GPU: every CUDA kernel vs its CPU kernel)
 //
 // The thread count is QWENFT_THREADS (default: every core).
 import Foundation
@@ -19,6 +20,7 @@ struct BenchError: Error, CustomStringConvertible {
 let usage = """
     usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json] | convert [--repeats R] | roundtrip IN OUT
            | tokenize --tokenizer FILE [--each-line] [--repeats R] | template --template FILE --messages FILE [--add-generation-prompt] [--renders N]
+           | cuda-kernels [--device N]
     """
 
 /// The options after the mode: `--name value` pairs and bare `--flag`s (in `flags`).
@@ -63,6 +65,9 @@ do {
         let o = try options(rest, flags: ["--add-generation-prompt"])
         try runTemplate(template: try required(o, "--template"), messages: try required(o, "--messages"),
                         addGenerationPrompt: o["--add-generation-prompt"] != nil, renders: try positive(o, "--renders", default: 1000))
+    case "cuda-kernels":
+        let o = try options(rest, flags: [])
+        try runCUDAKernelCheck(ordinal: Int(o["--device"] ?? "0") ?? 0)
     default:
         FileHandle.standardError.write(Data((usage + "\n").utf8))
         exit(2)

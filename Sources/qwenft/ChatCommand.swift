@@ -14,6 +14,8 @@ struct ChatCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
+    @OptionGroup var device: DeviceOptions
+
     @Option(name: .long, help: "Model folder (config.json, model.safetensors, tokenizer).")
     var model: String
 
@@ -29,7 +31,9 @@ struct ChatCommand: ParsableCommand {
 
     func run() throws {
         global.apply()
+        let backend = try device.backend()
         let folder = try fourBit.open(model, adapter: adapter)
+        folder.model.backend = backend
         let template = try folder.chatTemplate()
         let parameters = try sampling.parameters(folder.generationConfig)
         let maxNew = sampling.maxTokens(folder.generationConfig)

@@ -11,6 +11,8 @@ struct EvalCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
+    @OptionGroup var device: DeviceOptions
+
     @Option(name: .long, help: "Model folder.")
     var model: String
 
@@ -34,8 +36,10 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         global.apply()
+        let backend = try device.backend()
         let texts = try readTextRecords(data)
         let folder = try fourBit.open(model, adapter: adapter)
+        folder.model.backend = backend
         let r = try evaluate(model: folder.model, tokenizer: folder.tokenizer, texts: texts, maxSeqLength: maxSeqLength)
         if json {
             let encoder = JSONEncoder()

@@ -16,6 +16,8 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
+    @OptionGroup var device: DeviceOptions
+
     @Option(name: .long, help: "Model folder (config.json, model.safetensors, tokenizer).")
     var model: String
 
@@ -55,7 +57,9 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         global.apply()
+        let backend = try device.backend()
         let folder = try fourBit.open(model, adapter: adapter)
+        folder.model.backend = backend
         var text = ""
         if let rawPrompt {
             text = rawPrompt

@@ -19,6 +19,7 @@ struct QwenFT: ParsableCommand {
             TrainCommand.self,
             MergeCommand.self,
             QuantizeCommand.self,
+            EnvCommand.self,
         ])
 
     /// Runs the command; every error ends as `qwenft: error: …` on stderr with exit status 1

@@ -14,7 +14,8 @@ struct TrainCommand: ParsableCommand {
         abstract: "Fine-tune a Qwen2 model (LoRA or full) from a JSON training config.",
         discussion: """
             Keys are transformers' TrainingArguments / Firefly's train_args names (see Configs/README.md). \
-            Any key can be overridden after the config: qwenft train --config c.json --learning_rate 1e-4 --max_steps 50. \
+            Any key can be overridden after the config: qwenft train --config c.json --learning_rate 1e-4 --max_steps 50 \
+            (--device cpu|cuda[:N] sets the device key; this build runs on the CPU only). \
             Writes output_dir/training_config.json (the resolved config), trainer_log.jsonl, checkpoint-N/ folders, \
             and the final PEFT adapter (or the full model). Ctrl-C saves a checkpoint and stops; \
             --resume_from_checkpoint true continues from the latest.

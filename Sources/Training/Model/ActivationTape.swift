@@ -86,7 +86,8 @@ final class TrainingWorkspace {
     let headTargets: AlignedBuffer<Int32>
     let attScratch: AlignedBuffer<Float>  // one block of attention scores and their gradient
 
-    init(config c: Qwen2Config, B: Int, T: Int, lora: LoRASpec?, checkpointing: Bool, lmHeadRows: Int) {
+    /// `attentionScratch`: floats of the backend's training-attention scratch for T tokens.
+    init(config c: Qwen2Config, B: Int, T: Int, lora: LoRASpec?, checkpointing: Bool, lmHeadRows: Int, attentionScratch: Int) {
         let N = B * T, C = c.hiddenSize, I = c.intermediateSize, L = c.numHiddenLayers
         self.N = N
         self.B = B
@@ -126,7 +127,7 @@ final class TrainingWorkspace {
         headIn = AlignedBuffer(count: lmHeadRows * C)
         headGrad = AlignedBuffer(count: lmHeadRows * C)
         headTargets = AlignedBuffer(count: lmHeadRows)
-        attScratch = AlignedBuffer(count: blockedAttentionScratch(T: T))
+        attScratch = AlignedBuffer(count: attentionScratch)
     }
 
     func tape(_ layer: Int) -> LayerTape { tapes[layer] }

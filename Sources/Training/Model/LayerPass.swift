@@ -3,6 +3,8 @@ import Qwen2
 
 // One decoder layer's training forward (filling its tape) and backward (consuming it), over the
 // layer's weights from the WeightProvider and, in LoRA mode, the adapter in the parameter store.
+// Every op is the pass's `backend` (a `TrainingBackend`; the CPU's kernels are in Qwen2/CPU/ and
+// Training/CPU/): this file names the ops in order and holds no loops of its own.
 // Residual stream: input → mid = input + o(attn(norm1(input))) → output = mid + down(mlp(norm2(mid))).
 // Profile.time names the sections QWENFT_PROFILE=1 reports (QwenCore/Profile.swift); off, each is
 // one branch.
@@ -36,39 +38,39 @@ extension Qwen2TrainingPass {
     /// numbers by the same code: the same bits.
     func layerForward(_ l: Int, _ lw: LayerWeights, w: TrainingWorkspace, tape t: LayerTape,
                       stream: UInt64, dropoutOn: Bool, recompute: Bool = false) {
-        let c = config
+        let c = config, be = backend
         let B = w.B, T = w.T, N = w.N, C = c.hiddenSize, I = c.intermediateSize
         let NH = c.numAttentionHeads, KVH = c.numKeyValueHeads, hd = c.headDim
         let input = w.layerInputs[l].pointer, output = w.layerInputs[l + 1].pointer
         func linear(_ p: Projection, _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                     bias: UnsafePointer<Float>? = nil) {
             Profile.time("fwd gemm") {
-                linearForward(out: out, inp: inp, weight: lw.matrix(p), bias: bias, N: N, scratch: linearScratch)
+                be.linearForward(out: out, inp: inp, weight: lw.matrix(p), bias: bias, N: N, scratch: linearScratch, accumulate: false)
             }
             if let pair = try? loraPair(l, p), let spec = lora, let xa = t.loraXA[p] {
                 let drop = dropout(l, p, stream: stream, on: dropoutOn)
                 Profile.time("fwd lora") {
-                    loraForward(out: out, xa: xa.pointer, inp: inp, A: pair.A, B: pair.B, scale: spec.scale,
+                    be.loraForward(out: out, xa: xa.pointer, inp: inp, A: pair.A, B: pair.B, scale: spec.scale,
                                 dropout: drop, dropped: w.dropped.pointer, N: N, C: pair.cols, OC: pair.rows, r: spec.rank)
                 }
             }
         }
         Profile.time("fwd norm+add") {
-            rmsNormForward(out: w.ln.pointer, rstd: t.rstd1.pointer, inp: input, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
+            be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd1.pointer, inp: input, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
         }
         linear(.q, t.q.pointer, w.ln.pointer, bias: lw.qBias)
         linear(.k, w.k.pointer, w.ln.pointer, bias: lw.kBias)
         linear(.v, w.v.pointer, w.ln.pointer, bias: lw.vBias)
         let positions: UnsafePointer<Int32>? = w.packed ? UnsafePointer(w.positions.pointer) : nil
         Profile.time("fwd rope") {
-            ropeForward(t.q.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
-            ropeForward(w.k.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
-            kvStoreWrite(store: t.kStore.pointer, inp: w.k.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
-            kvStoreWrite(store: t.vStore.pointer, inp: w.v.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
+            be.ropeForward(t.q.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
+            be.ropeForward(w.k.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
+            be.kvStoreWrite(store: t.kStore.pointer, inp: w.k.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
+            be.kvStoreWrite(store: t.vStore.pointer, inp: w.v.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
         }
         if !recompute {  // kept per layer under checkpointing (see above)
             Profile.time("fwd attention") {
-                blockedAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
+                be.trainingAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
                                         vStore: t.vStore.pointer, keyMask: w.keyMask.pointer,
                                         segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratch: w.attScratch.pointer,
                                         B: B, T: T, NH: NH, KVH: KVH, hd: hd)
@@ -76,35 +78,35 @@ extension Qwen2TrainingPass {
         }
         linear(.o, w.tmp.pointer, t.att.pointer)
         Profile.time("fwd norm+add") {
-            t.mid.pointer.update(from: input, count: N * C)
-            residualAdd(t.mid.pointer, w.tmp.pointer, count: N * C)
-            rmsNormForward(out: w.ln.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
+            be.copy(t.mid.pointer, from: input, count: N * C)
+            be.residualAdd(t.mid.pointer, w.tmp.pointer, count: N * C)
+            be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
                            N: N, C: C, eps: c.rmsNormEps)
         }
         linear(.gate, t.gate.pointer, w.ln.pointer)
         linear(.up, t.up.pointer, w.ln.pointer)
         if recompute {
             guard let pair = try? loraPair(l, .down), let spec = lora, let xa = t.loraXA[.down] else { return }
-            Profile.time("fwd swiglu") { swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
+            Profile.time("fwd swiglu") { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
             let drop = dropout(l, .down, stream: stream, on: dropoutOn)
             Profile.time("fwd lora") {
-                loraProjectInput(xa: xa.pointer, inp: w.act.pointer, A: pair.A, dropout: drop, dropped: w.dropped.pointer,
+                be.loraProjectInput(xa: xa.pointer, inp: w.act.pointer, A: pair.A, dropout: drop, dropped: w.dropped.pointer,
                                  N: N, C: pair.cols, r: spec.rank)
             }
             return
         }
-        Profile.time("fwd swiglu") { swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
+        Profile.time("fwd swiglu") { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
         linear(.down, w.tmp.pointer, w.act.pointer)
         Profile.time("fwd norm+add") {
-            output.update(from: t.mid.pointer, count: N * C)
-            residualAdd(output, w.tmp.pointer, count: N * C)
+            be.copy(output, from: t.mid.pointer, count: N * C)
+            be.residualAdd(output, w.tmp.pointer, count: N * C)
         }
     }
 
     /// dx (N,C), the gradient of the layer's output, becomes the gradient of its input; weight
     /// (full) or LoRA gradients are added into the state.
     func layerBackward(_ l: Int, _ lw: LayerWeights, w: TrainingWorkspace, tape t: LayerTape, stream: UInt64) throws {
-        let c = config
+        let c = config, be = backend
         let B = w.B, T = w.T, N = w.N, C = c.hiddenSize, I = c.intermediateSize
         let NH = c.numAttentionHeads, KVH = c.numKeyValueHeads, hd = c.headDim
         let dx = w.dx.pointer, dln = w.dln.pointer
@@ -116,13 +118,13 @@ extension Qwen2TrainingPass {
                         dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, hasBias: Bool = false) throws {
             let dweight = try g(p.modulePath + ".weight"), dbias = hasBias ? try g(p.modulePath + ".bias") : nil
             Profile.time("bwd gemm") {
-                linearBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp,
+                be.linearBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp,
                                weight: lw.matrix(p), N: N, accumulateInput: accumulate, scratch: backwardScratch)
             }
             if let pair = try loraPair(l, p), let spec = lora, let xa = t.loraXA[p] {
                 let drop = dropout(l, p, stream: stream, on: true)
                 Profile.time("bwd lora") {
-                    loraBackward(dinp: dinp, dA: pair.dA, dB: pair.dB, dout: dout, inp: inp, xa: xa.pointer,
+                    be.loraBackward(dinp: dinp, dA: pair.dA, dB: pair.dB, dout: dout, inp: inp, xa: xa.pointer,
                                  A: pair.A, B: pair.B, scale: spec.scale, dropout: drop,
                                  dxa: w.dxa.pointer, dropped: w.dropped.pointer, N: N, C: pair.cols, OC: pair.rows, r: spec.rank)
                 }
@@ -130,28 +132,28 @@ extension Qwen2TrainingPass {
         }
 
         // MLP: dx is d output = d mlpOut (and, through the residual, d mid).
-        Profile.time("bwd swiglu") { swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
+        Profile.time("bwd swiglu") { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
         try linearBack(.down, dinp: w.dact.pointer, accumulate: false, dout: dx, inp: w.act.pointer)
         Profile.time("bwd swiglu") {
-            swigluBackward(dgate: w.dgate.pointer, dup: w.dup.pointer, dout: w.dact.pointer,
+            be.swigluBackward(dgate: w.dgate.pointer, dup: w.dup.pointer, dout: w.dact.pointer,
                            gate: t.gate.pointer, up: t.up.pointer, count: N * I)
         }
         Profile.time("bwd norm") {  // the MLP's normed input again (not kept: see LayerTape)
-            rmsNormForward(out: w.ln.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
+            be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
                            N: N, C: C, eps: c.rmsNormEps)
         }
         try linearBack(.gate, dinp: dln, accumulate: false, dout: w.dgate.pointer, inp: w.ln.pointer)
         try linearBack(.up, dinp: dln, accumulate: true, dout: w.dup.pointer, inp: w.ln.pointer)
         let dpost = try g("post_attention_layernorm.weight")
         Profile.time("bwd norm") {
-            rmsNormBackward(dinp: dx, dweight: dpost, dout: dln,
+            be.rmsNormBackward(dinp: dx, dweight: dpost, dout: dln,
                             inp: t.mid.pointer, weight: lw.postAttentionNorm, rstd: t.rstd2.pointer, N: N, C: C)
         }
 
         // Attention: dx is now d mid = d attProj (and, through the residual, d input).
         try linearBack(.o, dinp: w.datt.pointer, accumulate: false, dout: dx, inp: t.att.pointer)
         Profile.time("bwd attention") {
-            blockedAttentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.pointer,
+            be.trainingAttentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.pointer,
                                      q: t.q.pointer, kStore: t.kStore.pointer, vStore: t.vStore.pointer, out: t.att.pointer,
                                      lse: t.lse.pointer, keyMask: w.keyMask.pointer,
                                      segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratchD: w.attD.pointer,
@@ -159,11 +161,11 @@ extension Qwen2TrainingPass {
         }
         let positions: UnsafePointer<Int32>? = w.packed ? UnsafePointer(w.positions.pointer) : nil
         Profile.time("bwd rope") {
-            ropeBackward(w.dq.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
-            ropeBackward(w.dk.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
+            be.ropeBackward(w.dq.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
+            be.ropeBackward(w.dk.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
         }
         Profile.time("bwd norm") {  // the attention's normed input again
-            rmsNormForward(out: w.ln.pointer, rstd: t.rstd1.pointer, inp: w.layerInputs[l].pointer, weight: lw.inputNorm,
+            be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd1.pointer, inp: w.layerInputs[l].pointer, weight: lw.inputNorm,
                            N: N, C: C, eps: c.rmsNormEps)
         }
         try linearBack(.q, dinp: dln, accumulate: false, dout: w.dq.pointer, inp: w.ln.pointer, hasBias: true)
@@ -171,7 +173,7 @@ extension Qwen2TrainingPass {
         try linearBack(.v, dinp: dln, accumulate: true, dout: w.dv.pointer, inp: w.ln.pointer, hasBias: true)
         let dinput = try g("input_layernorm.weight")
         Profile.time("bwd norm") {
-            rmsNormBackward(dinp: dx, dweight: dinput, dout: dln,
+            be.rmsNormBackward(dinp: dx, dweight: dinput, dout: dln,
                             inp: w.layerInputs[l].pointer, weight: lw.inputNorm, rstd: t.rstd1.pointer, N: N, C: C)
         }
     }

@@ -73,6 +73,8 @@ public final class Qwen2TrainingPass {
     public var layerGradientsDone: ((Int) throws -> Void)?
     /// The seed of LoRA dropout masks (with the per-call stream).
     public let dropoutSeed: UInt64
+    /// Runs every op of the pass (and the optimizer's, when the trainer hands it the same one).
+    public let backend: any TrainingBackend
     /// The frozen base (LoRA) or views of `state`'s parameters (full fine-tuning); ZeRO-3 wraps
     /// it in a provider that gathers each layer.
     var weights: WeightProvider
@@ -100,8 +102,10 @@ public final class Qwen2TrainingPass {
     /// `TrainableParameters.loraLayout`. Full: `state` laid out by `fullLayout` holds the weights
     /// trained (fill it with `TrainableParameters.copyWeights(from: base, …)`); `base` gives the config.
     public init(base: WeightProvider, mode: TrainingMode, state: TrainableState,
-                gradientCheckpointing: Bool = false, dropoutSeed: UInt64 = 0) throws {
+                gradientCheckpointing: Bool = false, dropoutSeed: UInt64 = 0,
+                backend: any TrainingBackend = CPUBackend()) throws {
         config = base.config
+        self.backend = backend
         self.mode = mode
         self.state = state
         self.gradientCheckpointing = gradientCheckpointing
@@ -194,8 +198,9 @@ public final class Qwen2TrainingPass {
         let dropoutOn = dropout ?? gradients
         let stream = dropoutOn ? dropoutStream : 0
 
+        let be = backend
         try weights.acquireShared()
-        embeddingForward(out: w.layerInputs[0].pointer, ids: w.ids.pointer, table: weights.embedding, N: N)
+        be.embeddingForward(out: w.layerInputs[0].pointer, ids: w.ids.pointer, table: weights.embedding, N: N)
         weights.releaseShared()
         for l in 0..<L {
             let lw = try weights.acquireLayer(l)
@@ -205,7 +210,7 @@ public final class Qwen2TrainingPass {
         try weights.acquireShared()  // the final norm and lm_head, until the head's backward is done
         var sharedHeld = true
         defer { if sharedHeld { weights.releaseShared() } }
-        rmsNormForward(out: w.final.pointer, rstd: w.rstdFinal.pointer, inp: w.layerInputs[L].pointer,
+        be.rmsNormForward(out: w.final.pointer, rstd: w.rstdFinal.pointer, inp: w.layerInputs[L].pointer,
                        weight: weights.finalNorm, N: N, C: C, eps: c.rmsNormEps)
 
         let scale = LossNormalization.scale(labelledTokens: labelledTokens)
@@ -224,8 +229,8 @@ public final class Qwen2TrainingPass {
         if !gradients { return (BatchLoss(lossSum: lossSum, tokens: tokens), head.rows) }
 
         // d final norm → dx, the gradient of the residual stream, carried down the layers.
-        w.dx.pointer.update(repeating: 0, count: N * C)
-        rmsNormBackward(dinp: w.dx.pointer, dweight: try fullGrad("model.norm.weight"), dout: w.dln.pointer,
+        be.fill(w.dx.pointer, count: N * C, value: 0)
+        be.rmsNormBackward(dinp: w.dx.pointer, dweight: try fullGrad("model.norm.weight"), dout: w.dln.pointer,
                         inp: w.layerInputs[L].pointer, weight: weights.finalNorm, rstd: w.rstdFinal.pointer, N: N, C: C)
         weights.releaseShared()
         sharedHeld = false
@@ -239,7 +244,7 @@ public final class Qwen2TrainingPass {
             try layerGradientsDone?(l)
         }
         if let dtable = try fullGrad("model.embed_tokens.weight") {
-            embeddingBackward(dtable: dtable, dout: w.dx.pointer, ids: w.ids.pointer, N: N, C: C)
+            be.embeddingBackward(dtable: dtable, dout: w.dx.pointer, ids: w.ids.pointer, N: N, C: C)
         }
         return (BatchLoss(lossSum: lossSum, tokens: tokens), head.rows)
     }
@@ -251,11 +256,11 @@ public final class Qwen2TrainingPass {
     /// Returns Σ token losses and its share per batch row; `rowScales` (B) replaces `scale` per row.
     func headForwardBackward(w: TrainingWorkspace, scale: Float, gradients: Bool,
                              rowScales: [Float]? = nil) throws -> (total: Double, rows: [Double]) {
-        let c = config
+        let c = config, be = backend
         let N = w.N, C = c.hiddenSize, V = c.vocabSize
         let dHead = gradients ? try fullGrad(c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight") : nil
         let rows = (0..<N).filter { w.targets[$0] != ignoreIndex }
-        if gradients { w.dln.pointer.update(repeating: 0, count: N * C) }
+        if gradients { be.fill(w.dln.pointer, count: N * C, value: 0) }
         var total = 0.0
         let T = w.T
         var perRow = [Double](repeating: 0, count: N / T)
@@ -268,16 +273,17 @@ public final class Qwen2TrainingPass {
             let n = min(per, rows.count - k0)
             let h = w.headIn.pointer, dh = w.headGrad.pointer
             for k in 0..<n {
-                (h + k * C).update(from: w.final.pointer + rows[k0 + k] * C, count: C)
+                be.copy(h + k * C, from: w.final.pointer + rows[k0 + k] * C, count: C)
                 w.headTargets[k] = w.targets[rows[k0 + k]]
                 if let rowScales { chunkScales[k] = rowScales[rows[k0 + k] / T] }
             }
             Profile.time("head gemm") {
-                linearForward(out: w.logits.pointer, inp: h, weight: weights.lmHead, bias: nil, N: n, scratch: linearScratch)
+                be.linearForward(out: w.logits.pointer, inp: h, weight: weights.lmHead, bias: nil, N: n,
+                                 scratch: linearScratch, accumulate: false)
             }
             total += try Profile.time("head loss") {
                 try chunkScales.withUnsafeBufferPointer { cs in
-                    try crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
+                    try be.crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
                                                     logits: w.logits.pointer, targets: w.headTargets.pointer,
                                                     N: n, V: V, scale: scale, rowScales: rowScales == nil ? nil : cs.baseAddress)
                 }
@@ -285,10 +291,10 @@ public final class Qwen2TrainingPass {
             for k in 0..<n { perRow[rows[k0 + k] / T] += Double(w.losses[k]) }
             if gradients {
                 Profile.time("head gemm") {
-                    linearBackward(dinp: dh, dweight: dHead, dbias: nil, dout: w.logits.pointer, inp: h,
-                                   weight: weights.lmHead, N: n, scratch: backwardScratch)
+                    be.linearBackward(dinp: dh, dweight: dHead, dbias: nil, dout: w.logits.pointer, inp: h,
+                                      weight: weights.lmHead, N: n, accumulateInput: false, scratch: backwardScratch)
                 }
-                for k in 0..<n { (w.dln.pointer + rows[k0 + k] * C).update(from: dh + k * C, count: C) }
+                for k in 0..<n { be.copy(w.dln.pointer + rows[k0 + k] * C, from: dh + k * C, count: C) }
             }
             k0 += n
         }
@@ -328,7 +334,7 @@ public final class Qwen2TrainingPass {
         if let w = work, w.B == B, w.T == T { return w }
         work = nil  // free the old one first
         let w = TrainingWorkspace(config: config, B: B, T: T, lora: lora, checkpointing: gradientCheckpointing,
-                                  lmHeadRows: min(B * T, lmHeadRows))
+                                  lmHeadRows: min(B * T, lmHeadRows), attentionScratch: backend.attentionScratchCount(T: T))
         work = w
         return w
     }

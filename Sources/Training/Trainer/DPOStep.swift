@@ -138,7 +138,7 @@ public final class DPOContext {
             loss += m.loss / G
         }
         let norm = Profile.time("clip") {
-            GradientClipping.clipGlobalNorm(state.grads.pointer, count: state.storageCount, maxNorm: maxGradNorm)
+            pass.backend.clipGradNorm(state.grads.pointer, count: state.storageCount, maxNorm: maxGradNorm)
         }
         if !loss.isFinite || !norm.isFinite { return StepResult(loss: loss, gradNorm: norm, metrics: metrics, skipped: true) }
         Profile.time("optimizer") { optimizer.step(params: state.params.pointer, grads: UnsafePointer(state.grads.pointer), lr: lr) }

@@ -24,8 +24,10 @@ public enum AdapterMerge {
     /// base it was trained against (the base re-quantised as recorded); `ontoOriginal` merges it
     /// into the 16-bit base instead. A bitsandbytes 4-bit base is always dequantised (fp32 values,
     /// written in `dtype`), and the output has no quantization_config.
+    /// `backend` forms each B·A and converts the merged weights.
     public static func merge(base: String, adapter: String, out: String, dtype: DType? = nil,
-                             maxShardSize: Int = ModelFiles.defaultMaxShardSize, ontoOriginal: Bool = false) throws -> MergeReport {
+                             maxShardSize: Int = ModelFiles.defaultMaxShardSize, ontoOriginal: Bool = false,
+                             backend: any ModelBackend = CPUBackend()) throws -> MergeReport {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: base, isDirectory: &isDir), isDir.boolValue else {
@@ -97,10 +99,10 @@ public enum AdapterMerge {
                 tensors.append(TensorToWrite(name: view.name, dtype: target, shape: [t.rows, t.cols]) { out in
                     var values = t.dequantized()
                     values.withUnsafeMutableBufferPointer { v in
-                        if let w = lw { mergeLoRA(weight: v.baseAddress!, lora: w) }
+                        if let w = lw { backend.loraMerge(weight: v.baseAddress!, lora: w) }
                         let tmp = UnsafeMutableRawPointer.allocate(byteCount: out.count, alignment: 64)
                         defer { tmp.deallocate() }
-                        convertFromFloat(UnsafePointer(v.baseAddress!), tmp, dtype: target, count: v.count)
+                        backend.convertFromFloat(tmp, dtype: target, from: UnsafePointer(v.baseAddress!), count: v.count)
                         out.baseAddress!.copyMemory(from: tmp, byteCount: out.count)
                     }
                 })
@@ -120,16 +122,16 @@ public enum AdapterMerge {
             let name = view.name
             tensors.append(TensorToWrite(name: name, dtype: outType, shape: view.shape) { out in
                 let weight = try view.floatBuffer()
-                mergeLoRA(weight: weight.pointer, lora: w)
+                backend.loraMerge(weight: weight.pointer, lora: w)
                 guard let dst = out.baseAddress, out.count == weight.count * outType.elementSize else {
                     throw TrainingError.mergeFailed(path: name, message: "output buffer of \(out.count) bytes for \(weight.count) values")
                 }
                 if Int(bitPattern: dst) % outType.elementSize == 0 {
-                    convertFromFloat(UnsafePointer(weight.pointer), dst, dtype: outType, count: weight.count)
+                    backend.convertFromFloat(dst, dtype: outType, from: UnsafePointer(weight.pointer), count: weight.count)
                 } else {
                     let tmp = UnsafeMutableRawPointer.allocate(byteCount: out.count, alignment: 64)
                     defer { tmp.deallocate() }
-                    convertFromFloat(UnsafePointer(weight.pointer), tmp, dtype: outType, count: weight.count)
+                    backend.convertFromFloat(tmp, dtype: outType, from: UnsafePointer(weight.pointer), count: weight.count)
                     dst.copyMemory(from: tmp, byteCount: out.count)
                 }
             })
@@ -154,17 +156,6 @@ public enum AdapterMerge {
         try ModelFiles.copyTokenizerFiles(from: base, to: out)
         return MergeReport(mergedPairs: merged, tensors: tensors.count, files: result.files + (result.indexPath.map { [$0] } ?? []),
                            dtype: target, onto: onto)
-    }
-
-    /// weight (out, in) += scale · B (out, r) · A (r, in), the product formed first in f32.
-    public static func mergeLoRA(weight: UnsafeMutablePointer<Float>, lora w: LoRAWeights) {
-        let n = w.outFeatures * w.inFeatures
-        let delta = AlignedBuffer<Float>(count: n)
-        GEMM.nn(w.outFeatures, w.inFeatures, w.rank, w.b.pointer, w.a.pointer, delta.pointer)
-        let s = w.scale, d = delta.pointer
-        parallelChunks(n, minChunk: 1 << 16) { r in
-            for i in r { weight[i] += d[i] * s }
-        }
     }
 
     /// "model.layers.3.mlp.down_proj.weight" → (3, .down).

@@ -65,6 +65,7 @@ public final class Trainer {
     public init(config: TrainingConfig, options: TrainerOptions = .init(),
                 events: @escaping (TrainerEvent) -> Void = { _ in }) throws {
         self.config = config
+        let backend = try Backends.make(config.device)
         comm = options.communicator
         // Rank 0 alone reports: the other ranks' events go nowhere.
         let events: (TrainerEvent) -> Void = options.communicator.isMain ? events : { _ in }
@@ -175,9 +176,9 @@ public final class Trainer {
         }
         if stage3 { zero.releaseParameters(0 ..< state.storageCount, state) }
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
-                                     dropoutSeed: UInt64(truncatingIfNeeded: config.seed))
+                                     dropoutSeed: UInt64(truncatingIfNeeded: config.seed), backend: backend)
         if stage3 { pass.weights = ZeRO3Weights(inner: pass.weights, zero: zero, state: state) }
-        optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW, range: zero.optimizerRange)
+        optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW, range: zero.optimizerRange, backend: backend)
         zeroSettings.notes.forEach { events(.note($0)) }
         if stage3 {
             let mb = { (b: Int) in String(format: "%.1f MB", Double(b) / 1e6) }

@@ -222,9 +222,10 @@ extension Trainer {
         }
         let model: Qwen2Model
         switch mode {
-        case .full: model = Qwen2Model(weights: try ParameterWeights(config: modelConfig, state: state))
+        case .full: model = Qwen2Model(weights: try ParameterWeights(config: modelConfig, state: state), backend: pass.backend)
         case .lora(let spec):
-            model = Qwen2Model(weights: base, adapter: try TrainableParameters.makeAdapter(state, config: modelConfig, spec: spec))
+            model = Qwen2Model(weights: base, adapter: try TrainableParameters.makeAdapter(state, config: modelConfig, spec: spec),
+                               backend: pass.backend)
         }
         var total = TokenScores()
         for i in 0..<data.count {

@@ -29,7 +29,7 @@ public enum TrainingStep {
         }
         let loss = lossSum / Double(labelled)
         let norm = Profile.time("clip") {
-            GradientClipping.clipGlobalNorm(state.grads.pointer, count: state.storageCount, maxNorm: maxGradNorm)
+            pass.backend.clipGradNorm(state.grads.pointer, count: state.storageCount, maxNorm: maxGradNorm)
         }
         if !loss.isFinite || !norm.isFinite {
             return Result(loss: loss, gradNorm: norm, labelledTokens: labelled, skipped: true)
@@ -76,7 +76,7 @@ extension TrainingStep {
         if maxGradNorm > 0 {
             let clipRange = zero.stage == 0 ? 0 ..< state.storageCount : zero.optimizerRange
             Profile.time("clip") {
-                GradientClipping.scale(state.grads.pointer, range: clipRange, by: GradientClipping.clipCoefficient(totalNorm: norm, maxNorm: maxGradNorm))
+                pass.backend.scaleGradients(state.grads.pointer, range: clipRange, by: GradientClipping.clipCoefficient(totalNorm: norm, maxNorm: maxGradNorm))
             }
         }
         Profile.time("optimizer") { optimizer.step(params: state.params.pointer, grads: UnsafePointer(state.grads.pointer), lr: lr) }
