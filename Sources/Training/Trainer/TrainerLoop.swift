@@ -129,7 +129,9 @@ extension Trainer {
                 if zero.stage == 3 { zero.releaseParameters(0 ..< state.storageCount, state) }
                 events(.note("loaded the best checkpoint \(best) (\(metricName) \(progress.bestMetric ?? .nan))"))
             }
-            // ZeRO-3: the slices gathered, so rank 0 writes the consolidated adapter or model.
+            // ZeRO-3: the slices gathered, so rank 0 writes the consolidated adapter or model;
+            // training is over, so AdamW's m and v (not part of the final output) go first.
+            if zero.stage == 3 { optimizer.releaseMoments() }
             try zero.withWholeParameters(state, mainOnly: true) { if comm.isMain { try saveFinal() } }
             outputPath = outputDir
         }

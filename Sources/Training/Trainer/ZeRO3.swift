@@ -117,6 +117,14 @@ final class ZeRO3Weights: WeightProvider {
     }
 }
 
+extension AdamW {
+    /// Hands m and v's pages back (they read as zeros after): once training is over, before a
+    /// ZeRO-3 rank 0 gathers the whole model to save it.
+    func releaseMoments() {
+        for b in [m, v] { TrainableState.dropPages(UnsafeMutableRawPointer(b.pointer), UnsafeMutableRawPointer(b.pointer + b.count)) }
+    }
+}
+
 extension TrainableParameters {
     /// `copyWeights` for the elements of the flat buffer in `range` only (a ZeRO-3 rank's
     /// slice): the base's pages outside it are never read.
