@@ -32,6 +32,15 @@ public protocol Communicator: AnyObject, Sendable {
     func allGather(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                    chunkCount: Int) throws(DistributedError)
 
+    /// In place: `buffer` holds Σ byteCounts bytes, rank r's piece after those of the ranks
+    /// before it; each rank supplies its own piece and receives every other one (ZeRO-3's
+    /// parameter gather, where a layer crosses the rank slices unevenly; a count may be 0).
+    func allGather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int]) throws(DistributedError)
+
+    /// The same layout as `allGather(_:byteCounts:)`, but only `root` receives the pieces (the
+    /// other ranks' buffers are left as they are): a consolidated save on one rank.
+    func gather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int], root: Int) throws(DistributedError)
+
     /// Copies `byteCount` bytes at `buffer` on rank `root` to every rank's `buffer`.
     func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(DistributedError)
 
@@ -126,6 +135,12 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
     public func allGather(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                           chunkCount: Int) throws(DistributedError) {
         if UnsafePointer(output) != input { output.update(from: input, count: chunkCount) }
+    }
+
+    public func allGather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int]) throws(DistributedError) {}
+
+    public func gather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int], root: Int) throws(DistributedError) {
+        guard root == 0 else { throw .badRoot(root: root, size: 1) }
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(DistributedError) {

@@ -133,6 +133,34 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                                      output, Int32(chunkCount), qwenft_mpi_float(), comm))
     }
 
+    public func allGather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int]) throws(DistributedError) {
+        guard byteCounts.count == size else { throw .countTooLarge(operation: "all-gather (counts for \(byteCounts.count) of \(size) ranks)", count: byteCounts.count) }
+        guard byteCounts.reduce(0, +) <= Int(Int32.max) else { throw .countTooLarge(operation: "all-gather", count: byteCounts.reduce(0, +)) }
+        watch.begin("MPI_Allgatherv"); defer { watch.end() }
+        let counts = byteCounts.map { Int32($0) }
+        var displs = [Int32](repeating: 0, count: size)
+        for r in 1..<max(1, size) { displs[r] = displs[r - 1] + counts[r - 1] }
+        try Self.check("MPI_Allgatherv",
+                       MPI_Allgatherv(qwenft_mpi_in_place(), 0, qwenft_mpi_byte(), buffer, counts, displs, qwenft_mpi_byte(), comm))
+    }
+
+    public func gather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int], root: Int) throws(DistributedError) {
+        guard (0..<size).contains(root) else { throw .badRoot(root: root, size: size) }
+        guard byteCounts.count == size else { throw .countTooLarge(operation: "gather (counts for \(byteCounts.count) of \(size) ranks)", count: byteCounts.count) }
+        guard byteCounts.reduce(0, +) <= Int(Int32.max) else { throw .countTooLarge(operation: "gather", count: byteCounts.reduce(0, +)) }
+        watch.begin("MPI_Gatherv"); defer { watch.end() }
+        let counts = byteCounts.map { Int32($0) }
+        var displs = [Int32](repeating: 0, count: size)
+        for r in 1..<max(1, size) { displs[r] = displs[r - 1] + counts[r - 1] }
+        if rank == root {
+            try Self.check("MPI_Gatherv", MPI_Gatherv(qwenft_mpi_in_place(), 0, qwenft_mpi_byte(), buffer, counts, displs,
+                                                       qwenft_mpi_byte(), Int32(root), comm))
+        } else {
+            try Self.check("MPI_Gatherv", MPI_Gatherv(buffer + Int(displs[rank]), counts[rank], qwenft_mpi_byte(), nil, nil, nil,
+                                                       qwenft_mpi_byte(), Int32(root), comm))
+        }
+    }
+
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(DistributedError) {
         guard (0..<size).contains(root) else { throw .badRoot(root: root, size: size) }
         watch.begin("MPI_Bcast"); defer { watch.end() }

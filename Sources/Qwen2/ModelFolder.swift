@@ -46,7 +46,8 @@ public final class ModelFolder {
 
     /// Opens `path`, quantising the projections to NF4 when `loadIn4bit` is set (a folder that
     /// already is bitsandbytes 4-bit loads as NF4 either way); `progress(done, total)` while quantising.
-    public init(path: String, adapter: String?, loadIn4bit: NF4Options?, progress: ((Int, Int) -> Void)?) throws {
+    /// `touch` false: a mapped file's pages are read only when used (a ZeRO-3 rank reads its share).
+    public init(path: String, adapter: String?, loadIn4bit: NF4Options?, touch: Bool = true, progress: ((Int, Int) -> Void)?) throws {
         url = URL(fileURLWithPath: path)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
@@ -62,7 +63,7 @@ public final class ModelFolder {
                 : "The folder has no model.safetensors or model.safetensors.index.json."
             throw Qwen2Error.missingFile(path: url.appendingPathComponent("model.safetensors").path, hint: hint)
         }
-        let (weights, quantization) = try ModelFolder.openWeights(config: config, folder: path, loadIn4bit: loadIn4bit, progress: progress)
+        let (weights, quantization) = try ModelFolder.openWeights(config: config, folder: path, loadIn4bit: loadIn4bit, progress: progress, touch: touch)
         self.quantization = quantization
         let cfg = config
         model = Qwen2Model(weights: weights, adapter: try adapter.map { try ModelFolder.loadAdapter($0, config: cfg) })

@@ -74,6 +74,16 @@ public protocol WeightProvider: AnyObject {
     var finalNorm: UnsafePointer<Float> { get }
     func acquireLayer(_ index: Int) throws -> LayerWeights
     func releaseLayer(_ index: Int)
+    /// `embedding`, `lmHead` and `finalNorm` are read between these calls. A provider that
+    /// partitions them (ZeRO-3) gathers them here and frees them on release; the default does
+    /// nothing (they are always there).
+    func acquireShared() throws
+    func releaseShared()
     /// Bytes of weights held resident (what the model costs in memory).
     var residentBytes: Int { get }
+}
+
+extension WeightProvider {
+    public func acquireShared() throws {}
+    public func releaseShared() {}
 }

@@ -123,10 +123,17 @@ public final class TrainableState: @unchecked Sendable {
     /// Zero-filled params and grads, padded for `worldSize` equal shards. `residentGradients`
     /// false (ZeRO-2): the gradient buffer is reserved but its pages are not touched, so only
     /// the parts being written and reduced occupy memory (see `releaseGradients`).
-    public init(layout: ParameterLayout, worldSize: Int = 1, residentGradients: Bool = true) {
+    /// `residentParameters` false (ZeRO-3): the same for the parameters, whose slices the ranks
+    /// fill and gather themselves (`releaseParameters`).
+    public init(layout: ParameterLayout, worldSize: Int = 1, residentGradients: Bool = true, residentParameters: Bool = true) {
         self.layout = layout
         storageCount = layout.storageCount(worldSize: worldSize)
-        params = AlignedBuffer(count: storageCount)
+        if residentParameters {
+            params = AlignedBuffer(count: storageCount)
+        } else {
+            params = AlignedBuffer(uninitializedCount: storageCount)
+            Self.dropPages(UnsafeMutableRawPointer(params.pointer), UnsafeMutableRawPointer(params.pointer + storageCount))
+        }
         if residentGradients {
             grads = AlignedBuffer(count: storageCount)
         } else {
@@ -152,6 +159,23 @@ public final class TrainableState: @unchecked Sendable {
         if madvise(inner, last - first, Int32(MADV_DONTNEED)) != 0 {
             inner.initializeMemory(as: UInt8.self, repeating: 0, count: last - first)
         }
+    }
+
+    /// ZeRO-3: hands back the whole pages inside params[range] (values outside whole pages stay
+    /// as they are: they may belong to a neighbouring slice). What was there is gone until the
+    /// range is gathered again; untouched pages cost no memory.
+    public func releaseParameters(_ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        Self.dropPages(UnsafeMutableRawPointer(params.pointer + range.lowerBound), UnsafeMutableRawPointer(params.pointer + range.upperBound))
+    }
+
+    /// madvise(DONTNEED) on the whole pages in [lo, hi); false when there are none or it failed.
+    @discardableResult
+    static func dropPages(_ lo: UnsafeMutableRawPointer, _ hi: UnsafeMutableRawPointer) -> Bool {
+        let page = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
+        let first = (Int(bitPattern: lo) + page - 1) / page * page, last = Int(bitPattern: hi) / page * page
+        guard first < last, let inner = UnsafeMutableRawPointer(bitPattern: first) else { return false }
+        return madvise(inner, last - first, Int32(MADV_DONTNEED)) == 0
     }
 
     /// The parameter tensor `name`, flat, row-major in its shape.

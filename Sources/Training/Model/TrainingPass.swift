@@ -75,8 +75,9 @@ public final class Qwen2TrainingPass {
     public let dropoutSeed: UInt64
     /// Runs every op of the pass (and the optimizer's, when the trainer hands it the same one).
     public let backend: any TrainingBackend
-    /// The frozen base (LoRA) or views of `state`'s parameters (full fine-tuning).
-    let weights: WeightProvider
+    /// The frozen base (LoRA) or views of `state`'s parameters (full fine-tuning); ZeRO-3 wraps
+    /// it in a provider that gathers each layer.
+    var weights: WeightProvider
     let lora: LoRASpec?
     let linearScratch = LinearScratch()
     let backwardScratch = BackwardScratch()
@@ -198,12 +199,17 @@ public final class Qwen2TrainingPass {
         let stream = dropoutOn ? dropoutStream : 0
 
         let be = backend
+        try weights.acquireShared()
         be.embeddingForward(out: w.layerInputs[0].pointer, ids: w.ids.pointer, table: weights.embedding, N: N)
+        weights.releaseShared()
         for l in 0..<L {
             let lw = try weights.acquireLayer(l)
             layerForward(l, lw, w: w, tape: w.tape(l), stream: stream, dropoutOn: dropoutOn)
             weights.releaseLayer(l)
         }
+        try weights.acquireShared()  // the final norm and lm_head, until the head's backward is done
+        var sharedHeld = true
+        defer { if sharedHeld { weights.releaseShared() } }
         be.rmsNormForward(out: w.final.pointer, rstd: w.rstdFinal.pointer, inp: w.layerInputs[L].pointer,
                        weight: weights.finalNorm, N: N, C: C, eps: c.rmsNormEps)
 
@@ -226,6 +232,8 @@ public final class Qwen2TrainingPass {
         be.fill(w.dx.pointer, count: N * C, value: 0)
         be.rmsNormBackward(dinp: w.dx.pointer, dweight: try fullGrad("model.norm.weight"), dout: w.dln.pointer,
                         inp: w.layerInputs[L].pointer, weight: weights.finalNorm, rstd: w.rstdFinal.pointer, N: N, C: C)
+        weights.releaseShared()
+        sharedHeld = false
         for l in stride(from: L - 1, through: 0, by: -1) {
             let lw = try weights.acquireLayer(l)
             if gradientCheckpointing {

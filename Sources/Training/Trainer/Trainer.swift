@@ -76,8 +76,10 @@ public final class Trainer {
         let resumeFrom = try Trainer.prepareOutputDir(config, comm: comm)
 
         let quantization = try config.quantization()
+        // ZeRO-3 ranks read only their share of a mapped model file.
+        let stage3 = comm.size > 1 && zeroSettings.stage == 3
         var lastShown = -1
-        let folder = try ModelFolder(path: modelFolder, adapter: nil, loadIn4bit: quantization) { done, total in
+        let folder = try ModelFolder(path: modelFolder, adapter: nil, loadIn4bit: quantization, touch: !stage3) { done, total in
             let pct = done * 100 / max(1, total)
             if total >= 64, pct / 10 != lastShown / 10 || done == total {
                 lastShown = pct
@@ -85,7 +87,7 @@ public final class Trainer {
             }
         }
         modelConfig = folder.config
-        base = folder.model.weights
+        let loaded = folder.model.weights
         if let q = folder.quantization {
             events(.note("base weights: \(q)"))
             if let d = config.quantizationComputeDType {
@@ -123,7 +125,7 @@ public final class Trainer {
         loraDropout = config.loraDropout
         switch config.trainMode {
         case .full:
-            if base is NF4Weights {
+            if loaded is NF4Weights {
                 throw TrainingError.badConfigValue(key: "train_mode", source: "config",
                                                    message: "\"full\" cannot train the 4-bit base of \(modelFolder); use \"qlora\" (LoRA over it) or a 16-bit model")
             }
@@ -145,12 +147,26 @@ public final class Trainer {
         case .full: layout = try TrainableParameters.fullLayout(config: modelConfig)
         case .lora(let spec): layout = try TrainableParameters.loraLayout(config: modelConfig, spec: spec)
         }
-        // ZeRO-2 never holds the whole gradient buffer: its pages stay untouched until written.
-        state = TrainableState(layout: layout, worldSize: comm.size, residentGradients: comm.size == 1 || zeroSettings.stage < 2)
+        // ZeRO-2 never holds the whole gradient buffer: its pages stay untouched until written;
+        // ZeRO-3 neither the whole parameter buffer (ZeRO3.swift).
+        state = TrainableState(layout: layout, worldSize: comm.size, residentGradients: comm.size == 1 || zeroSettings.stage < 2,
+                               residentParameters: !stage3)
+        zero = ZeROEngine(comm: comm, layout: layout, settings: zeroSettings)
+        let threshold = zeroSettings.persistenceThreshold(hiddenSize: modelConfig.hiddenSize)
+        if stage3 {
+            zero.setPersistent(layout, threshold: threshold)
+            (state.params.pointer + zero.optimizerRange.lowerBound).update(repeating: 0, count: zero.optimizerRange.count)
+        }
         switch mode {
+        case .full where stage3:
+            try TrainableParameters.copyWeights(from: loaded, into: state, range: zero.optimizerRange)
+            TrainableParameters.releaseMappedMatrices(of: loaded)
+            base = loaded
         case .full:
-            try TrainableParameters.copyWeights(from: base, into: state)
+            try TrainableParameters.copyWeights(from: loaded, into: state)
+            base = loaded
         case .lora(let spec):
+            base = stage3 ? try ShardedBaseWeights(loaded, zero: zero, threshold: threshold) : loaded
             if let path = config.adapterNameOrPath {
                 try TrainableParameters.loadLoRA(state, from: try ModelFolder.loadAdapter(path, config: modelConfig),
                                                  config: modelConfig, spec: spec, source: path)
@@ -158,11 +174,22 @@ public final class Trainer {
                 try TrainableParameters.initializeLoRA(state, config: modelConfig, spec: spec, seed: UInt64(truncatingIfNeeded: config.seed))
             }
         }
+        if stage3 { zero.releaseParameters(0 ..< state.storageCount, state) }
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
                                      dropoutSeed: UInt64(truncatingIfNeeded: config.seed), backend: backend)
-        zero = ZeROEngine(comm: comm, layout: layout, settings: zeroSettings)
+        if stage3 { pass.weights = ZeRO3Weights(inner: pass.weights, zero: zero, state: state) }
         optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW, range: zero.optimizerRange, backend: backend)
         zeroSettings.notes.forEach { events(.note($0)) }
+        if stage3 {
+            let mb = { (b: Int) in String(format: "%.1f MB", Double(b) / 1e6) }
+            var kept = zero.optimizerRange.count
+            for r in zero.persistentRanges { kept += r.clamped(to: 0 ..< zero.storageCount).count - r.clamped(to: zero.optimizerRange).count }
+            var line = "ZeRO-3 on rank 0: \(mb(kept * 4)) of the \(mb(state.storageCount * 4)) trainable weights kept (tensors under \(threshold) elements whole)"
+            if let sharded = base as? ShardedBaseWeights {
+                line += "; base weights resident \(mb(sharded.residentBytes)) of \(mb(loaded.residentBytes)) (its share of every layer and of the embedding, plus one gathered layer)"
+            }
+            events(.note(line))
+        }
         zeroSettings.warnings.forEach { events(.warning($0)) }
         if config.taskType == "dpo" {
             guard comm.size == 1 else {
@@ -184,6 +211,7 @@ public final class Trainer {
         progress = TrainerProgressState(globalStep: 0, optimizerSteps: 0, skippedSteps: 0, logHistory: [], bestMetric: nil, bestCheckpoint: nil)
         if let from = resumeFrom {
             try Checkpoints.loadParameters(from: from, into: state, full: mode == .full)
+            if stage3 { zero.releaseParameters(0 ..< state.storageCount, state) }
             try Checkpoints.loadOptimizer(from: from, into: optimizer, layout: layout)
             progress = try Checkpoints.loadProgress(from: from)
             events(.note("resuming from \(from) at step \(progress.globalStep)"))

@@ -126,9 +126,13 @@ extension Trainer {
         if !interrupted {
             if config.loadBestModelAtEnd, let best = progress.bestCheckpoint, FileManager.default.fileExists(atPath: best) {
                 try Checkpoints.loadParameters(from: best, into: state, full: mode == .full)
+                if zero.stage == 3 { zero.releaseParameters(0 ..< state.storageCount, state) }
                 events(.note("loaded the best checkpoint \(best) (\(metricName) \(progress.bestMetric ?? .nan))"))
             }
-            if comm.isMain { try saveFinal() }
+            // ZeRO-3: the slices gathered, so rank 0 writes the consolidated adapter or model;
+            // training is over, so AdamW's m and v (not part of the final output) go first.
+            if zero.stage == 3 { optimizer.releaseMoments() }
+            try zero.withWholeParameters(state, mainOnly: true) { if comm.isMain { try saveFinal() } }
             outputPath = outputDir
         }
         let summary = TrainingSummary(globalStep: progress.globalStep, totalSteps: total,
@@ -201,6 +205,15 @@ extension Trainer {
 
     /// Loss and token accuracy over every labelled token of eval_file (dropout off).
     public func evaluate(step: Int) throws -> EvalRecord {
+        // ZeRO-3: every rank evaluates the whole set with the gathered weights (same collectives).
+        try zero.withWholeParameters(state) {
+            try base.acquireShared()
+            defer { base.releaseShared() }
+            return try evaluateWhole(step: step)
+        }
+    }
+
+    func evaluateWhole(step: Int) throws -> EvalRecord {
         guard let data = evalData else { throw TrainingError.unsupported(key: "eval_file", message: "no eval_file is set") }
         let started = DispatchTime.now().uptimeNanoseconds
         if let dpo, let evalLoader, let m = try dpo.evaluate(pass: pass, loader: evalLoader) {
@@ -283,9 +296,9 @@ extension Trainer {
                                     ("dropout_seed", .int(config.seed)),
                                     ("next_micro_batch", .int(step * plan.gradientAccumulationSteps)),
                                     ("epoch", .int(step / plan.stepsPerEpoch))])
-        let path = try Checkpoints.save(outputDir: outputDir, step: step, state: state, optimizer: optimizer, scheduler: scheduler,
+        let path = try zero.withWholeParameters(state, mainOnly: true) { try Checkpoints.save(outputDir: outputDir, step: step, state: state, optimizer: optimizer, scheduler: scheduler,
                                         progress: progress, trainerState: trainerStateJSON(), rng: rng, modelFolder: modelFolder,
-                                        comm: comm, shardedOptimizer: zero.stage >= 1, writeWeights: writeWeights)
+                                        comm: comm, shardedOptimizer: zero.stage >= 1, writeWeights: writeWeights) }
         events(.checkpoint(path: path, step: step))
         guard comm.isMain else { return }
         for removed in Checkpoints.rotate(outputDir: outputDir, limit: config.saveTotalLimit, keep: progress.bestCheckpoint) {

@@ -56,13 +56,16 @@ extension TrainingStep {
         guard labelled > 0 else { return (Result(loss: 0, gradNorm: 0, labelledTokens: 0, skipped: false), tokens) }
         var lossSum = 0.0
         // ZeRO-2 reduces each layer's gradients as soon as the backward pass completes them.
-        pass.layerGradientsDone = zero.stage == 2 && !zero.layerRanges.isEmpty ? { l in try zero.layerDone(l, state) } : nil
+        pass.layerGradientsDone = zero.stage >= 2 && !zero.layerRanges.isEmpty ? { l in try zero.layerDone(l, state) } : nil
         defer { pass.layerGradientsDone = nil }
         for (k, b) in batches.enumerated() {
             if let b {
                 lossSum += try pass.forwardBackward(b, labelledTokens: labelled, dropoutStream: dropoutStream + UInt64(k)).lossSum
+            } else if zero.stage == 3 {
+                // No rows here: a batch that scores nothing, so this rank joins every layer's gather.
+                _ = try pass.forwardBackward(ZeROEngine.idleBatch, labelledTokens: labelled, dropoutStream: dropoutStream + UInt64(k))
             }
-            try zero.finishMicroBatch(state, ranPass: b != nil)
+            try zero.finishMicroBatch(state, ranPass: b != nil || zero.stage == 3)
         }
         let loss = try zero.sum([lossSum])[0] / Double(labelled)
         try Profile.time("reduce") { try zero.reduceGradients(state.grads.pointer) }
@@ -78,6 +81,7 @@ extension TrainingStep {
         }
         Profile.time("optimizer") { optimizer.step(params: state.params.pointer, grads: UnsafePointer(state.grads.pointer), lr: lr) }
         try Profile.time("gather") { try zero.gatherParameters(state.params.pointer) }
+        zero.endStep(state)
         return (Result(loss: loss, gradNorm: norm, labelledTokens: labelled, skipped: false), tokens)
     }
 }

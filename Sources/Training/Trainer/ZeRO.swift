@@ -2,7 +2,7 @@ import Foundation
 import QwenCore
 import Distributed
 
-// Data parallelism and ZeRO stages 0–2 over the flat trainable buffers (see ParameterLayout):
+// Data parallelism and ZeRO stages 0–3 over the flat trainable buffers (see ParameterLayout):
 //
 //   stage 0  gradients all-reduced (in buckets); every rank runs AdamW over the whole buffer
 //   stage 1  gradients all-reduced; AdamW m, v exist for this rank's 1/N slice only, the rank
@@ -12,6 +12,10 @@ import Distributed
 //            of every micro-batch's sums into its slice, and the layer's pages of the full
 //            gradient buffer are handed back, so that buffer is never whole; the clipping norm
 //            is the all-reduced sum of the slices' squared norms
+//   stage 3  as 2, and the parameters are partitioned too (ZeRO3.swift): a rank keeps its slice
+//            of the flat buffer and the model reads each layer through a WeightProvider that
+//            all-gathers it on acquire and hands its pages back on release; a LoRA run's frozen
+//            base is partitioned the same way in its stored dtype (ShardedBaseWeights)
 //
 // Slices are the equal, aligned ranges of `ParameterLayout.shardRange(rank:worldSize:)`. The
 // numbers are the same at every stage: the update of an element depends only on its own
@@ -21,8 +25,12 @@ import Distributed
 public struct ZeROSettings: Sendable, Equatable {
     /// The stage asked for (0…3).
     public var requestedStage: Int
-    /// The stage run: 3 runs as 2 (parameters are not partitioned yet), and one process is stage 0.
+    /// The stage run: the one asked for, except that one process is stage 0.
     public var stage: Int
+    /// Stage 3: tensors with fewer elements than this stay whole on every rank
+    /// (stage3_param_persistence_threshold; DeepSpeed's default 1e5, "auto" 10 × hidden size as
+    /// transformers fills it in: nil here, resolved by `persistenceThreshold(hiddenSize:)`).
+    public var persistenceThreshold: Int? = 100_000
     /// Elements per reduce-scatter (stage 2) and per all-reduce (stages 0, 1).
     public var reduceBucketSize: Int
     /// Lines for the log: what the DeepSpeed keys mean here, once.
@@ -32,10 +40,13 @@ public struct ZeROSettings: Sendable, Equatable {
     /// DeepSpeed's defaults: reduce_bucket_size and allreduce_bucket_size 5e8 elements.
     public static let defaultBucket = 500_000_000
 
+    /// The persistence threshold in elements for a model of hidden size `hiddenSize`.
+    public func persistenceThreshold(hiddenSize: Int) -> Int { persistenceThreshold ?? 10 * hiddenSize }
+
     /// ZeRO keys that change nothing in this implementation (each listed once when present).
     static let inertKeys = ["overlap_comm", "contiguous_gradients", "allgather_partitions", "allgather_bucket_size",
                             "reduce_scatter", "round_robin_gradients", "sub_group_size", "stage3_prefetch_bucket_size",
-                            "stage3_param_persistence_threshold", "stage3_max_live_parameters", "stage3_max_reuse_distance",
+                            "stage3_max_live_parameters", "stage3_max_reuse_distance",
                             "stage3_gather_16bit_weights_on_model_save", "stage3_gather_fp16_weights_on_model_save",
                             "elastic_checkpoint", "ignore_unused_parameters", "load_from_fp32_weights", "cpu_offload",
                             "zero_hpz_partition_size", "zero_quantized_weights", "zero_quantized_gradients",
@@ -58,7 +69,7 @@ public struct ZeROSettings: Sendable, Equatable {
             throw TrainingError.badConfigValue(key: "zero_stage", source: "config", message: "must be 0, 1, 2 or 3, got \(requested)")
         }
         requestedStage = requested
-        stage = worldSize == 1 ? 0 : min(requested, 2)
+        stage = worldSize == 1 ? 0 : requested
         reduceBucketSize = Self.defaultBucket
         if let z = zero {
             func bucket(_ key: String) throws -> Int? {
@@ -71,6 +82,15 @@ public struct ZeROSettings: Sendable, Equatable {
                                                        message: "must be a positive element count, got \(v.compactText)")
                 }
                 return Int(n)
+            }
+            if let v = z["stage3_param_persistence_threshold"], v != .null {
+                if v == .string("auto") {
+                    persistenceThreshold = nil
+                } else if case let .number(n, _) = v, n == 0 {
+                    persistenceThreshold = 0
+                } else {
+                    persistenceThreshold = try bucket("stage3_param_persistence_threshold")
+                }
             }
             reduceBucketSize = try bucket(requested == 2 || requested == 3 ? "reduce_bucket_size" : "allreduce_bucket_size")
                 ?? bucket("reduce_bucket_size") ?? Self.defaultBucket
@@ -89,12 +109,10 @@ public struct ZeROSettings: Sendable, Equatable {
                 let inert = pairs.map(\.0).filter { Self.inertKeys.contains($0) }
                 if !inert.isEmpty {
                     notes.append("zero_optimization keys with no effect here: " + inert.joined(separator: ", ")
-                                 + " (reduction runs after the backward pass; parameters stay whole on every rank)")
+                                 + (requested == 3 ? " (stage 3 gathers each layer when the pass reaches it, without prefetch)"
+                                                   : " (reduction runs as the backward pass completes each layer; parameters stay whole on every rank)"))
                 }
             }
-        }
-        if requested == 3 && worldSize > 1 {
-            warnings.append("ZeRO stage 3: parameter partitioning is not implemented yet; running stage 2 (optimizer state and gradients partitioned, parameters whole on every rank): the same numbers, more memory per rank")
         }
         if worldSize > 1 {
             notes.append("ZeRO stage \(stage) over \(worldSize) ranks" + (requested != stage ? " (asked for \(requested))" : ""))
@@ -121,8 +139,11 @@ final class ZeROEngine {
     let layerRanges: [Range<Int>]
     let restRanges: [Range<Int>]
     /// Bytes this rank sent in collectives, and seconds spent in them, since the start.
-    private(set) var bytesCommunicated = 0
-    private(set) var commSeconds = 0.0
+    var bytesCommunicated = 0
+    var commSeconds = 0.0
+    /// Stage 3: the flat ranges whose pages a rank keeps although they are outside its slice
+    /// (tensors under the persistence threshold), sorted.
+    var persistentRanges: [Range<Int>] = []
 
     init(comm: Communicator, layout: ParameterLayout, settings: ZeROSettings) {
         self.comm = comm
@@ -130,7 +151,7 @@ final class ZeROEngine {
         stage = n == 1 ? 0 : settings.stage
         storageCount = layout.storageCount(worldSize: n)
         optimizerRange = stage == 0 ? 0 ..< layout.count : layout.shardRange(rank: comm.rank, worldSize: n)
-        gradientRange = stage == 2 ? optimizerRange : 0 ..< storageCount
+        gradientRange = stage >= 2 ? optimizerRange : 0 ..< storageCount
         bucket = max(ParameterLayout.alignment * n, settings.reduceBucketSize)
         (layerRanges, restRanges) = Self.layerRanges(layout, storageCount: storageCount)
     }
@@ -168,7 +189,7 @@ final class ZeROEngine {
         return (ranges, rest)
     }
 
-    private func timed<R>(_ body: () throws -> R) rethrows -> R {
+    func timed<R>(_ body: () throws -> R) rethrows -> R {
         let t0 = DispatchTime.now().uptimeNanoseconds
         defer { commSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
         return try body()
@@ -176,7 +197,7 @@ final class ZeROEngine {
 
     /// Zeroes the gradients for a step (stage 2: hands their pages back, clears the slice sum).
     func beginStep(_ state: TrainableState) {
-        guard stage == 2 else { state.zeroGrads(); return }
+        guard stage >= 2 else { state.zeroGrads(); return }
         state.releaseGradients(0 ..< storageCount)
         if shardSum == nil { shardSum = AlignedBuffer(count: optimizerRange.count) }
         shardSum!.pointer.update(repeating: 0, count: optimizerRange.count)
@@ -185,7 +206,7 @@ final class ZeROEngine {
     /// Stage 2, after micro-batch k's backward (or, on a rank with no rows for it, instead of
     /// it): the layers this rank's pass did not reduce as it went, then the rest.
     func finishMicroBatch(_ state: TrainableState, ranPass: Bool) throws {
-        guard stage == 2 else { return }
+        guard stage >= 2 else { return }
         if !ranPass || layerRanges.isEmpty {
             for l in layerRanges.indices.reversed() { try reduce(layerRanges[l], state) }
         }
@@ -224,8 +245,10 @@ final class ZeROEngine {
     func reduceGradients(_ grads: UnsafeMutablePointer<Float>) throws {
         let n = comm.size
         guard n > 1 else { return }
-        if stage == 2 {
+        if stage >= 2 {
             (grads + optimizerRange.lowerBound).update(from: shardSum!.pointer, count: optimizerRange.count)
+            // Its pages go back until the next step zeroes it: slice sum and gradients never both stay.
+            TrainableState.dropPages(UnsafeMutableRawPointer(shardSum!.pointer), UnsafeMutableRawPointer(shardSum!.pointer + optimizerRange.count))
             return
         }
         try timed {
@@ -239,17 +262,24 @@ final class ZeROEngine {
         }
     }
 
+    /// Stages 2 and 3, after the update: the slice's gradients are not needed until the next
+    /// step writes them, so their pages go back (the save and evaluation that may follow run
+    /// without them).
+    func endStep(_ state: TrainableState) {
+        if stage >= 2 { state.releaseGradients(optimizerRange) }
+    }
+
     /// Σ g² over every gradient of the step, the same on every rank.
     func squaredNorm(_ grads: UnsafePointer<Float>) throws -> Double {
         let local = GradientClipping.squaredNorm(grads, range: gradientRange)
-        guard stage == 2 else { return local }
+        guard stage >= 2 else { return local }
         return try timed { try comm.allReduceSum(local) }
     }
 
     /// After this rank updated its slice: every rank gets every slice (stages 1, 2).
     func gatherParameters(_ params: UnsafeMutablePointer<Float>) throws {
         let n = comm.size
-        guard n > 1, stage >= 1 else { return }
+        guard n > 1, stage == 1 || stage == 2 else { return }
         try timed {
             let slice = storageCount / n
             try comm.allGather(UnsafePointer(params + comm.rank * slice), params, chunkCount: slice)
