@@ -86,7 +86,7 @@ public struct ZeROSettings: Sendable, Equatable {
             if let v = z["stage3_param_persistence_threshold"], v != .null {
                 if v == .string("auto") {
                     persistenceThreshold = nil
-                } else if case let .number(n, _) = v, n == 0 {
+                } else if v.doubleValue == 0 {
                     persistenceThreshold = 0
                 } else {
                     persistenceThreshold = try bucket("stage3_param_persistence_threshold")

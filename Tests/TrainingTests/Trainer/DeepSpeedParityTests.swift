@@ -12,7 +12,7 @@ import Testing
         .appendingPathComponent("Fixtures/deepspeed-zero").path
 
     static func number(_ v: JSONValue?) -> Double? {
-        if case let .number(x, _)? = v { return x }
+        if let x = v?.doubleValue { return x }
         return nil
     }
 
