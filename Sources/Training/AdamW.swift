@@ -61,20 +61,8 @@ public final class AdamW: @unchecked Sendable {
     public func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Double) {
         stepCount += 1
         let h = hyper
-        let t = Double(stepCount)
-        // Scalars exactly as torch's _single_tensor_adam forms them: in double, then each is
-        // rounded to f32 where the f32 tensor op consumes it.
-        let biasCorrection1 = 1 - pow(h.beta1, t)
-        let biasCorrection2 = 1 - pow(h.beta2, t)
-        let stepSize = lr / biasCorrection1
-        let c = AdamWScalars(
-            decayFactor: Float(1 - lr * h.weightDecay),
-            lerpWeight: Float(1 - h.beta1),
-            beta2: Float(h.beta2),
-            oneMinusBeta2: Float(1 - h.beta2),
-            biasCorrection2Sqrt: Float(biasCorrection2.squareRoot()),
-            eps: Float(h.eps),
-            negStepSize: Float(-stepSize))
+        // Scalars exactly as torch's _single_tensor_adam forms them (AdamWScalars.forStep).
+        let c = AdamWScalars.forStep(stepCount, lr: lr, hyper: h)
         backend.adamwStep(params: params, grads: grads, m: m.pointer, v: v.pointer, range: range, layout: layout,
                           decay: h.weightDecay != 0, c)
     }

@@ -173,9 +173,29 @@ public enum TrainableParameters {
         return adapter
     }
 
+    /// Every tensor of a model, by its Hugging Face name, in checkpoint order: the matrices
+    /// (embedding, the seven projections of each layer, an untied lm_head) to `matrix`, the
+    /// vectors (biases, norms) with their length to `vector`. Each layer is acquired and released.
+    static func forEachBaseTensor(of weights: WeightProvider, matrix put: (String, WeightMatrix) throws -> Void,
+                                  vector putVector: (String, UnsafePointer<Float>, Int) throws -> Void) throws {
+        let c = weights.config
+        try put("model.embed_tokens.weight", weights.embedding)
+        for l in 0..<c.numHiddenLayers {
+            let lw = try weights.acquireLayer(l)
+            defer { weights.releaseLayer(l) }
+            for p in Projection.allCases { try put(layerName(l, p.modulePath + ".weight"), lw.matrix(p)) }
+            try putVector(layerName(l, "self_attn.q_proj.bias"), lw.qBias, c.qDim)
+            try putVector(layerName(l, "self_attn.k_proj.bias"), lw.kBias, c.kvDim)
+            try putVector(layerName(l, "self_attn.v_proj.bias"), lw.vBias, c.kvDim)
+            try putVector(layerName(l, "input_layernorm.weight"), lw.inputNorm, c.hiddenSize)
+            try putVector(layerName(l, "post_attention_layernorm.weight"), lw.postAttentionNorm, c.hiddenSize)
+        }
+        try putVector("model.norm.weight", weights.finalNorm, c.hiddenSize)
+        if !c.tieWordEmbeddings { try put("lm_head.weight", weights.lmHead) }
+    }
+
     /// Full fine-tuning's f32 master weights from the model's stored weights (widened).
     public static func copyWeights(from weights: WeightProvider, into state: TrainableState) throws {
-        let c = weights.config
         func put(_ name: String, _ m: WeightMatrix) throws {
             let dst = try state.param(name)
             m.widenRows(0..<m.rows, into: dst.baseAddress!)
@@ -183,19 +203,7 @@ public enum TrainableParameters {
         func put(_ name: String, _ v: UnsafePointer<Float>, _ n: Int) throws {
             try state.param(name).baseAddress!.update(from: v, count: n)
         }
-        try put("model.embed_tokens.weight", weights.embedding)
-        for l in 0..<c.numHiddenLayers {
-            let lw = try weights.acquireLayer(l)
-            defer { weights.releaseLayer(l) }
-            for p in Projection.allCases { try put(layerName(l, p.modulePath + ".weight"), lw.matrix(p)) }
-            try put(layerName(l, "self_attn.q_proj.bias"), lw.qBias, c.qDim)
-            try put(layerName(l, "self_attn.k_proj.bias"), lw.kBias, c.kvDim)
-            try put(layerName(l, "self_attn.v_proj.bias"), lw.vBias, c.kvDim)
-            try put(layerName(l, "input_layernorm.weight"), lw.inputNorm, c.hiddenSize)
-            try put(layerName(l, "post_attention_layernorm.weight"), lw.postAttentionNorm, c.hiddenSize)
-        }
-        try put("model.norm.weight", weights.finalNorm, c.hiddenSize)
-        if !c.tieWordEmbeddings { try put("lm_head.weight", weights.lmHead) }
+        try forEachBaseTensor(of: weights, matrix: put, vector: put)
     }
 }
 

@@ -129,7 +129,6 @@ extension TrainableParameters {
     /// `copyWeights` for the elements of the flat buffer in `range` only (a ZeRO-3 rank's
     /// slice): the base's pages outside it are never read.
     static func copyWeights(from weights: WeightProvider, into state: TrainableState, range: Range<Int>) throws {
-        let c = weights.config
         let rowsPerTile = 256
         func put(_ name: String, _ m: WeightMatrix) throws {
             let e = try state.layout.require(name)
@@ -152,19 +151,7 @@ extension TrainableParameters {
             guard !r.isEmpty else { return }
             (state.params.pointer + r.lowerBound).update(from: v + (r.lowerBound - e.offset), count: r.count)
         }
-        try put("model.embed_tokens.weight", weights.embedding)
-        for l in 0..<c.numHiddenLayers {
-            let lw = try weights.acquireLayer(l)
-            defer { weights.releaseLayer(l) }
-            for p in Projection.allCases { try put(layerName(l, p.modulePath + ".weight"), lw.matrix(p)) }
-            try put(layerName(l, "self_attn.q_proj.bias"), lw.qBias, c.qDim)
-            try put(layerName(l, "self_attn.k_proj.bias"), lw.kBias, c.kvDim)
-            try put(layerName(l, "self_attn.v_proj.bias"), lw.vBias, c.kvDim)
-            try put(layerName(l, "input_layernorm.weight"), lw.inputNorm, c.hiddenSize)
-            try put(layerName(l, "post_attention_layernorm.weight"), lw.postAttentionNorm, c.hiddenSize)
-        }
-        try put("model.norm.weight", weights.finalNorm, c.hiddenSize)
-        if !c.tieWordEmbeddings { try put("lm_head.weight", weights.lmHead) }
+        try forEachBaseTensor(of: weights, matrix: put, vector: put)
     }
 
     /// Hands back the pages of a mapped model's matrices that this process touched (the file
