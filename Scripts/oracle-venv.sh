@@ -14,4 +14,8 @@ cd "$(dirname "$0")/.."
     "multiprocess==0.70.19" "xxhash==4.1.0" "python-dateutil==4.0.0" "pytz==2026.6" "tzdata==2026.6" "httpx==0.28.1"
 # bitsandbytes (NF4 / QLoRA fixtures, Scripts/fixtures/nf4*.py): its CPU backend needs nothing else.
 .venv/bin/pip install -q --no-deps "bitsandbytes==0.50.2"
+# DeepSpeed (Scripts/fixtures/deepspeed_zero.sh): from its source archive without compiled ops
+# (DS_BUILD_OPS=0); ninja builds what it needs on first use.
+DS_BUILD_OPS=0 .venv/bin/pip install -q --no-deps --no-build-isolation "deepspeed==0.19.8" "hjson==3.1.0" \
+    "ninja==1.13.2" "py-cpuinfo==9.0.0" "msgpack==1.2.4" "einops==0.8.2"
 echo "$(pwd)/.venv/bin/python"
