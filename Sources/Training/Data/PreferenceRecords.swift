@@ -196,13 +196,7 @@ extension DatasetReport {
             lines.append("dataset: \(droppedNoTargets) pair\(droppedNoTargets == 1 ? "" : "s") left out: the prompt alone reaches "
                 + "max_seq_length (e.g. \(at)); raise max_seq_length or set max_prompt_length to keep them")
         }
-        if problemCount > 0 {
-            let kinds = skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
-            lines.append("dataset: skipped \(problemCount) bad record\(problemCount == 1 ? "" : "s") (on_bad_record: skip): \(kinds)")
-            lines += problems.prefix(DatasetError.shownLimit).map { "  \($0)" }
-            if problemCount > DatasetError.shownLimit { lines.append("  … and \(problemCount - DatasetError.shownLimit) more") }
-        }
-        return lines
+        return lines + skippedRecordLines
     }
 }
 

@@ -88,12 +88,16 @@ public struct DatasetReport: Sendable {
             lines.append("dataset: \(droppedNoTargets) sample\(droppedNoTargets == 1 ? "" : "s") left out: no labelled token "
                 + "within max_seq_length (e.g. \(at)); raise max_seq_length to keep them")
         }
-        if problemCount > 0 {
-            let kinds = skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
-            lines.append("dataset: skipped \(problemCount) bad record\(problemCount == 1 ? "" : "s") (on_bad_record: skip): \(kinds)")
-            lines += problems.prefix(TrainingError.shownLimit).map { "  \($0)" }
-            if problemCount > TrainingError.shownLimit { lines.append("  … and \(problemCount - TrainingError.shownLimit) more") }
-        }
+        return lines + skippedRecordLines
+    }
+
+    /// The bad records skipped under `on_bad_record: skip` (both dataset kinds report them alike).
+    var skippedRecordLines: [String] {
+        guard problemCount > 0 else { return [] }
+        let kinds = skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
+        var lines = ["dataset: skipped \(problemCount) bad record\(problemCount == 1 ? "" : "s") (on_bad_record: skip): \(kinds)"]
+        lines += problems.prefix(TrainingError.shownLimit).map { "  \($0)" }
+        if problemCount > TrainingError.shownLimit { lines.append("  … and \(problemCount - TrainingError.shownLimit) more") }
         return lines
     }
 }

@@ -37,19 +37,7 @@ struct DPOParityTests {
         let dir = fixtureURL(lora ? "train-lora" : "train-full")
         let config = try Qwen2Config.load(dir.appendingPathComponent("config.json"))
         let base = try StoredWeights(config: config, source: try SafeTensorsSource(path: dir.appendingPathComponent("model.safetensors").path))
-        let mode: TrainingMode
-        let state: TrainableState
-        if lora {
-            let adapter = try ModelFolder.loadAdapter(dir.appendingPathComponent("adapter").path, config: config)
-            let spec = try LoRASpec(rank: adapter.rank, alpha: adapter.alpha, useRSLoRA: adapter.useRSLoRA, targetModules: ["all-linear"])
-            state = TrainableState(layout: try TrainableParameters.loraLayout(config: config, spec: spec))
-            try TrainableParameters.loadLoRA(state, from: adapter, config: config, spec: spec)
-            mode = .lora(spec)
-        } else {
-            state = TrainableState(layout: try TrainableParameters.fullLayout(config: config))
-            try TrainableParameters.copyWeights(from: base, into: state)
-            mode = .full
-        }
+        let (mode, state) = try parityFixtureState(dir: dir, config: config, base: base, lora: lora)
         let pass = try Qwen2TrainingPass(base: base, mode: mode, state: state)
 
         // The pairs as the dataset holds them: sample 2i prompt+chosen, 2i+1 prompt+rejected.

@@ -29,19 +29,7 @@ struct TrainingParityTests {
         let run = try JSONDecoder().decode(TrainRun.self, from: Data(contentsOf: dir.appendingPathComponent("run.json")))
         let final = try SafeTensorsSource(path: dir.appendingPathComponent("final.safetensors").path)
 
-        let mode: TrainingMode
-        let state: TrainableState
-        if lora {
-            let adapter = try ModelFolder.loadAdapter(dir.appendingPathComponent("adapter").path, config: config)
-            let spec = try LoRASpec(rank: adapter.rank, alpha: adapter.alpha, useRSLoRA: adapter.useRSLoRA, targetModules: ["all-linear"])
-            state = TrainableState(layout: try TrainableParameters.loraLayout(config: config, spec: spec))
-            try TrainableParameters.loadLoRA(state, from: adapter, config: config, spec: spec)
-            mode = .lora(spec)
-        } else {
-            state = TrainableState(layout: try TrainableParameters.fullLayout(config: config))
-            try TrainableParameters.copyWeights(from: base, into: state)
-            mode = .full
-        }
+        let (mode, state) = try parityFixtureState(dir: dir, config: config, base: base, lora: lora)
         let pass = try Qwen2TrainingPass(base: base, mode: mode, state: state)
         let h = run.hyper
         let optimizer = AdamW(layout: state.layout, hyper: AdamWHyperparameters(beta1: h.betas[0], beta2: h.betas[1], eps: h.eps, weightDecay: h.weight_decay))
@@ -73,4 +61,19 @@ struct TrainingParityTests {
 
     @Test func loraTwentyStepsMatchPyTorch() throws { try run("lora", lora: true) }
     @Test func fullTwentyStepsMatchPyTorch() throws { try run("full", lora: false) }
+}
+
+/// The starting point of a parity fixture: its initial PEFT adapter (`adapter/`, LoRA) or the
+/// base's weights widened to f32 (full fine-tuning).
+func parityFixtureState(dir: URL, config: Qwen2Config, base: WeightProvider, lora: Bool) throws -> (TrainingMode, TrainableState) {
+    if lora {
+        let adapter = try ModelFolder.loadAdapter(dir.appendingPathComponent("adapter").path, config: config)
+        let spec = try LoRASpec(rank: adapter.rank, alpha: adapter.alpha, useRSLoRA: adapter.useRSLoRA, targetModules: ["all-linear"])
+        let state = TrainableState(layout: try TrainableParameters.loraLayout(config: config, spec: spec))
+        try TrainableParameters.loadLoRA(state, from: adapter, config: config, spec: spec)
+        return (.lora(spec), state)
+    }
+    let state = TrainableState(layout: try TrainableParameters.fullLayout(config: config))
+    try TrainableParameters.copyWeights(from: base, into: state)
+    return (.full, state)
 }
