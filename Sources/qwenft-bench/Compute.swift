@@ -1,5 +1,6 @@
 // gemm, convert, roundtrip: the compute core (Scripts/bench/gemm, Scripts/bench/safetensors).
 import Foundation
+import Qwen2
 import QwenCore
 import SafeTensors
 
@@ -7,6 +8,22 @@ struct GemmCase {
     let layer: String   // which Linear: C→OC
     let inFeatures: Int  // C
     let outFeatures: Int // OC
+    var count = 1        // how many Linears of this shape one forward pass runs
+}
+
+/// The Linear shapes of a model folder's config.json, with how many of each one forward pass runs
+/// (k and v share a shape, so do gate and up): what a training step's products are.
+func modelShapes(_ dir: String) throws -> [GemmCase] {
+    let c = try Qwen2Config.load(URL(fileURLWithPath: dir).appendingPathComponent("config.json"))
+    let h = c.hiddenSize, L = c.numHiddenLayers, I = c.intermediateSize
+    return [
+        GemmCase(layer: "q_proj \(h)x\(c.qDim)", inFeatures: h, outFeatures: c.qDim, count: L),
+        GemmCase(layer: "k/v_proj \(h)x\(c.kvDim)", inFeatures: h, outFeatures: c.kvDim, count: 2 * L),
+        GemmCase(layer: "o_proj \(c.qDim)x\(h)", inFeatures: c.qDim, outFeatures: h, count: L),
+        GemmCase(layer: "gate/up_proj \(h)x\(I)", inFeatures: h, outFeatures: I, count: 2 * L),
+        GemmCase(layer: "down_proj \(I)x\(h)", inFeatures: I, outFeatures: h, count: L),
+        GemmCase(layer: "lm_head \(h)x\(c.vocabSize)", inFeatures: h, outFeatures: c.vocabSize, count: 1),
+    ]
 }
 
 /// The Linear shapes of Qwen2.5-0.5B (hidden 896, intermediate 4864, vocab 151936).
@@ -31,16 +48,19 @@ func seconds(_ body: () -> Void) -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
 }
 
-/// gemm: our GEMM wrappers on the Qwen2.5-0.5B linear shapes at T tokens, in the three layouts a
-/// Linear layer uses — forward y = x·Wᵀ (NT), input gradient dx = dy·W (NN), weight gradient
-/// dW = dyᵀ·x (TN). Prints the best of R timed runs (after one warm-up) as GFLOP/s.
-func runGemm(tokens T: Int, repeats: Int, json: Bool) {
+/// gemm: our GEMM wrappers on Linear shapes (the Qwen2.5-0.5B ones, or a model folder's) at T
+/// tokens, in the three layouts a Linear layer uses — forward y = x·Wᵀ (NT), input gradient
+/// dx = dy·W (NN), weight gradient dW = dyᵀ·x (TN), or only those `variants` names. Prints the best
+/// of R timed runs (after one warm-up) as GFLOP/s; the JSON lines carry each shape's `count` per
+/// forward pass, so a script can weigh them into a training step's sgemm ceiling.
+func runGemm(tokens T: Int, repeats: Int, json: Bool, shapes: [GemmCase] = qwen05BShapes,
+             variants only: Set<String> = ["NT", "NN", "TN"]) {
     Threading.configure(threads: nil)
     if !json {
         print("qwenft GEMM (OpenBLAS via cblas_sgemm), T=\(T), threads=\(Threading.count), best of \(repeats)")
         print("layer                   variant  M x N x K                  ms    GFLOP/s")
     }
-    for c in qwen05BShapes {
+    for c in shapes {
         let C = c.inFeatures, OC = c.outFeatures
         // x (T,C), W (OC,C), y = dy (T,OC), dW (OC,C); freed before the next shape.
         let x = AlignedBuffer<Float>(count: T * C), w = AlignedBuffer<Float>(count: OC * C)
@@ -54,13 +74,13 @@ func runGemm(tokens T: Int, repeats: Int, json: Bool) {
             ("NN", T, C, OC, { GEMM.nn(T, C, OC, y.pointer, w.pointer, x.pointer) }),          // dx = dy·W
             ("TN", OC, C, T, { GEMM.tn(OC, C, T, y.pointer, x.pointer, dw.pointer) }),         // dW = dyᵀ·x
         ]
-        for (name, M, N, K, run) in variants {
+        for (name, M, N, K, run) in variants where only.contains(name) {
             run()  // warm-up: page faults, thread start
             var best = Double.infinity
             for _ in 0..<repeats { best = min(best, seconds(run)) }
             let gflops = 2 * Double(M) * Double(N) * Double(K) / best / 1e9
             if json {
-                print(#"{"layer":"\#(c.layer)","variant":"\#(name)","M":\#(M),"N":\#(N),"K":\#(K),"seconds":\#(best),"gflops":\#(gflops)}"#)
+                print(#"{"layer":"\#(c.layer)","variant":"\#(name)","M":\#(M),"N":\#(N),"K":\#(K),"count":\#(c.count),"seconds":\#(best),"gflops":\#(gflops)}"#)
             } else {
                 let dims = "\(M) x \(N) x \(K)"
                 print(c.layer.padding(toLength: 24, withPad: " ", startingAt: 0) + name.padding(toLength: 9, withPad: " ", startingAt: 0)

@@ -2,7 +2,7 @@
 // `qwenft train` / `qwenft generate` and the QWENFT_BENCH test suites; Scripts/bench/README.md
 // says what each bench runs and how to read its output).
 //
-//   qwenft-bench gemm [--tokens T] [--repeats R] [--json]
+//   qwenft-bench gemm [--tokens T] [--repeats R] [--json] [--model DIR] [--variants NT,NN,TN]
 //   qwenft-bench convert [--repeats R]
 //   qwenft-bench roundtrip IN OUT
 //   qwenft-bench tokenize --tokenizer FILE [--each-line] [--repeats R]      < text
@@ -18,7 +18,7 @@ struct BenchError: Error, CustomStringConvertible {
 }
 
 let usage = """
-    usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json] | convert [--repeats R] | roundtrip IN OUT
+    usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json] [--model DIR] [--variants NT,NN,TN] | convert [--repeats R] | roundtrip IN OUT
            | tokenize --tokenizer FILE [--each-line] [--repeats R] | template --template FILE --messages FILE [--add-generation-prompt] [--renders N]
            | cuda-kernels [--device N]
     """
@@ -52,7 +52,12 @@ do {
     switch args.first ?? "" {
     case "gemm":
         let o = try options(rest, flags: ["--json"])
-        runGemm(tokens: try positive(o, "--tokens", default: 256), repeats: try positive(o, "--repeats", default: 3), json: o["--json"] != nil)
+        let variants = Set((o["--variants"] ?? "NT,NN,TN").split(separator: ",").map(String.init))
+        guard !variants.isEmpty, variants.isSubset(of: ["NT", "NN", "TN"]) else {
+            throw BenchError("--variants takes a comma-separated list of NT, NN, TN")
+        }
+        runGemm(tokens: try positive(o, "--tokens", default: 256), repeats: try positive(o, "--repeats", default: 3), json: o["--json"] != nil,
+                shapes: try o["--model"].map(modelShapes) ?? qwen05BShapes, variants: variants)
     case "convert":
         runConvert(repeats: try positive(try options(rest, flags: []), "--repeats", default: 3))
     case "roundtrip" where args.count == 3:

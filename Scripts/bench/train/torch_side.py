@@ -2,7 +2,10 @@
 """The PyTorch + peft side of Scripts/bench/train/run.sh: LoRA training steps on the same model
 folder and the same token ids as qwenft, f32, batch 1, AdamW, and the tokens/s it reaches.
 
-    python torch_side.py MODEL_DIR IDS_JSON STEPS THREADS LORA_R   → one JSON line on stdout
+    python torch_side.py MODEL_DIR IDS_JSON STEPS THREADS LORA_R [CHECKPOINTING]   → one JSON line on stdout
+
+CHECKPOINTING `true` turns on transformers' gradient checkpointing (non-reentrant, as the
+Trainer's default; the embedding output made to require grad as peft's kbit preparation does).
 """
 import json
 import sys
@@ -14,11 +17,15 @@ import torch.nn.functional as F
 
 def main():
     model_dir, ids_path, steps, threads, r = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    checkpointing = len(sys.argv) > 6 and sys.argv[6] == "true"
     torch.set_num_threads(threads)
     from peft import LoraConfig, get_peft_model
     from transformers import Qwen2ForCausalLM
     rows = json.load(open(ids_path))
     model = Qwen2ForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
     model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0,
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
     model.train()
