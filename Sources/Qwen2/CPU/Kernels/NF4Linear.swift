@@ -74,9 +74,11 @@ let nf4CodePlanes = NF4CodePlanes()
 /// Per 64-weight chunk: one 32-byte load of codes; the high and low nibbles become two vectors
 /// of 32 byte indices; four `vpshufb`s look up the four bytes of each code and two rounds of
 /// unpacks assemble them into four 8-lane fp32 vectors per index vector (exact code values).
-/// That is 3 shuffles per 8 weights, against 5 for 8-entry permutes and a blend, and AMD Zen
-/// runs `vpshufb`/unpacks on two pipes but `vpermps` far slower. Per block the code·x sums are
-/// scaled by its absmax (with 32-blocks, the lower 128-bit lane of a chunk is its first block).
+/// That is 3 in-lane shuffles per 8 weights, which AMD Zen 3 runs on two pipes; the kernel it
+/// replaced (two cross-lane `vpermps` and a blend per 8 weights) took about 1.8× the CPU per
+/// weight (`qwenft-bench decode-kernels`). The shuffles are the bound: more rows per call or more
+/// unrolling did not help. Per block the code·x sums are scaled by its absmax (with 32-blocks,
+/// the lower 128-bit lane of a chunk is its first block).
 @inline(__always)
 public func dotNF4Planar(_ q: NF4Layout, from e0: Int, _ xp: UnsafePointer<Float>, _ n: Int,
                          planes c: NF4CodePlanes) -> Float {
