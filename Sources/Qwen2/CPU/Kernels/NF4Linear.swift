@@ -76,7 +76,7 @@ let nf4CodePlanes = NF4CodePlanes()
 /// unpacks assemble them into four 8-lane fp32 vectors per index vector (exact code values).
 /// That is 3 in-lane shuffles per 8 weights, which AMD Zen 3 runs on two pipes; the kernel it
 /// replaced (two cross-lane `vpermps` and a blend per 8 weights) took about 1.8× the CPU per
-/// weight (`qwenft-bench decode-kernels`). The shuffles are the bound: more rows per call or more
+/// weight (C copies of both, rows in cache). The shuffles are the bound: more rows per call or more
 /// unrolling did not help. Per block the code·x sums are scaled by its absmax (with 32-blocks,
 /// the lower 128-bit lane of a chunk is its first block).
 @inline(__always)
