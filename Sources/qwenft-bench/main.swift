@@ -8,6 +8,7 @@
 //   qwenft-bench tokenize --tokenizer FILE [--each-line] [--repeats R]      < text
 //   qwenft-bench template --template FILE --messages FILE [--add-generation-prompt] [--renders N]
 //   qwenft-bench cuda-kernels [--device N]     (needs a GPU: every CUDA kernel vs its CPU kernel)
+//   qwenft-bench decode-kernels [--copies K] [--repeats R]   (bf16 vs NF4 fused decoding rows)
 //
 // The thread count is QWENFT_THREADS (default: every core).
 import Foundation
@@ -20,7 +21,7 @@ struct BenchError: Error, CustomStringConvertible {
 let usage = """
     usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json] [--model DIR] [--variants NT,NN,TN] | convert [--repeats R] | roundtrip IN OUT
            | tokenize --tokenizer FILE [--each-line] [--repeats R] | template --template FILE --messages FILE [--add-generation-prompt] [--renders N]
-           | cuda-kernels [--device N]
+           | cuda-kernels [--device N] | decode-kernels [--copies K] [--repeats R]
     """
 
 /// The options after the mode: `--name value` pairs and bare `--flag`s (in `flags`).
@@ -73,6 +74,9 @@ do {
     case "cuda-kernels":
         let o = try options(rest, flags: [])
         try runCUDAKernelCheck(ordinal: Int(o["--device"] ?? "0") ?? 0)
+    case "decode-kernels":
+        let o = try options(rest, flags: [])
+        runDecodeKernels(copies: try positive(o, "--copies", default: 16), repeats: try positive(o, "--repeats", default: 5))
     default:
         FileHandle.standardError.write(Data((usage + "\n").utf8))
         exit(2)

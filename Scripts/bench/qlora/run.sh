@@ -10,9 +10,12 @@
 # Ratios: NF4 decode tokens/s ÷ bf16 (goal ≥ 1.5), QLoRA step time ÷ LoRA (goal ≤ 1.15).
 #
 #   Scripts/bench/qlora/run.sh            # REPS=3 NEW=48 SEQ=256 STEPS=4 TRAIN_REPS=1 THREADS=2
+#   ONLY=decode Scripts/bench/qlora/run.sh   # the decode part alone (ONLY=train: the training part)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 THREADS=${THREADS:-2}; REPS=${REPS:-3}; NEW=${NEW:-48}; SEQ=${SEQ:-256}; STEPS=${STEPS:-4}; TRAIN_REPS=${TRAIN_REPS:-1}
+ONLY=${ONLY:-}
+case "$ONLY" in ""|decode|train) ;; *) echo "qlora bench: ONLY is decode or train, not '$ONLY'" >&2; exit 1 ;; esac
 VOCAB=${QWENFT_VOCAB:-.cache/qwen-vocab/qwen.tiktoken}
 [ -f "$VOCAB" ] || { echo "qlora bench: no Qwen vocabulary at $VOCAB; run Scripts/fetch-vocab.sh" >&2; exit 1; }
 work=$(mktemp -d /tmp/qwenft-bench-qlora.XXXXXX)
@@ -25,6 +28,7 @@ PROMPT_IDS="[785, 3974, 13876, 38835, 34208, 916, 279, 15678, 5562, 13, 576, 397
 median() { sort -g | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%s", m}'; }
 spread() { sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "%s..%s", lo, hi}'; }
 
+if [ "$ONLY" != train ]; then
 echo "== decode: qwen2.5-0.5b, $NEW new tokens, greedy, $THREADS threads, $REPS runs each"
 for r in $(seq "$REPS"); do
   for mode in bf16 nf4; do
@@ -33,12 +37,18 @@ for r in $(seq "$REPS"); do
         --greedy --repetition-penalty 1 --ignore-eos --threads "$THREADS" --json >"$work/$mode.json" 2>"$work/$mode.err"
     sed -n 's/^\[[0-9]* tokens, \([0-9.]*\) tokens\/s;.*/\1/p' "$work/$mode.err" >> "$work/$mode.tps"
     awk '/Maximum resident/ {print $6 / 1024}' "$work/$mode.err" >> "$work/$mode.rss"
+    awk '/User time/ {u = $4} /System time/ {s = $4} END {print u + s}' "$work/$mode.err" >> "$work/$mode.cpu"
   done
 done
+# CPU seconds are the whole run's (loading, and for nf4 quantising, included): steadier than tok/s
+# on a shared machine, but not a decode-only figure.
 for mode in bf16 nf4; do
-  printf "%-5s decode %8s tok/s (runs %s)   peak RSS %6.0f MB\n" "$mode" "$(median < "$work/$mode.tps")" "$(spread < "$work/$mode.tps")" "$(median < "$work/$mode.rss")"
+  printf "%-5s decode %8s tok/s (runs %s)   peak RSS %6.0f MB   CPU %s s/run\n" "$mode" "$(median < "$work/$mode.tps")" \
+      "$(spread < "$work/$mode.tps")" "$(median < "$work/$mode.rss")" "$(median < "$work/$mode.cpu")"
 done
 awk -v a="$(median < "$work/nf4.tps")" -v b="$(median < "$work/bf16.tps")" 'BEGIN {printf "decode ratio nf4/bf16: %.2fx tokens/s (goal >= 1.5)\n", a / b}'
+fi
+[ "$ONLY" = decode ] && { echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"; exit 0; }
 
 echo "== train: LoRA r 8 all-linear, sequence $SEQ, $STEPS steps, $THREADS threads"
 "${PYTHON:-python3}" - "$work" "$SEQ" "$STEPS" <<'PY'

@@ -24,7 +24,7 @@ public final class LinearScratch: @unchecked Sendable {
         buffer = b
         return b.pointer
     }
-    /// Room for `count` floats of pair-split decoding input (see `splitPairs`).
+    /// Room for `count` floats of reordered decoding input (see `decodingInput`).
     func pairedInput(_ count: Int) -> UnsafeMutablePointer<Float> {
         if let paired, paired.count >= count { return paired.pointer }
         let b = AlignedBuffer<Float>(count: count)
@@ -62,7 +62,7 @@ public func linearForwardMany(_ parts: [(out: UnsafeMutablePointer<Float>, weigh
                               inp: UnsafePointer<Float>, N: Int, scratch: LinearScratch) {
     guard N <= fusedRowLimit, parts.count > 1,
           parts.allSatisfy({ $0.weight.cols == parts[0].weight.cols && $0.weight.dtype == parts[0].weight.dtype
-              && nf4RowsSplit($0.weight) == nf4RowsSplit(parts[0].weight) }) else {
+              && nf4RowsPlanar($0.weight) == nf4RowsPlanar(parts[0].weight) }) else {
         for p in parts { linearForward(out: p.out, inp: inp, weight: p.weight, bias: p.bias, N: N, scratch: scratch) }
         return
     }
@@ -96,8 +96,8 @@ public func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Fl
 }
 
 /// The decoding kernel: each output row's weights are read once, in their stored dtype, and
-/// dotted with all N input rows; output rows split across threads. bf16 weights take the input
-/// from `decodingInput` (pair-split).
+/// dotted with all N input rows; output rows split across threads. bf16 and NF4 weights take the
+/// input from `decodingInput` (reordered for their kernels).
 func fusedLinear(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                      weight: WeightMatrix, N: Int, accumulate: Bool) {
     parallelChunks(weight.rows, minChunk: 64) { range in
@@ -110,8 +110,19 @@ func fusedLinear(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
 func fusedRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: WeightMatrix,
                rows: Range<Int>, N: Int, accumulate: Bool) {
     let OC = weight.rows, C = weight.cols
+    #if arch(x86_64)
+    if let q = weight.nf4, nf4RowsPlanar(weight) {
+        let planes = nf4CodePlanes
+        for o in rows {
+            for n in 0..<N {
+                let d = dotNF4Planar(q, from: o * C, inp + n * C, C, planes: planes)
+                if accumulate { out[n * OC + o] += d } else { out[n * OC + o] = d }
+            }
+        }
+        return
+    }
+    #endif
     let dtype = weight.dtype
-    let splitNF4 = dtype == .u8 && nf4RowsSplit(weight)
     for o in rows {
         for n in 0..<N {
             let x = inp + n * C
@@ -119,12 +130,7 @@ func fusedRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weig
             switch dtype {
             case .f32: d = dot(weight.base.assumingMemoryBound(to: Float.self) + o * C, x, C)
             case .bf16: d = dotBF16Paired(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
-            case .u8:
-                #if arch(x86_64)
-                d = splitNF4 ? dotNF4Split(weight.nf4!, from: o * C, x, C) : dotNF4(weight.nf4!, from: o * C, x, C)
-                #else
-                d = dotNF4(weight.nf4!, from: o * C, x, C)
-                #endif
+            case .u8: d = dotNF4(weight.nf4!, from: o * C, x, C)
             default: d = dotF16(weight.base.assumingMemoryBound(to: UInt16.self) + o * C, x, C)
             }
             if accumulate { out[n * OC + o] += d } else { out[n * OC + o] = d }
@@ -132,14 +138,22 @@ func fusedRows(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weig
     }
 }
 
-/// The decoding input as the fused kernel reads it: bf16 weights and NF4 rows of whole 16-weight
-/// groups need it pair-split (see `splitPairs`), other dtypes take it as is.
+/// The decoding input as the fused kernel reads it: bf16 weights need it pair-split (see
+/// `splitPairs`), NF4 rows of whole 64-weight chunks reordered by `planarNF4Order`, other
+/// dtypes take it as is.
 func decodingInput(_ inp: UnsafePointer<Float>, weight: WeightMatrix, N: Int,
                    scratch: LinearScratch) -> UnsafePointer<Float> {
-    guard weight.dtype == .bf16 || (weight.dtype == .u8 && nf4RowsSplit(weight)) else { return inp }
+    let planar = nf4RowsPlanar(weight)
+    guard weight.dtype == .bf16 || planar else { return inp }
     let C = weight.cols
     let x = scratch.pairedInput(N * C)
-    for n in 0..<N { splitPairs(inp + n * C, into: x + n * C, count: C) }
+    for n in 0..<N {
+        if planar {
+            planarNF4Order(inp + n * C, into: x + n * C, count: C)
+        } else {
+            splitPairs(inp + n * C, into: x + n * C, count: C)
+        }
+    }
     return UnsafePointer(x)
 }
 
