@@ -2,9 +2,11 @@
 // is not an `UnsafePointer`, has no subscript and no `pointee`, only offsets. Host code reaches
 // a backend buffer through explicit backend calls (`copyToDevice`, `copyToHost`,
 // `withHostAccess`); for the CPU backend these are free (the same memory is handed over).
-// The raw address is `@_spi(CPUBackend)`: only the CPU backend's kernel folders (QwenCore's
-// Backend.swift, Qwen2/CPU, Training/CPU) import it, so `grep -r "_spi(CPUBackend)" Sources`
-// lists every place that unwraps device memory as host memory.
+// The raw address is `@_spi(CPUBackend)`: outside QwenCore (whose `CPUBackend` is in CPU/) only
+// the CPU backend's folders Qwen2/CPU and Training/CPU import it, so
+// `grep -r "_spi(CPUBackend)" Sources` lists every place that unwraps device memory as host
+// memory. (Host state that must stay host-addressable asks `Backend.hostAddress`, which a
+// device backend answers with nil.)
 
 /// A read-only pointer into a backend's memory. Offsets (`p + n`) are in elements.
 public struct DevicePointer<Pointee>: @unchecked Sendable {
