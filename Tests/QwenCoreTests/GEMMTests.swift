@@ -109,4 +109,25 @@ import Testing
         backend.copy(out.pointer, from: inp.readOnly, count: n)
         #expect(out.toArray() == inp.toArray())
     }
+
+    /// Backend memory: zero-filled allocations, copies both ways (with offsets), and the CPU's
+    /// host access handing the buffer's own memory (no copy).
+    @Test func memoryAndHostCopies() {
+        let backend: any Backend = CPUBackend()
+        let zeros = backend.allocate(Float.self, count: 5)
+        #expect(backend.download(zeros.readOnly, count: 5) == [0, 0, 0, 0, 0])
+        let ids = backend.upload([Int32(4), 5, 6, 7])
+        #expect(backend.download(ids.readOnly + 1, count: 2) == [5, 6])
+        var back = [Int32](repeating: 0, count: 3)
+        backend.copyToHost(&back, from: ids.readOnly + 1, count: 3)
+        #expect(back == [5, 6, 7])
+        backend.copyToDevice(ids.pointer + 2, from: [9, 9], count: 2)
+        #expect(backend.download(ids.readOnly, count: 4) == [4, 5, 9, 9])
+        backend.withHostAccess(zeros.pointer + 1, count: 2) { $0[0] = 3; $0[1] = 4 }
+        #expect(backend.download(zeros.readOnly, count: 5) == [0, 3, 4, 0, 0])
+        let handed = backend.withHostAccess(zeros.pointer, count: 5) { $0.baseAddress }
+        #expect(handed == zeros.host)
+        #expect(backend.hostAddress(zeros.pointer + 2) == zeros.host + 2)
+    }
+
 }
