@@ -182,7 +182,7 @@ public final class Qwen2TrainingPass {
         let w = workspace(B: B, T: T)
         ensureRope(T)
         let be = backend
-        // The batch into the backend's memory (on the CPU: written in place).
+        // The batch into the backend's memory (the CPU's host access is the buffer itself).
         batch.ids.withUnsafeBufferPointer { be.copyToDevice(w.ids.pointer, from: $0.baseAddress!, count: N) }
         be.withHostAccess(w.keyMask.pointer, count: N) { keyMask in
             for i in 0..<N { keyMask[i] = (batch.attentionMask?[i] ?? 1) != 0 ? 1 : 0 }
