@@ -47,7 +47,7 @@ public func evaluate(model: Qwen2Model, tokenizer: Tokenizer, texts: [String], m
     for text in texts {
         let ids = Array(tokenizer.encodeIds(text, allowSpecial: true).prefix(limit))
         if ids.count < 2 { continue }
-        let cache = KVCache(config: model.config, batch: 1, capacity: ids.count)
+        let cache = KVCache(config: model.config, batch: 1, capacity: ids.count, backend: model.backend)
         let hidden = try model.forward(ids: ids, B: 1, T: ids.count, cache: cache)
         total.add(model.score(hidden: hidden, targets: Array(ids.dropFirst()) + [-100]))
     }

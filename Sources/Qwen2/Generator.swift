@@ -1,4 +1,5 @@
 import Foundation
+import QwenCore
 
 /// What one `generate` call produced, with its timings.
 public struct GenerationResult: Sendable {
@@ -27,7 +28,8 @@ public final class Generator {
 
     public init(model: Qwen2Model, capacity: Int = 512) {
         self.model = model
-        cache = KVCache(config: model.config, batch: 1, capacity: min(capacity, model.config.maxPositionEmbeddings))
+        cache = KVCache(config: model.config, batch: 1, capacity: min(capacity, model.config.maxPositionEmbeddings),
+                        backend: model.backend)
     }
 
     /// Forgets the conversation.
@@ -87,15 +89,18 @@ public final class Generator {
         var n = cache.capacity
         while n < positions { n *= 2 }
         n = min(n, model.config.maxPositionEmbeddings)
-        let bigger = KVCache(config: model.config, batch: 1, capacity: n)
-        let c = model.config, hd = c.headDim, old = cache.capacity, be = model.backend
+        let be = cache.backend
+        let bigger = KVCache(config: model.config, batch: 1, capacity: n, backend: be)
+        let c = model.config, hd = c.headDim, old = cache.capacity
         for l in 0..<c.numHiddenLayers {
             for h in 0..<c.numKeyValueHeads {
-                be.copy(bigger.keys[l].pointer + h * n * hd, from: cache.keys[l].pointer + h * old * hd, count: cache.length * hd)
-                be.copy(bigger.values[l].pointer + h * n * hd, from: cache.values[l].pointer + h * old * hd, count: cache.length * hd)
+                be.copy(bigger.keys[l].pointer + h * n * hd, from: cache.keys[l].readOnly + h * old * hd, count: cache.length * hd)
+                be.copy(bigger.values[l].pointer + h * n * hd, from: cache.values[l].readOnly + h * old * hd, count: cache.length * hd)
             }
         }
-        bigger.keyMask.pointer.update(from: cache.keyMask.pointer, count: cache.length)
+        be.withHostAccess(cache.keyMask.pointer, count: cache.length) { old in
+            be.withHostAccess(bigger.keyMask.pointer, count: cache.length) { _ = $0.update(fromContentsOf: old) }
+        }
         bigger.length = cache.length
         cache = bigger
     }

@@ -27,13 +27,13 @@ public final class AdamW: @unchecked Sendable {
     public let layout: ParameterLayout
     /// The slice of the flat buffers this optimizer updates; m and v are indexed from its start.
     public let range: Range<Int>
-    /// First moment (exp_avg), `range.count` floats.
-    public let m: AlignedBuffer<Float>
-    /// Second moment (exp_avg_sq), `range.count` floats.
-    public let v: AlignedBuffer<Float>
+    /// First moment (exp_avg), `range.count` floats of the backend's memory.
+    public let m: DeviceBuffer<Float>
+    /// Second moment (exp_avg_sq), `range.count` floats of the backend's memory.
+    public let v: DeviceBuffer<Float>
     /// Optimizer steps taken (torch's `state["step"]`); set it when restoring a checkpoint.
     public var stepCount: Int = 0
-    /// Runs the update (m and v are its buffers).
+    /// Runs the update (m and v are its buffers; host code reads them through `moments(of:)`).
     public let backend: any TrainingBackend
 
     /// `range` defaults to the whole unsharded buffer.
@@ -43,22 +43,27 @@ public final class AdamW: @unchecked Sendable {
         self.hyper = hyper
         self.backend = backend
         self.range = range ?? 0 ..< layout.count
-        m = AlignedBuffer(count: self.range.count)
-        v = AlignedBuffer(count: self.range.count)
+        m = backend.allocate(Float.self, count: self.range.count)
+        v = backend.allocate(Float.self, count: self.range.count)
     }
 
     /// m and v of `entry` when this optimizer's range holds all of it (nil for an entry that a
-    /// shard cuts or does not hold), for checkpoints keyed by parameter name.
+    /// shard cuts or does not hold), for checkpoints keyed by parameter name: host views, which
+    /// need host-addressable memory (the CPU backend's), as `TrainableState`'s.
     public func moments(of entry: ParameterEntry) -> (m: UnsafeMutableBufferPointer<Float>, v: UnsafeMutableBufferPointer<Float>)? {
         guard entry.offset >= range.lowerBound, entry.offset + entry.count <= range.upperBound else { return nil }
         let o = entry.offset - range.lowerBound
-        return (UnsafeMutableBufferPointer(start: m.pointer + o, count: entry.count),
-                UnsafeMutableBufferPointer(start: v.pointer + o, count: entry.count))
+        return (UnsafeMutableBufferPointer(start: hostM + o, count: entry.count),
+                UnsafeMutableBufferPointer(start: hostV + o, count: entry.count))
     }
 
+    /// m and v as host memory (the same memory as `m` and `v`; see `moments(of:)`).
+    public var hostM: UnsafeMutablePointer<Float> { backend.hostAddress(m.pointer)! }
+    public var hostV: UnsafeMutablePointer<Float> { backend.hostAddress(v.pointer)! }
+
     /// One update of `params[range]` from `grads[range]` at learning rate `lr`. The pointers are
-    /// the starts of the full flat buffers (as `TrainableState.params/grads.pointer`).
-    public func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Double) {
+    /// the starts of the full flat buffers (as `TrainableState.params/grads`).
+    public func step(params: DeviceMutablePointer<Float>, grads: DevicePointer<Float>, lr: Double) {
         stepCount += 1
         let h = hyper
         // Scalars exactly as torch's _single_tensor_adam forms them (AdamWScalars.forStep).

@@ -111,44 +111,52 @@ public struct ParameterLayout: Sendable {
     static func roundUp(_ n: Int, to m: Int) -> Int { (n + m - 1) / m * m }
 }
 
-/// The trainable parameters and their gradients, each one flat aligned allocation laid out by
-/// `layout` (f32 master weights). AdamW's m and v live in `AdamW`, sized to the shard it owns.
+/// The trainable parameters and their gradients, each one flat allocation of `backend`'s memory
+/// laid out by `layout` (f32 master weights). AdamW's m and v live in `AdamW`, sized to the shard
+/// it owns. The pass reads and writes them as device pointers (`deviceParam`, `deviceGrad`);
+/// host code (initialisation, checkpoints, MPI collectives, ZeRO page release) through the host
+/// views (`hostParams`, `param(_:)`…), which need host-addressable memory (the CPU backend's).
 public final class TrainableState: @unchecked Sendable {
     public let layout: ParameterLayout
     /// Buffer length: `layout.storageCount(worldSize:)`.
     public let storageCount: Int
-    public let params: AlignedBuffer<Float>
-    public let grads: AlignedBuffer<Float>
+    /// The backend whose memory holds the buffers, and that zeroes the gradients.
+    public let backend: any Backend
+    public let params: DeviceBuffer<Float>
+    public let grads: DeviceBuffer<Float>
 
     /// Zero-filled params and grads, padded for `worldSize` equal shards. `residentGradients`
     /// false (ZeRO-2): the gradient buffer is reserved but its pages are not touched, so only
     /// the parts being written and reduced occupy memory (see `releaseGradients`).
     /// `residentParameters` false (ZeRO-3): the same for the parameters, whose slices the ranks
     /// fill and gather themselves (`releaseParameters`).
-    public init(layout: ParameterLayout, worldSize: Int = 1, residentGradients: Bool = true, residentParameters: Bool = true) {
+    public init(layout: ParameterLayout, worldSize: Int = 1, residentGradients: Bool = true, residentParameters: Bool = true,
+                backend: any Backend = CPUBackend()) {
         self.layout = layout
+        self.backend = backend
         storageCount = layout.storageCount(worldSize: worldSize)
-        if residentParameters {
-            params = AlignedBuffer(count: storageCount)
-        } else {
-            params = AlignedBuffer(uninitializedCount: storageCount)
-            Self.dropPages(UnsafeMutableRawPointer(params.pointer), UnsafeMutableRawPointer(params.pointer + storageCount))
+        params = backend.allocate(Float.self, count: storageCount, zeroed: residentParameters)
+        grads = backend.allocate(Float.self, count: storageCount, zeroed: residentGradients)
+        precondition(backend.hostAddress(params.pointer) != nil,
+                     "TrainableState needs host-addressable memory; backend \(backend.name) has none")
+        if !residentParameters {
+            Self.dropPages(UnsafeMutableRawPointer(hostParams), UnsafeMutableRawPointer(hostParams + storageCount))
         }
-        if residentGradients {
-            grads = AlignedBuffer(count: storageCount)
-        } else {
-            grads = AlignedBuffer(uninitializedCount: storageCount)
-            releaseGradients(0 ..< storageCount)
-        }
+        if !residentGradients { releaseGradients(0 ..< storageCount) }
     }
+
+    /// The parameters as host memory (see the type's note): the same memory as `params`.
+    public var hostParams: UnsafeMutablePointer<Float> { backend.hostAddress(params.pointer)! }
+    /// The gradients as host memory: the same memory as `grads`.
+    public var hostGrads: UnsafeMutablePointer<Float> { backend.hostAddress(grads.pointer)! }
 
     /// Sets grads[range] to zero and hands its whole pages back to the operating system (they
     /// read as zeros when next touched): a reduced gradient bucket stops costing memory.
     public func releaseGradients(_ range: Range<Int>) {
         guard !range.isEmpty else { return }
         let page = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
-        let lo = UnsafeMutableRawPointer(grads.pointer + range.lowerBound)
-        let hi = UnsafeMutableRawPointer(grads.pointer + range.upperBound)
+        let lo = UnsafeMutableRawPointer(hostGrads + range.lowerBound)
+        let hi = UnsafeMutableRawPointer(hostGrads + range.upperBound)
         let first = (Int(bitPattern: lo) + page - 1) / page * page, last = Int(bitPattern: hi) / page * page
         guard first < last, let inner = UnsafeMutableRawPointer(bitPattern: first) else {
             lo.initializeMemory(as: UInt8.self, repeating: 0, count: hi - lo)
@@ -166,7 +174,7 @@ public final class TrainableState: @unchecked Sendable {
     /// range is gathered again; untouched pages cost no memory.
     public func releaseParameters(_ range: Range<Int>) {
         guard !range.isEmpty else { return }
-        Self.dropPages(UnsafeMutableRawPointer(params.pointer + range.lowerBound), UnsafeMutableRawPointer(params.pointer + range.upperBound))
+        Self.dropPages(UnsafeMutableRawPointer(hostParams + range.lowerBound), UnsafeMutableRawPointer(hostParams + range.upperBound))
     }
 
     /// madvise(DONTNEED) on the whole pages in [lo, hi); false when there are none or it failed.
@@ -178,24 +186,28 @@ public final class TrainableState: @unchecked Sendable {
         return madvise(inner, last - first, Int32(MADV_DONTNEED)) == 0
     }
 
-    /// The parameter tensor `name`, flat, row-major in its shape.
+    /// The parameter tensor `name`, flat, row-major in its shape (host view).
     public func param(_ name: String) throws -> UnsafeMutableBufferPointer<Float> {
         let e = try layout.require(name)
-        return UnsafeMutableBufferPointer(start: params.pointer + e.offset, count: e.count)
+        return UnsafeMutableBufferPointer(start: hostParams + e.offset, count: e.count)
     }
 
-    /// The gradient of `name`, flat, row-major in its shape.
+    /// The gradient of `name`, flat, row-major in its shape (host view).
     public func grad(_ name: String) throws -> UnsafeMutableBufferPointer<Float> {
         let e = try layout.require(name)
-        return UnsafeMutableBufferPointer(start: grads.pointer + e.offset, count: e.count)
+        return UnsafeMutableBufferPointer(start: hostGrads + e.offset, count: e.count)
     }
 
-    /// Views by entry, for hot loops that resolved the entry once.
-    public func param(_ e: ParameterEntry) -> UnsafeMutablePointer<Float> { params.pointer + e.offset }
-    public func grad(_ e: ParameterEntry) -> UnsafeMutablePointer<Float> { grads.pointer + e.offset }
+    /// Host views by entry, for loops that resolved the entry once.
+    public func param(_ e: ParameterEntry) -> UnsafeMutablePointer<Float> { hostParams + e.offset }
+    public func grad(_ e: ParameterEntry) -> UnsafeMutablePointer<Float> { hostGrads + e.offset }
 
-    /// Sets every gradient to zero: one fill.
+    /// The pass's views by entry: the backend's memory.
+    public func deviceParam(_ e: ParameterEntry) -> DeviceMutablePointer<Float> { params.pointer + e.offset }
+    public func deviceGrad(_ e: ParameterEntry) -> DeviceMutablePointer<Float> { grads.pointer + e.offset }
+
+    /// Sets every gradient to zero: one fill by `backend`.
     public func zeroGrads() {
-        CPUBackend().fill(grads.pointer, count: storageCount, value: 0)
+        backend.fill(grads.pointer, count: storageCount, value: 0)
     }
 }

@@ -79,14 +79,18 @@ import Testing
         for k in 0..<K { for j in 0..<N { bt[j * K + k] = b[k * N + j] } }
         for i in 0..<M { for k in 0..<K { at[k * M + i] = a[i * K + k] } }
         let start: [Float] = [1, 1, 1, 1, 1, 1]
-        var c = start
-        backend.gemmNN(M: M, N: N, K: K, A: a, B: b, C: &c, alpha: 0.5, accumulate: true)
+        let da = backend.upload(a), db = backend.upload(b), dat = backend.upload(at), dbt = backend.upload(bt)
+        var dc = backend.upload(start)
+        backend.gemmNN(M: M, N: N, K: K, A: da.readOnly, B: db.readOnly, C: dc.pointer, alpha: 0.5, accumulate: true)
+        var c = backend.download(dc.readOnly, count: M * N)
         #expect(c == zip(start, want).map { $0 + 0.5 * $1 })
-        c = start
-        backend.gemmNT(M: M, N: N, K: K, A: a, B: bt, C: &c, alpha: 2, accumulate: true)
+        dc = backend.upload(start)
+        backend.gemmNT(M: M, N: N, K: K, A: da.readOnly, B: dbt.readOnly, C: dc.pointer, alpha: 2, accumulate: true)
+        c = backend.download(dc.readOnly, count: M * N)
         #expect(c == zip(start, want).map { $0 + 2 * $1 })
-        c = start
-        backend.gemmTN(M: M, N: N, K: K, A: at, B: b, C: &c, alpha: -1, accumulate: false)
+        dc = backend.upload(start)
+        backend.gemmTN(M: M, N: N, K: K, A: dat.readOnly, B: db.readOnly, C: dc.pointer, alpha: -1, accumulate: false)
+        c = backend.download(dc.readOnly, count: M * N)
         #expect(c == want.map { -$0 })
         // K = 0: the product is empty, so C is zeroed (or kept, accumulating).
         c = start
@@ -97,12 +101,33 @@ import Testing
     @Test func elementwiseOps() {
         let backend = CPUBackend()
         let n = 200_000
-        let out = AlignedBuffer<Float>(count: n), inp = AlignedBuffer<Float>((0..<n).map { Float($0 % 7) })
+        let out = backend.allocate(Float.self, count: n), inp = backend.upload((0..<n).map { Float($0 % 7) })
         backend.fill(out.pointer, count: n, value: 2)
         #expect(out.toArray().allSatisfy { $0 == 2 })
-        backend.add(out.pointer, inp.pointer, count: n)
+        backend.add(out.pointer, inp.readOnly, count: n)
         #expect(out[10] == 2 + 3)
-        backend.copy(out.pointer, from: inp.pointer, count: n)
+        backend.copy(out.pointer, from: inp.readOnly, count: n)
         #expect(out.toArray() == inp.toArray())
     }
+
+    /// Backend memory: zero-filled allocations, copies both ways (with offsets), and the CPU's
+    /// host access handing the buffer's own memory (no copy).
+    @Test func memoryAndHostCopies() {
+        let backend: any Backend = CPUBackend()
+        let zeros = backend.allocate(Float.self, count: 5)
+        #expect(backend.download(zeros.readOnly, count: 5) == [0, 0, 0, 0, 0])
+        let ids = backend.upload([Int32(4), 5, 6, 7])
+        #expect(backend.download(ids.readOnly + 1, count: 2) == [5, 6])
+        var back = [Int32](repeating: 0, count: 3)
+        backend.copyToHost(&back, from: ids.readOnly + 1, count: 3)
+        #expect(back == [5, 6, 7])
+        backend.copyToDevice(ids.pointer + 2, from: [9, 9], count: 2)
+        #expect(backend.download(ids.readOnly, count: 4) == [4, 5, 9, 9])
+        backend.withHostAccess(zeros.pointer + 1, count: 2) { $0[0] = 3; $0[1] = 4 }
+        #expect(backend.download(zeros.readOnly, count: 5) == [0, 3, 4, 0, 0])
+        let handed = backend.withHostAccess(zeros.pointer, count: 5) { $0.baseAddress }
+        #expect(handed == zeros.host)
+        #expect(backend.hostAddress(zeros.pointer + 2) == zeros.host + 2)
+    }
+
 }

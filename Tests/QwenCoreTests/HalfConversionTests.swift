@@ -102,11 +102,12 @@ private func hex<T: BinaryInteger>(_ v: T) -> String { "0x" + String(v, radix: 1
     @Test func dtypeDispatchConvertsEachFloatType() {
         let values: [Float] = [1, -2.5, 3.140625, 65504, 1e-7, 0]
         for dtype in [DType.f32, .bf16, .f16, .f64] {
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: values.count * dtype.elementSize, alignment: 8)
-            defer { raw.deallocate() }
-            var out = [Float](repeating: .nan, count: values.count)
-            CPUBackend().convertFromFloat(raw, dtype: dtype, from: values, count: values.count)
-            CPUBackend().convertToFloat(&out, from: raw, dtype: dtype, count: values.count)
+            let backend = CPUBackend()
+            let raw = backend.allocate(UInt8.self, count: values.count * dtype.elementSize)
+            let input = backend.upload(values), device = backend.upload([Float](repeating: .nan, count: values.count))
+            backend.convertFromFloat(raw.pointer, dtype: dtype, from: input.readOnly, count: values.count)
+            backend.convertToFloat(device.pointer, from: raw.readOnly, dtype: dtype, count: values.count)
+            let out = backend.download(device.readOnly, count: values.count)
             let want = values.map { x -> Float in
                 switch dtype {
                 case .bf16: return floatFromBF16(bf16Bits(fromFloat: x))

@@ -49,12 +49,12 @@ private struct OptimizerFixture: Decodable {
             }
             let lr = schedule.learningRate(afterSteps: k)
             #expect(lr == step.lr, "step \(k + 1) lr")
-            var norm = GradientClipping.clipGlobalNorm(state.grads.pointer, count: state.storageCount, maxNorm: 0)
+            var norm = GradientClipping.clipGlobalNorm(state.hostGrads, count: state.storageCount, maxNorm: 0)
             if useTorchNorm { norm = Float(step.grad_norm) }
-            GradientClipping.scale(state.grads.pointer, range: 0 ..< state.storageCount,
+            GradientClipping.scale(state.hostGrads, range: 0 ..< state.storageCount,
                                    by: GradientClipping.clipCoefficient(totalNorm: norm, maxNorm: fx.max_grad_norm))
             #expect(relativeError(Double(norm), step.grad_norm) < 1e-6, "step \(k + 1) grad norm \(norm) vs \(step.grad_norm)")
-            adam.step(params: state.params.pointer, grads: state.grads.pointer, lr: lr)
+            adam.step(params: state.params.pointer, grads: state.grads.readOnly, lr: lr)
             for (i, name) in fx.names.enumerated() {
                 let p = try state.param(name)
                 for j in 0 ..< p.count {
@@ -90,9 +90,9 @@ private struct OptimizerFixture: Decodable {
         #expect(r0.count % ParameterLayout.alignment == 0)
         let s0 = AdamW(layout: layout, hyper: hyper, range: r0), s1 = AdamW(layout: layout, hyper: hyper, range: r1)
         for _ in 0 ..< 3 {
-            one.step(params: whole.params.pointer, grads: whole.grads.pointer, lr: 1e-2)
-            s0.step(params: sharded.params.pointer, grads: sharded.grads.pointer, lr: 1e-2)
-            s1.step(params: sharded.params.pointer, grads: sharded.grads.pointer, lr: 1e-2)
+            one.step(params: whole.params.pointer, grads: whole.grads.readOnly, lr: 1e-2)
+            s0.step(params: sharded.params.pointer, grads: sharded.grads.readOnly, lr: 1e-2)
+            s1.step(params: sharded.params.pointer, grads: sharded.grads.readOnly, lr: 1e-2)
         }
         #expect(whole.params.toArray() == sharded.params.toArray())
     }

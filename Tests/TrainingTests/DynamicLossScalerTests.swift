@@ -86,13 +86,13 @@ struct SkipError: Error, CustomStringConvertible {
         let hyper = AdamWHyperparameters(beta1: 0.9, beta2: 0.95, eps: 1e-6, weightDecay: 0.1)
         let optimizer = AdamW(layout: layout, hyper: hyper)
         let n = 37  // the entry (the layout pads it to its alignment)
-        let params = AlignedBuffer<Float>((0 ..< layout.count).map { Float(sin(Double($0))) })
-        let grads = AlignedBuffer<Float>((0 ..< layout.count).map { Float(cos(Double($0) * 0.7)) * 0.01 })
+        let params = CPUBackend().upload((0 ..< layout.count).map { Float(sin(Double($0))) })
+        let grads = CPUBackend().upload((0 ..< layout.count).map { Float(cos(Double($0) * 0.7)) * 0.01 })
         var p = Array(params.toArray().prefix(n)), m = [Float](repeating: 0, count: n), v = m
         for step in 1 ... 4 {
             let lr = 1e-3 / Double(step)
-            optimizer.step(params: params.pointer, grads: grads.pointer, lr: lr)
-            adamwUpdate(params: &p, grads: grads.pointer, m: &m, v: &v, count: n, decay: true,
+            optimizer.step(params: params.pointer, grads: grads.readOnly, lr: lr)
+            adamwUpdate(params: &p, grads: grads.host, m: &m, v: &v, count: n, decay: true,
                         AdamWScalars.forStep(step, lr: lr, hyper: hyper))
             #expect(params.toArray().prefix(n).map(\.bitPattern) == p.map(\.bitPattern), "step \(step)")
         }

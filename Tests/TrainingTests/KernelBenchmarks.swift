@@ -44,14 +44,14 @@ struct KernelBenchmarks {
         let state = TrainableState(layout: layout)
         for i in stride(from: 0, to: n, by: 1) { state.params[i] = 0.01; state.grads[i] = Float(i % 97) * 1e-4 }
         let adam = AdamW(layout: layout, hyper: AdamWHyperparameters(weightDecay: 0.01))
-        adam.step(params: state.params.pointer, grads: state.grads.pointer, lr: 1e-4)  // touch m, v
+        adam.step(params: state.params.pointer, grads: state.grads.readOnly, lr: 1e-4)  // touch m, v
         var best = Double.infinity
         for _ in 0 ..< 3 {
-            best = min(best, Self.seconds { adam.step(params: state.params.pointer, grads: state.grads.pointer, lr: 1e-4) })
+            best = min(best, Self.seconds { adam.step(params: state.params.pointer, grads: state.grads.readOnly, lr: 1e-4) })
         }
         var clip = Double.infinity
         for _ in 0 ..< 3 {
-            clip = min(clip, Self.seconds { GradientClipping.clipGlobalNorm(state.grads.pointer, count: n, maxNorm: 1) })
+            clip = min(clip, Self.seconds { GradientClipping.clipGlobalNorm(state.hostGrads, count: n, maxNorm: 1) })
         }
         print(String(format: "BENCH adamw n=%d threads=%d: %.4f s (%.1f Melem/s); clip_grad_norm: %.4f s", n, Threading.count, best, Double(n) / best / 1e6, clip))
     }

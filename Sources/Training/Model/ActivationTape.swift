@@ -3,6 +3,8 @@ import Qwen2
 
 // What the training forward keeps for backward, per decoder layer, and the scratch both share.
 // N = B·T tokens, C hidden, Q = heads·hd, KV = kv heads·hd, I intermediate, r LoRA rank.
+// Every buffer is the backend's memory (`DeviceBuffer`); the host fills the batch's ids, masks
+// and targets and reads the losses through the backend's explicit host access.
 
 /// One layer's saved activations. Without gradient checkpointing there is one per layer; with it,
 /// each layer keeps its input and its attention's result (`att` and `lse`: the quadratic attention
@@ -12,15 +14,16 @@ import Qwen2
 /// input / `mid` and the kept rstd (the same code on the same numbers, so the same bits) — two
 /// (N,C) buffers less per layer for one RMSNorm each.
 final class LayerTape {
-    let rstd1, q, kStore, vStore, att, lse, mid, rstd2, gate, up: AlignedBuffer<Float>
+    let rstd1, q, kStore, vStore, att, lse, mid, rstd2, gate, up: DeviceBuffer<Float>
     /// xa = dropout(x)·Aᵀ (N,r) of each LoRA target.
-    var loraXA: [Projection: AlignedBuffer<Float>] = [:]
+    var loraXA: [Projection: DeviceBuffer<Float>] = [:]
 
     /// `sharing`: a tape whose recomputable buffers this one uses too (checkpointing).
-    init(config c: Qwen2Config, N: Int, lora: LoRASpec?, sharing other: LayerTape? = nil) {
+    init(config c: Qwen2Config, N: Int, lora: LoRASpec?, backend: any Backend, sharing other: LayerTape? = nil) {
         let C = c.hiddenSize, I = c.intermediateSize
-        att = AlignedBuffer(count: N * c.qDim)        // attention output, o_proj's input
-        lse = AlignedBuffer(count: N * c.numAttentionHeads)  // (B,NH,T)
+        func buffer(_ count: Int) -> DeviceBuffer<Float> { backend.allocate(Float.self, count: count) }
+        att = buffer(N * c.qDim)        // attention output, o_proj's input
+        lse = buffer(N * c.numAttentionHeads)  // (B,NH,T)
         if let other {
             mid = other.mid
             rstd2 = other.rstd2
@@ -33,16 +36,16 @@ final class LayerTape {
             loraXA = other.loraXA
             return
         }
-        rstd1 = AlignedBuffer(count: N)               // of the input norm
-        q = AlignedBuffer(count: N * c.qDim)          // rotated queries (B,T,NH,hd)
-        kStore = AlignedBuffer(count: N * c.kvDim)    // rotated keys (B,KVH,T,hd)
-        vStore = AlignedBuffer(count: N * c.kvDim)    // values (B,KVH,T,hd)
-        mid = AlignedBuffer(count: N * C)             // residual after attention
-        rstd2 = AlignedBuffer(count: N)               // of the post-attention norm
-        gate = AlignedBuffer(count: N * I)
-        up = AlignedBuffer(count: N * I)
+        rstd1 = buffer(N)               // of the input norm
+        q = buffer(N * c.qDim)          // rotated queries (B,T,NH,hd)
+        kStore = buffer(N * c.kvDim)    // rotated keys (B,KVH,T,hd)
+        vStore = buffer(N * c.kvDim)    // values (B,KVH,T,hd)
+        mid = buffer(N * C)             // residual after attention
+        rstd2 = buffer(N)               // of the post-attention norm
+        gate = buffer(N * I)
+        up = buffer(N * I)
         if let lora {
-            for p in lora.targets { loraXA[p] = AlignedBuffer(count: N * lora.rank) }
+            for p in lora.targets { loraXA[p] = buffer(N * lora.rank) }
         }
     }
 
@@ -57,7 +60,7 @@ final class LayerTape {
     static func ownFloats(config c: Qwen2Config, N: Int) -> Int { N * (c.qDim + c.numAttentionHeads) }
 
     /// Its buffers, each once (shared ones included).
-    var buffers: [AlignedBuffer<Float>] { [rstd1, q, kStore, vStore, att, lse, mid, rstd2, gate, up] + Array(loraXA.values) }
+    var buffers: [DeviceBuffer<Float>] { [rstd1, q, kStore, vStore, att, lse, mid, rstd2, gate, up] + Array(loraXA.values) }
 }
 
 /// Buffers one training pass reuses for a batch of up to N tokens: the residual stream, the
@@ -68,66 +71,75 @@ final class TrainingWorkspace {
     let T: Int
     let checkpointing: Bool
     /// Each layer's input (N,C), and the last layer's output at index L (the final norm's input).
-    let layerInputs: [AlignedBuffer<Float>]
+    let layerInputs: [DeviceBuffer<Float>]
     let tapes: [LayerTape]
-    let final: AlignedBuffer<Float>       // final-normed hidden (N,C)
-    let rstdFinal: AlignedBuffer<Float>   // (N)
-    let keyMask: AlignedBuffer<UInt8>     // (B,T)
-    let ids: AlignedBuffer<Int32>         // (N)
-    let positions, segments: AlignedBuffer<Int32>  // (N) RoPE positions and segment ids of packed rows
+    let final: DeviceBuffer<Float>       // final-normed hidden (N,C)
+    let rstdFinal: DeviceBuffer<Float>   // (N)
+    let keyMask: DeviceBuffer<UInt8>     // (B,T)
+    let ids: DeviceBuffer<Int32>         // (N)
+    let positions, segments: DeviceBuffer<Int32>  // (N) RoPE positions and segment ids of packed rows
     /// The current batch is packed: `positions` and `segments` apply (else 0..<T and one segment).
     var packed = false
-    let targets: AlignedBuffer<Int32>     // (N) labels shifted by one
+    let targets: DeviceBuffer<Int32>     // (N) labels shifted by one
+    /// The same targets on the host (which rows the lm_head scores).
+    var hostTargets: [Int32]
     // Scratch (not saved between forward and backward).
-    let ln, act, k, v, tmp, dropped: AlignedBuffer<Float>  // ln: a normed layer or MLP input (N,C)
-    let dx, dln, datt, dq, dk, dv, dact, dgate, dup, dxa, attD: AlignedBuffer<Float>
-    let logits, losses: AlignedBuffer<Float>
-    let headIn, headGrad: AlignedBuffer<Float>  // gathered labelled rows (lmHeadRows, C) and their gradient
-    let headTargets: AlignedBuffer<Int32>
-    let attScratch: AlignedBuffer<Float>  // one block of attention scores and their gradient
+    let ln, act, k, v, tmp, dropped: DeviceBuffer<Float>  // ln: a normed layer or MLP input (N,C)
+    let dx, dln, datt, dq, dk, dv, dact, dgate, dup, dxa, attD: DeviceBuffer<Float>
+    let logits, losses: DeviceBuffer<Float>
+    let headIn, headGrad: DeviceBuffer<Float>  // gathered labelled rows (lmHeadRows, C) and their gradient
+    let headTargets: DeviceBuffer<Int32>
+    let headScales: DeviceBuffer<Float>  // (lmHeadRows) per-row loss weights (DPO)
+    let attScratch: DeviceBuffer<Float>  // one block of attention scores and their gradient
 
     /// `attentionScratch`: floats of the backend's training-attention scratch for T tokens.
-    init(config c: Qwen2Config, B: Int, T: Int, lora: LoRASpec?, checkpointing: Bool, lmHeadRows: Int, attentionScratch: Int) {
+    init(config c: Qwen2Config, B: Int, T: Int, lora: LoRASpec?, checkpointing: Bool, lmHeadRows: Int, attentionScratch: Int,
+         backend: any Backend) {
         let N = B * T, C = c.hiddenSize, I = c.intermediateSize, L = c.numHiddenLayers
+        func buffer(_ count: Int) -> DeviceBuffer<Float> { backend.allocate(Float.self, count: count) }
         self.N = N
         self.B = B
         self.T = T
         self.checkpointing = checkpointing
-        layerInputs = (0...L).map { _ in AlignedBuffer(count: N * C) }
-        let first = LayerTape(config: c, N: N, lora: lora)
-        tapes = [first] + (1..<max(1, L)).map { _ in LayerTape(config: c, N: N, lora: lora, sharing: checkpointing ? first : nil) }
-        final = AlignedBuffer(count: N * C)
-        rstdFinal = AlignedBuffer(count: N)
-        keyMask = AlignedBuffer(count: N)
-        ids = AlignedBuffer(count: N)
-        positions = AlignedBuffer(count: N)
-        segments = AlignedBuffer(count: N)
-        targets = AlignedBuffer(count: N)
-        ln = AlignedBuffer(count: N * C)
-        act = AlignedBuffer(count: N * I)
-        k = AlignedBuffer(count: N * c.kvDim)
-        v = AlignedBuffer(count: N * c.kvDim)
-        tmp = AlignedBuffer(count: N * C)
+        layerInputs = (0...L).map { _ in buffer(N * C) }
+        let first = LayerTape(config: c, N: N, lora: lora, backend: backend)
+        tapes = [first] + (1..<max(1, L)).map { _ in
+            LayerTape(config: c, N: N, lora: lora, backend: backend, sharing: checkpointing ? first : nil)
+        }
+        final = buffer(N * C)
+        rstdFinal = buffer(N)
+        keyMask = backend.allocate(UInt8.self, count: N)
+        ids = backend.allocate(Int32.self, count: N)
+        positions = backend.allocate(Int32.self, count: N)
+        segments = backend.allocate(Int32.self, count: N)
+        targets = backend.allocate(Int32.self, count: N)
+        hostTargets = [Int32](repeating: 0, count: N)
+        ln = buffer(N * C)
+        act = buffer(N * I)
+        k = buffer(N * c.kvDim)
+        v = buffer(N * c.kvDim)
+        tmp = buffer(N * C)
         let r = lora?.rank ?? 0
         let dropout = (lora?.dropout ?? 0) > 0
-        dropped = AlignedBuffer(count: dropout ? N * max(C, c.qDim, I) : 0)
-        dx = AlignedBuffer(count: N * C)
-        dln = AlignedBuffer(count: N * C)
-        datt = AlignedBuffer(count: N * c.qDim)
-        dq = AlignedBuffer(count: N * c.qDim)
-        dk = AlignedBuffer(count: N * c.kvDim)
-        dv = AlignedBuffer(count: N * c.kvDim)
-        dact = AlignedBuffer(count: N * I)
-        dgate = AlignedBuffer(count: N * I)
-        dup = AlignedBuffer(count: N * I)
-        dxa = AlignedBuffer(count: N * max(1, r))
-        attD = AlignedBuffer(count: N * c.numAttentionHeads)
-        logits = AlignedBuffer(count: lmHeadRows * c.vocabSize)
-        losses = AlignedBuffer(count: lmHeadRows)
-        headIn = AlignedBuffer(count: lmHeadRows * C)
-        headGrad = AlignedBuffer(count: lmHeadRows * C)
-        headTargets = AlignedBuffer(count: lmHeadRows)
-        attScratch = AlignedBuffer(count: attentionScratch)
+        dropped = buffer(dropout ? N * max(C, c.qDim, I) : 0)
+        dx = buffer(N * C)
+        dln = buffer(N * C)
+        datt = buffer(N * c.qDim)
+        dq = buffer(N * c.qDim)
+        dk = buffer(N * c.kvDim)
+        dv = buffer(N * c.kvDim)
+        dact = buffer(N * I)
+        dgate = buffer(N * I)
+        dup = buffer(N * I)
+        dxa = buffer(N * max(1, r))
+        attD = buffer(N * c.numAttentionHeads)
+        logits = buffer(lmHeadRows * c.vocabSize)
+        losses = buffer(lmHeadRows)
+        headIn = buffer(lmHeadRows * C)
+        headGrad = buffer(lmHeadRows * C)
+        headTargets = backend.allocate(Int32.self, count: lmHeadRows)
+        headScales = buffer(lmHeadRows)
+        attScratch = buffer(attentionScratch)
     }
 
     func tape(_ layer: Int) -> LayerTape { tapes[layer] }

@@ -12,8 +12,8 @@ import Qwen2
 extension Qwen2TrainingPass {
     /// The LoRA pair of projection p in layer l, if it is a target: A (r,in), B (out,r) and grads.
     struct LoRAPair {
-        let A, B: UnsafeMutablePointer<Float>
-        let dA, dB: UnsafeMutablePointer<Float>
+        let A, B: DevicePointer<Float>
+        let dA, dB: DeviceMutablePointer<Float>
         let rows, cols: Int
     }
 
@@ -22,7 +22,8 @@ extension Qwen2TrainingPass {
         let a = try state.layout.require(TrainableParameters.loraName(layer: l, p, "A"))
         let b = try state.layout.require(TrainableParameters.loraName(layer: l, p, "B"))
         let s = p.shape(config)
-        return LoRAPair(A: state.param(a), B: state.param(b), dA: state.grad(a), dB: state.grad(b), rows: s.rows, cols: s.cols)
+        return LoRAPair(A: state.deviceParam(a).readOnly, B: state.deviceParam(b).readOnly, dA: state.deviceGrad(a),
+                        dB: state.deviceGrad(b), rows: s.rows, cols: s.cols)
     }
 
     func dropout(_ l: Int, _ p: Projection, stream: UInt64, on: Bool) -> LoRADropout {
@@ -41,8 +42,8 @@ extension Qwen2TrainingPass {
         let c = config, be = backend
         let B = w.B, T = w.T, N = w.N, C = c.hiddenSize, I = c.intermediateSize
         let NH = c.numAttentionHeads, KVH = c.numKeyValueHeads, hd = c.headDim
-        let input = w.layerInputs[l].pointer, output = w.layerInputs[l + 1].pointer
-        func linear(_ p: Projection, _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+        let input = w.layerInputs[l].readOnly, output = w.layerInputs[l + 1].pointer
+        func linear(_ p: Projection, _ out: DeviceMutablePointer<Float>, _ inp: DevicePointer<Float>,
                     bias: UnsafePointer<Float>? = nil) {
             Profile.time("fwd gemm") {
                 be.linearForward(out: out, inp: inp, weight: lw.matrix(p), bias: bias, N: N, scratch: linearScratch, accumulate: false)
@@ -58,48 +59,48 @@ extension Qwen2TrainingPass {
         Profile.time("fwd norm+add") {
             be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd1.pointer, inp: input, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
         }
-        linear(.q, t.q.pointer, w.ln.pointer, bias: lw.qBias)
-        linear(.k, w.k.pointer, w.ln.pointer, bias: lw.kBias)
-        linear(.v, w.v.pointer, w.ln.pointer, bias: lw.vBias)
-        let positions: UnsafePointer<Int32>? = w.packed ? UnsafePointer(w.positions.pointer) : nil
+        linear(.q, t.q.pointer, w.ln.readOnly, bias: lw.qBias)
+        linear(.k, w.k.pointer, w.ln.readOnly, bias: lw.kBias)
+        linear(.v, w.v.pointer, w.ln.readOnly, bias: lw.vBias)
+        let positions = w.packed ? w.positions.readOnly : nil
         Profile.time("fwd rope") {
             be.ropeForward(t.q.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
             be.ropeForward(w.k.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
-            be.kvStoreWrite(store: t.kStore.pointer, inp: w.k.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
-            be.kvStoreWrite(store: t.vStore.pointer, inp: w.v.pointer, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
+            be.kvStoreWrite(store: t.kStore.pointer, inp: w.k.readOnly, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
+            be.kvStoreWrite(store: t.vStore.pointer, inp: w.v.readOnly, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
         }
         if !recompute {  // kept per layer under checkpointing (see above)
             Profile.time("fwd attention") {
-                be.trainingAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.pointer, kStore: t.kStore.pointer,
-                                        vStore: t.vStore.pointer, keyMask: w.keyMask.pointer,
-                                        segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratch: w.attScratch.pointer,
+                be.trainingAttentionForward(out: t.att.pointer, lse: t.lse.pointer, q: t.q.readOnly, kStore: t.kStore.readOnly,
+                                        vStore: t.vStore.readOnly, keyMask: w.keyMask.readOnly,
+                                        segments: w.packed ? w.segments.readOnly : nil, scratch: w.attScratch.pointer,
                                         B: B, T: T, NH: NH, KVH: KVH, hd: hd)
             }
         }
-        linear(.o, w.tmp.pointer, t.att.pointer)
+        linear(.o, w.tmp.pointer, t.att.readOnly)
         Profile.time("fwd norm+add") {
             be.copy(t.mid.pointer, from: input, count: N * C)
-            be.residualAdd(t.mid.pointer, w.tmp.pointer, count: N * C)
-            be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
+            be.residualAdd(t.mid.pointer, w.tmp.readOnly, count: N * C)
+            be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd2.pointer, inp: t.mid.readOnly, weight: lw.postAttentionNorm,
                            N: N, C: C, eps: c.rmsNormEps)
         }
-        linear(.gate, t.gate.pointer, w.ln.pointer)
-        linear(.up, t.up.pointer, w.ln.pointer)
+        linear(.gate, t.gate.pointer, w.ln.readOnly)
+        linear(.up, t.up.pointer, w.ln.readOnly)
         if recompute {
             guard let pair = try? loraPair(l, .down), let spec = lora, let xa = t.loraXA[.down] else { return }
-            Profile.time("fwd swiglu") { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
+            Profile.time("fwd swiglu") { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.readOnly, up: t.up.readOnly, count: N * I) }
             let drop = dropout(l, .down, stream: stream, on: dropoutOn)
             Profile.time("fwd lora") {
-                be.loraProjectInput(xa: xa.pointer, inp: w.act.pointer, A: pair.A, dropout: drop, dropped: w.dropped.pointer,
+                be.loraProjectInput(xa: xa.pointer, inp: w.act.readOnly, A: pair.A, dropout: drop, dropped: w.dropped.pointer,
                                  N: N, C: pair.cols, r: spec.rank)
             }
             return
         }
-        Profile.time("fwd swiglu") { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
-        linear(.down, w.tmp.pointer, w.act.pointer)
+        Profile.time("fwd swiglu") { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.readOnly, up: t.up.readOnly, count: N * I) }
+        linear(.down, w.tmp.pointer, w.act.readOnly)
         Profile.time("fwd norm+add") {
-            be.copy(output, from: t.mid.pointer, count: N * C)
-            be.residualAdd(output, w.tmp.pointer, count: N * C)
+            be.copy(output, from: t.mid.readOnly, count: N * C)
+            be.residualAdd(output, w.tmp.readOnly, count: N * C)
         }
     }
 
@@ -110,12 +111,12 @@ extension Qwen2TrainingPass {
         let B = w.B, T = w.T, N = w.N, C = c.hiddenSize, I = c.intermediateSize
         let NH = c.numAttentionHeads, KVH = c.numKeyValueHeads, hd = c.headDim
         let dx = w.dx.pointer, dln = w.dln.pointer
-        func g(_ suffix: String) throws -> UnsafeMutablePointer<Float>? {
+        func g(_ suffix: String) throws -> DeviceMutablePointer<Float>? {
             try fullGrad(TrainableParameters.layerName(l, suffix))
         }
         /// Base linear backward then the adapter's: dinp written (or added to), weight grads added.
-        func linearBack(_ p: Projection, dinp: UnsafeMutablePointer<Float>, accumulate: Bool,
-                        dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, hasBias: Bool = false) throws {
+        func linearBack(_ p: Projection, dinp: DeviceMutablePointer<Float>, accumulate: Bool,
+                        dout: DevicePointer<Float>, inp: DevicePointer<Float>, hasBias: Bool = false) throws {
             let dweight = try g(p.modulePath + ".weight"), dbias = hasBias ? try g(p.modulePath + ".bias") : nil
             Profile.time("bwd gemm") {
                 be.linearBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp,
@@ -124,7 +125,7 @@ extension Qwen2TrainingPass {
             if let pair = try loraPair(l, p), let spec = lora, let xa = t.loraXA[p] {
                 let drop = dropout(l, p, stream: stream, on: true)
                 Profile.time("bwd lora") {
-                    be.loraBackward(dinp: dinp, dA: pair.dA, dB: pair.dB, dout: dout, inp: inp, xa: xa.pointer,
+                    be.loraBackward(dinp: dinp, dA: pair.dA, dB: pair.dB, dout: dout, inp: inp, xa: xa.readOnly,
                                  A: pair.A, B: pair.B, scale: spec.scale, dropout: drop,
                                  dxa: w.dxa.pointer, dropped: w.dropped.pointer, N: N, C: pair.cols, OC: pair.rows, r: spec.rank)
                 }
@@ -132,49 +133,49 @@ extension Qwen2TrainingPass {
         }
 
         // MLP: dx is d output = d mlpOut (and, through the residual, d mid).
-        Profile.time("bwd swiglu") { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.pointer, up: t.up.pointer, count: N * I) }
-        try linearBack(.down, dinp: w.dact.pointer, accumulate: false, dout: dx, inp: w.act.pointer)
+        Profile.time("bwd swiglu") { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.readOnly, up: t.up.readOnly, count: N * I) }
+        try linearBack(.down, dinp: w.dact.pointer, accumulate: false, dout: dx.readOnly, inp: w.act.readOnly)
         Profile.time("bwd swiglu") {
-            be.swigluBackward(dgate: w.dgate.pointer, dup: w.dup.pointer, dout: w.dact.pointer,
-                           gate: t.gate.pointer, up: t.up.pointer, count: N * I)
+            be.swigluBackward(dgate: w.dgate.pointer, dup: w.dup.pointer, dout: w.dact.readOnly,
+                           gate: t.gate.readOnly, up: t.up.readOnly, count: N * I)
         }
         Profile.time("bwd norm") {  // the MLP's normed input again (not kept: see LayerTape)
-            be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd2.pointer, inp: t.mid.pointer, weight: lw.postAttentionNorm,
+            be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd2.pointer, inp: t.mid.readOnly, weight: lw.postAttentionNorm,
                            N: N, C: C, eps: c.rmsNormEps)
         }
-        try linearBack(.gate, dinp: dln, accumulate: false, dout: w.dgate.pointer, inp: w.ln.pointer)
-        try linearBack(.up, dinp: dln, accumulate: true, dout: w.dup.pointer, inp: w.ln.pointer)
+        try linearBack(.gate, dinp: dln, accumulate: false, dout: w.dgate.readOnly, inp: w.ln.readOnly)
+        try linearBack(.up, dinp: dln, accumulate: true, dout: w.dup.readOnly, inp: w.ln.readOnly)
         let dpost = try g("post_attention_layernorm.weight")
         Profile.time("bwd norm") {
-            be.rmsNormBackward(dinp: dx, dweight: dpost, dout: dln,
-                            inp: t.mid.pointer, weight: lw.postAttentionNorm, rstd: t.rstd2.pointer, N: N, C: C)
+            be.rmsNormBackward(dinp: dx, dweight: dpost, dout: dln.readOnly,
+                            inp: t.mid.readOnly, weight: lw.postAttentionNorm, rstd: t.rstd2.readOnly, N: N, C: C)
         }
 
         // Attention: dx is now d mid = d attProj (and, through the residual, d input).
-        try linearBack(.o, dinp: w.datt.pointer, accumulate: false, dout: dx, inp: t.att.pointer)
+        try linearBack(.o, dinp: w.datt.pointer, accumulate: false, dout: dx.readOnly, inp: t.att.readOnly)
         Profile.time("bwd attention") {
-            be.trainingAttentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.pointer,
-                                     q: t.q.pointer, kStore: t.kStore.pointer, vStore: t.vStore.pointer, out: t.att.pointer,
-                                     lse: t.lse.pointer, keyMask: w.keyMask.pointer,
-                                     segments: w.packed ? UnsafePointer(w.segments.pointer) : nil, scratchD: w.attD.pointer,
+            be.trainingAttentionBackward(dq: w.dq.pointer, dk: w.dk.pointer, dv: w.dv.pointer, dout: w.datt.readOnly,
+                                     q: t.q.readOnly, kStore: t.kStore.readOnly, vStore: t.vStore.readOnly, out: t.att.readOnly,
+                                     lse: t.lse.readOnly, keyMask: w.keyMask.readOnly,
+                                     segments: w.packed ? w.segments.readOnly : nil, scratchD: w.attD.pointer,
                                      scratch: w.attScratch.pointer, B: B, T: T, NH: NH, KVH: KVH, hd: hd)
         }
-        let positions: UnsafePointer<Int32>? = w.packed ? UnsafePointer(w.positions.pointer) : nil
+        let positions = w.packed ? w.positions.readOnly : nil
         Profile.time("bwd rope") {
             be.ropeBackward(w.dq.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
             be.ropeBackward(w.dk.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
         }
         Profile.time("bwd norm") {  // the attention's normed input again
-            be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd1.pointer, inp: w.layerInputs[l].pointer, weight: lw.inputNorm,
+            be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd1.pointer, inp: w.layerInputs[l].readOnly, weight: lw.inputNorm,
                            N: N, C: C, eps: c.rmsNormEps)
         }
-        try linearBack(.q, dinp: dln, accumulate: false, dout: w.dq.pointer, inp: w.ln.pointer, hasBias: true)
-        try linearBack(.k, dinp: dln, accumulate: true, dout: w.dk.pointer, inp: w.ln.pointer, hasBias: true)
-        try linearBack(.v, dinp: dln, accumulate: true, dout: w.dv.pointer, inp: w.ln.pointer, hasBias: true)
+        try linearBack(.q, dinp: dln, accumulate: false, dout: w.dq.readOnly, inp: w.ln.readOnly, hasBias: true)
+        try linearBack(.k, dinp: dln, accumulate: true, dout: w.dk.readOnly, inp: w.ln.readOnly, hasBias: true)
+        try linearBack(.v, dinp: dln, accumulate: true, dout: w.dv.readOnly, inp: w.ln.readOnly, hasBias: true)
         let dinput = try g("input_layernorm.weight")
         Profile.time("bwd norm") {
-            be.rmsNormBackward(dinp: dx, dweight: dinput, dout: dln,
-                            inp: w.layerInputs[l].pointer, weight: lw.inputNorm, rstd: t.rstd1.pointer, N: N, C: C)
+            be.rmsNormBackward(dinp: dx, dweight: dinput, dout: dln.readOnly,
+                            inp: w.layerInputs[l].readOnly, weight: lw.inputNorm, rstd: t.rstd1.readOnly, N: N, C: C)
         }
     }
 }

@@ -181,26 +181,32 @@ public final class Qwen2TrainingPass {
         let B = batch.B, T = batch.T, N = B * T, C = c.hiddenSize, L = c.numHiddenLayers
         let w = workspace(B: B, T: T)
         ensureRope(T)
-        for i in 0..<N {
-            w.ids[i] = batch.ids[i]
-            w.keyMask[i] = (batch.attentionMask?[i] ?? 1) != 0 ? 1 : 0
+        let be = backend
+        // The batch into the backend's memory (the CPU's host access is the buffer itself).
+        batch.ids.withUnsafeBufferPointer { be.copyToDevice(w.ids.pointer, from: $0.baseAddress!, count: N) }
+        be.withHostAccess(w.keyMask.pointer, count: N) { keyMask in
+            for i in 0..<N { keyMask[i] = (batch.attentionMask?[i] ?? 1) != 0 ? 1 : 0 }
         }
         w.packed = batch.positionIds != nil || batch.segmentIds != nil
         if w.packed {
-            for i in 0..<N {
-                w.positions[i] = batch.positionIds?[i] ?? Int32(i % T)
-                w.segments[i] = batch.segmentIds?[i] ?? 1
+            be.withHostAccess(w.positions.pointer, count: N) { positions in
+                for i in 0..<N { positions[i] = batch.positionIds?[i] ?? Int32(i % T) }
+            }
+            be.withHostAccess(w.segments.pointer, count: N) { segments in
+                for i in 0..<N { segments[i] = batch.segmentIds?[i] ?? 1 }
             }
         }
-        batch.labels.withUnsafeBufferPointer {
-            LossNormalization.shiftedTargets(w.targets.pointer, labels: $0.baseAddress!, B: B, T: T)
+        w.hostTargets.withUnsafeMutableBufferPointer { targets in
+            batch.labels.withUnsafeBufferPointer {
+                LossNormalization.shiftedTargets(targets.baseAddress!, labels: $0.baseAddress!, B: B, T: T)
+            }
+            be.copyToDevice(w.targets.pointer, from: targets.baseAddress!, count: N)
         }
         let dropoutOn = dropout ?? gradients
         let stream = dropoutOn ? dropoutStream : 0
 
-        let be = backend
         try weights.acquireShared()
-        be.embeddingForward(out: w.layerInputs[0].pointer, ids: w.ids.pointer, table: weights.embedding, N: N)
+        be.embeddingForward(out: w.layerInputs[0].pointer, ids: w.ids.readOnly, table: weights.embedding, N: N)
         weights.releaseShared()
         for l in 0..<L {
             let lw = try weights.acquireLayer(l)
@@ -210,7 +216,7 @@ public final class Qwen2TrainingPass {
         try weights.acquireShared()  // the final norm and lm_head, until the head's backward is done
         var sharedHeld = true
         defer { if sharedHeld { weights.releaseShared() } }
-        be.rmsNormForward(out: w.final.pointer, rstd: w.rstdFinal.pointer, inp: w.layerInputs[L].pointer,
+        be.rmsNormForward(out: w.final.pointer, rstd: w.rstdFinal.pointer, inp: w.layerInputs[L].readOnly,
                        weight: weights.finalNorm, N: N, C: C, eps: c.rmsNormEps)
 
         let scale = LossNormalization.scale(labelledTokens: labelledTokens)
@@ -225,13 +231,13 @@ public final class Qwen2TrainingPass {
             head = try headForwardBackward(w: w, scale: scale, gradients: gradients)
         }
         let lossSum = head.total
-        let tokens = (0..<N).reduce(0) { $0 + (w.targets[$1] != ignoreIndex ? 1 : 0) }
+        let tokens = w.hostTargets.reduce(0) { $0 + ($1 != ignoreIndex ? 1 : 0) }
         if !gradients { return (BatchLoss(lossSum: lossSum, tokens: tokens), head.rows) }
 
         // d final norm → dx, the gradient of the residual stream, carried down the layers.
         be.fill(w.dx.pointer, count: N * C, value: 0)
-        be.rmsNormBackward(dinp: w.dx.pointer, dweight: try fullGrad("model.norm.weight"), dout: w.dln.pointer,
-                        inp: w.layerInputs[L].pointer, weight: weights.finalNorm, rstd: w.rstdFinal.pointer, N: N, C: C)
+        be.rmsNormBackward(dinp: w.dx.pointer, dweight: try fullGrad("model.norm.weight"), dout: w.dln.readOnly,
+                        inp: w.layerInputs[L].readOnly, weight: weights.finalNorm, rstd: w.rstdFinal.readOnly, N: N, C: C)
         weights.releaseShared()
         sharedHeld = false
         for l in stride(from: L - 1, through: 0, by: -1) {
@@ -244,7 +250,7 @@ public final class Qwen2TrainingPass {
             try layerGradientsDone?(l)
         }
         if let dtable = try fullGrad("model.embed_tokens.weight") {
-            be.embeddingBackward(dtable: dtable, dout: w.dx.pointer, ids: w.ids.pointer, N: N, C: C)
+            be.embeddingBackward(dtable: dtable, dout: w.dx.readOnly, ids: w.ids.readOnly, N: N, C: C)
         }
         return (BatchLoss(lossSum: lossSum, tokens: tokens), head.rows)
     }
@@ -259,52 +265,60 @@ public final class Qwen2TrainingPass {
         let c = config, be = backend
         let N = w.N, C = c.hiddenSize, V = c.vocabSize
         let dHead = gradients ? try fullGrad(c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight") : nil
-        let rows = (0..<N).filter { w.targets[$0] != ignoreIndex }
+        let rows = (0..<N).filter { w.hostTargets[$0] != ignoreIndex }
         if gradients { be.fill(w.dln.pointer, count: N * C, value: 0) }
         var total = 0.0
         let T = w.T
         var perRow = [Double](repeating: 0, count: N / T)
+        let per = headChunkRows(rows.count)
+        // The chunk's targets and row weights go to the backend, its losses come back.
+        var chunkTargets = [Int32](repeating: 0, count: per), losses = [Float](repeating: 0, count: per)
         var chunkScales = [Float](repeating: 0, count: rowScales == nil ? 0 : lmHeadRows)
-        // Equal chunks (255 rows: 128 + 127, not 128 + 127 + … or 254 + 1): small ones run slowly.
-        let chunks = (rows.count + lmHeadRows - 1) / lmHeadRows
-        let per = chunks > 0 ? (rows.count + chunks - 1) / chunks : 0
         var k0 = 0
         while k0 < rows.count {
             let n = min(per, rows.count - k0)
             let h = w.headIn.pointer, dh = w.headGrad.pointer
             for k in 0..<n {
-                be.copy(h + k * C, from: w.final.pointer + rows[k0 + k] * C, count: C)
-                w.headTargets[k] = w.targets[rows[k0 + k]]
+                be.copy(h + k * C, from: w.final.readOnly + rows[k0 + k] * C, count: C)
+                chunkTargets[k] = w.hostTargets[rows[k0 + k]]
                 if let rowScales { chunkScales[k] = rowScales[rows[k0 + k] / T] }
             }
+            be.copyToDevice(w.headTargets.pointer, from: chunkTargets, count: n)
+            if rowScales != nil { be.copyToDevice(w.headScales.pointer, from: chunkScales, count: n) }
             Profile.time("head gemm") {
-                be.linearForward(out: w.logits.pointer, inp: h, weight: weights.lmHead, bias: nil, N: n,
+                be.linearForward(out: w.logits.pointer, inp: h.readOnly, weight: weights.lmHead, bias: nil, N: n,
                                  scratch: linearScratch, accumulate: false)
             }
             total += try Profile.time("head loss") {
-                try chunkScales.withUnsafeBufferPointer { cs in
-                    try be.crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
-                                                    logits: w.logits.pointer, targets: w.headTargets.pointer,
-                                                    N: n, V: V, scale: scale, rowScales: rowScales == nil ? nil : cs.baseAddress)
-                }
+                try be.crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
+                                                   logits: w.logits.readOnly, targets: w.headTargets.readOnly,
+                                                   N: n, V: V, scale: scale, rowScales: rowScales == nil ? nil : w.headScales.readOnly)
             }
-            for k in 0..<n { perRow[rows[k0 + k] / T] += Double(w.losses[k]) }
+            be.copyToHost(&losses, from: w.losses.readOnly, count: n)
+            for k in 0..<n { perRow[rows[k0 + k] / T] += Double(losses[k]) }
             if gradients {
                 Profile.time("head gemm") {
-                    be.linearBackward(dinp: dh, dweight: dHead, dbias: nil, dout: w.logits.pointer, inp: h,
+                    be.linearBackward(dinp: dh, dweight: dHead, dbias: nil, dout: w.logits.readOnly, inp: h.readOnly,
                                       weight: weights.lmHead, N: n, accumulateInput: false, scratch: backwardScratch)
                 }
-                for k in 0..<n { be.copy(w.dln.pointer + rows[k0 + k] * C, from: dh + k * C, count: C) }
+                for k in 0..<n { be.copy(w.dln.pointer + rows[k0 + k] * C, from: dh.readOnly + k * C, count: C) }
             }
             k0 += n
         }
         return (total, perRow)
     }
 
+    /// Rows per lm_head chunk for `rows` labelled rows: equal chunks of at most `lmHeadRows`
+    /// (255 rows: 128 + 127, not 128 + 127 + … or 254 + 1): small ones run slowly.
+    func headChunkRows(_ rows: Int) -> Int {
+        let chunks = (rows + lmHeadRows - 1) / lmHeadRows
+        return chunks > 0 ? (rows + chunks - 1) / chunks : 0
+    }
+
     /// The gradient of a full-fine-tuning parameter; nil in LoRA mode (the base is frozen).
-    func fullGrad(_ name: String) throws -> UnsafeMutablePointer<Float>? {
+    func fullGrad(_ name: String) throws -> DeviceMutablePointer<Float>? {
         guard case .full = mode else { return nil }
-        return try state.grad(name).baseAddress
+        return state.deviceGrad(try state.layout.require(name))
     }
 
     func validate(_ batch: TrainingBatch) throws {
@@ -334,7 +348,8 @@ public final class Qwen2TrainingPass {
         if let w = work, w.B == B, w.T == T { return w }
         work = nil  // free the old one first
         let w = TrainingWorkspace(config: config, B: B, T: T, lora: lora, checkpointing: gradientCheckpointing,
-                                  lmHeadRows: min(B * T, lmHeadRows), attentionScratch: backend.attentionScratchCount(T: T))
+                                  lmHeadRows: min(B * T, lmHeadRows), attentionScratch: backend.attentionScratchCount(T: T),
+                                  backend: backend)
         work = w
         return w
     }

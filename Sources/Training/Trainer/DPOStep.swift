@@ -30,7 +30,7 @@ public final class DPOContext {
             trainReference = try DPOContext.precompute(pass: pass, loader: train)
             evalReference = try eval.map { try DPOContext.precompute(pass: pass, loader: $0) }
         } else {
-            startParams = Array(UnsafeBufferPointer(start: pass.state.params.pointer, count: pass.state.storageCount))
+            startParams = pass.backend.download(pass.state.params.readOnly, count: pass.state.storageCount)
         }
     }
 
@@ -96,10 +96,10 @@ public final class DPOContext {
             return PairLogProbs(chosen: p.map { table.chosen[$0] }, rejected: p.map { table.rejected[$0] })
         }
         guard let start = startParams else { throw TrainerError.unsupported(key: "task_type", message: "dpo: no reference") }
-        let state = pass.state, n = state.storageCount
-        let current = Array(UnsafeBufferPointer(start: state.params.pointer, count: n))
-        start.withUnsafeBufferPointer { state.params.pointer.update(from: $0.baseAddress!, count: n) }
-        defer { current.withUnsafeBufferPointer { state.params.pointer.update(from: $0.baseAddress!, count: n) } }
+        let state = pass.state, n = state.storageCount, be = pass.backend
+        let current = be.download(state.params.readOnly, count: n)
+        be.copyToDevice(state.params.pointer, from: start, count: n)
+        defer { be.copyToDevice(state.params.pointer, from: current, count: n) }
         return DPOContext.split(try pass.sequenceLogProbs(batch))
     }
 
@@ -141,7 +141,7 @@ public final class DPOContext {
             pass.backend.clipGradNorm(state.grads.pointer, count: state.storageCount, maxNorm: maxGradNorm)
         }
         if !loss.isFinite || !norm.isFinite { return StepResult(loss: loss, gradNorm: norm, metrics: metrics, skipped: true) }
-        Profile.time("optimizer") { optimizer.step(params: state.params.pointer, grads: UnsafePointer(state.grads.pointer), lr: lr) }
+        Profile.time("optimizer") { optimizer.step(params: state.params.pointer, grads: state.grads.readOnly, lr: lr) }
         return StepResult(loss: loss, gradNorm: norm, metrics: metrics, skipped: false)
     }
 

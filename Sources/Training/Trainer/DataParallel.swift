@@ -39,7 +39,7 @@ extension Trainer {
             Fingerprint.of(Data(config.resolvedJSON().compactText.utf8)),
             Fingerprint.of(train.ids, train.labels, train.starts.map { Int64($0) }),
             // ZeRO-3 ranks hold different slices of the weights: the layout's size stands in.
-            (zero.stage == 3 ? UInt64(state.storageCount) : Fingerprint.of(state.params.pointer, count: state.storageCount))
+            (zero.stage == 3 ? UInt64(state.storageCount) : Fingerprint.of(state.hostParams, count: state.storageCount))
                 ^ Fingerprint.of(Data(((try? String(contentsOfFile: modelFolder + "/config.json", encoding: .utf8)) ?? "").utf8)),
         ]
         let mine = h

@@ -97,14 +97,9 @@ public enum AdapterMerge {
                     merged += 1
                 }
                 tensors.append(TensorToWrite(name: view.name, dtype: target, shape: [t.rows, t.cols]) { out in
-                    var values = t.dequantized()
-                    values.withUnsafeMutableBufferPointer { v in
-                        if let w = lw { backend.loraMerge(weight: v.baseAddress!, lora: w) }
-                        let tmp = UnsafeMutableRawPointer.allocate(byteCount: out.count, alignment: 64)
-                        defer { tmp.deallocate() }
-                        backend.convertFromFloat(tmp, dtype: target, from: UnsafePointer(v.baseAddress!), count: v.count)
-                        out.baseAddress!.copyMemory(from: tmp, byteCount: out.count)
-                    }
+                    let weight = backend.upload(t.dequantized())
+                    if let w = lw { backend.loraMerge(weight: weight.pointer, lora: w) }
+                    convert(weight, to: target, into: out, backend: backend)
                 })
                 continue
             }
@@ -121,19 +116,15 @@ public enum AdapterMerge {
             merged += 1
             let name = view.name
             tensors.append(TensorToWrite(name: name, dtype: outType, shape: view.shape) { out in
-                let weight = try view.floatBuffer()
+                let count = view.shape.reduce(1, *)
+                guard out.count == count * outType.elementSize else {
+                    throw TrainingError.mergeFailed(path: name, message: "output buffer of \(out.count) bytes for \(count) values")
+                }
+                // The base weight widened straight into the backend's memory (on the CPU: in place).
+                let weight = backend.allocate(Float.self, count: count, zeroed: false)
+                try backend.withHostAccess(weight.pointer, count: count) { try view.copyFloats(into: $0.baseAddress!) }
                 backend.loraMerge(weight: weight.pointer, lora: w)
-                guard let dst = out.baseAddress, out.count == weight.count * outType.elementSize else {
-                    throw TrainingError.mergeFailed(path: name, message: "output buffer of \(out.count) bytes for \(weight.count) values")
-                }
-                if Int(bitPattern: dst) % outType.elementSize == 0 {
-                    backend.convertFromFloat(dst, dtype: outType, from: UnsafePointer(weight.pointer), count: weight.count)
-                } else {
-                    let tmp = UnsafeMutableRawPointer.allocate(byteCount: out.count, alignment: 64)
-                    defer { tmp.deallocate() }
-                    backend.convertFromFloat(tmp, dtype: outType, from: UnsafePointer(weight.pointer), count: weight.count)
-                    dst.copyMemory(from: tmp, byteCount: out.count)
-                }
+                convert(weight, to: outType, into: out, backend: backend)
             })
         }
         if let missing = pending.sorted().first {
@@ -168,4 +159,15 @@ public enum AdapterMerge {
         guard let p = Projection.allCases.first(where: { $0.modulePath == module }) else { return nil }
         return (layer, p)
     }
+
+    /// The merged f32 weight (the backend's memory) converted to `dtype` by the backend, its bytes
+    /// copied out into the file's buffer `out`.
+    static func convert(_ weight: DeviceBuffer<Float>, to dtype: DType, into out: UnsafeMutableRawBufferPointer,
+                        backend: any ModelBackend) {
+        guard let dst = out.bindMemory(to: UInt8.self).baseAddress else { return }
+        let bytes = backend.allocate(UInt8.self, count: out.count, zeroed: false)
+        backend.convertFromFloat(bytes.pointer, dtype: dtype, from: weight.readOnly, count: weight.count)
+        backend.copyToHost(dst, from: bytes.readOnly, count: out.count)
+    }
+
 }

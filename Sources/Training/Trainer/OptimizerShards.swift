@@ -41,8 +41,8 @@ enum OptimizerShards {
             let whole = lo == 0 && hi == e.count
             let suffix = whole ? "" : "@\(lo):\(hi)"
             let shape = whole ? e.shape : [hi - lo]
-            let m = optimizer.m.pointer + (seg.range.lowerBound - r.lowerBound)
-            let v = optimizer.v.pointer + (seg.range.lowerBound - r.lowerBound)
+            let m = optimizer.hostM + (seg.range.lowerBound - r.lowerBound)
+            let v = optimizer.hostV + (seg.range.lowerBound - r.lowerBound)
             moments.append(TensorToWrite(name: "exp_avg.\(e.name)\(suffix)", shape: shape, pointer: UnsafePointer(m)))
             moments.append(TensorToWrite(name: "exp_avg_sq.\(e.name)\(suffix)", shape: shape, pointer: UnsafePointer(v)))
         }
@@ -122,10 +122,10 @@ enum OptimizerShards {
                 for (view, buffer) in [(p.m, optimizer.m), (p.v, optimizer.v)] {
                     do {
                         if let src = view.f32Pointer {
-                            (buffer.pointer + dst).update(from: src + (lo - p.lo), count: hi - lo)
+                            optimizer.backend.copyToDevice(buffer.pointer + dst, from: src + (lo - p.lo), count: hi - lo)
                         } else {
                             let all = try view.floatBuffer()
-                            (buffer.pointer + dst).update(from: all.pointer + (lo - p.lo), count: hi - lo)
+                            optimizer.backend.copyToDevice(buffer.pointer + dst, from: all.pointer + (lo - p.lo), count: hi - lo)
                         }
                     } catch { throw bad("optimizer state of \(e.name): \(error)") }
                 }

@@ -150,12 +150,12 @@ public final class Trainer {
         // ZeRO-2 never holds the whole gradient buffer: its pages stay untouched until written;
         // ZeRO-3 neither the whole parameter buffer (ZeRO3.swift).
         state = TrainableState(layout: layout, worldSize: comm.size, residentGradients: comm.size == 1 || zeroSettings.stage < 2,
-                               residentParameters: !stage3)
+                               residentParameters: !stage3, backend: backend)
         zero = ZeROEngine(comm: comm, layout: layout, settings: zeroSettings)
         let threshold = zeroSettings.persistenceThreshold(hiddenSize: modelConfig.hiddenSize)
         if stage3 {
             zero.setPersistent(layout, threshold: threshold)
-            (state.params.pointer + zero.optimizerRange.lowerBound).update(repeating: 0, count: zero.optimizerRange.count)
+            backend.fill(state.params.pointer + zero.optimizerRange.lowerBound, count: zero.optimizerRange.count, value: 0)
         }
         switch mode {
         case .full where stage3:

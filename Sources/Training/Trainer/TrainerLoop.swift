@@ -233,7 +233,7 @@ extension Trainer {
         for i in 0..<data.count {
             let ids = Array(data.ids(i)), labels = Array(data.labels(i))
             if ids.count < 2 { continue }
-            let cache = KVCache(config: modelConfig, batch: 1, capacity: ids.count)
+            let cache = KVCache(config: modelConfig, batch: 1, capacity: ids.count, backend: model.backend)
             let hidden = try model.forward(ids: ids, B: 1, T: ids.count, cache: cache)
             total.add(model.score(hidden: hidden, targets: Array(labels.dropFirst()) + [-100]))
         }

@@ -34,7 +34,7 @@ public enum TrainingStep {
         if !loss.isFinite || !norm.isFinite {
             return Result(loss: loss, gradNorm: norm, labelledTokens: labelled, skipped: true)
         }
-        Profile.time("optimizer") { optimizer.step(params: state.params.pointer, grads: UnsafePointer(state.grads.pointer), lr: lr) }
+        Profile.time("optimizer") { optimizer.step(params: state.params.pointer, grads: state.grads.readOnly, lr: lr) }
         return Result(loss: loss, gradNorm: norm, labelledTokens: labelled, skipped: false)
     }
 }
@@ -68,8 +68,8 @@ extension TrainingStep {
             try zero.finishMicroBatch(state, ranPass: b != nil || zero.stage == 3)
         }
         let loss = try zero.sum([lossSum])[0] / Double(labelled)
-        try Profile.time("reduce") { try zero.reduceGradients(state.grads.pointer) }
-        let norm = GradientClipping.norm(squaredNorm: try zero.squaredNorm(state.grads.pointer))
+        try Profile.time("reduce") { try zero.reduceGradients(state.hostGrads) }
+        let norm = GradientClipping.norm(squaredNorm: try zero.squaredNorm(state.grads.readOnly, backend: pass.backend))
         if !loss.isFinite || !norm.isFinite {
             return (Result(loss: loss, gradNorm: norm, labelledTokens: labelled, skipped: true), tokens)
         }
@@ -79,8 +79,8 @@ extension TrainingStep {
                 pass.backend.scaleGradients(state.grads.pointer, range: clipRange, by: GradientClipping.clipCoefficient(totalNorm: norm, maxNorm: maxGradNorm))
             }
         }
-        Profile.time("optimizer") { optimizer.step(params: state.params.pointer, grads: UnsafePointer(state.grads.pointer), lr: lr) }
-        try Profile.time("gather") { try zero.gatherParameters(state.params.pointer) }
+        Profile.time("optimizer") { optimizer.step(params: state.params.pointer, grads: state.grads.readOnly, lr: lr) }
+        try Profile.time("gather") { try zero.gatherParameters(state.hostParams) }
         zero.endStep(state)
         return (Result(loss: loss, gradNorm: norm, labelledTokens: labelled, skipped: false), tokens)
     }

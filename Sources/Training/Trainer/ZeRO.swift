@@ -219,7 +219,7 @@ final class ZeROEngine {
     /// Stage 2: each rank's part of grads[range] summed over ranks and added into its slice
     /// sum; the range's memory is then released.
     private func reduce(_ range: Range<Int>, _ state: TrainableState) throws {
-        let n = comm.size, grads = state.grads.pointer
+        let n = comm.size, grads = state.hostGrads
         let sum = shardSum!.pointer, mine = optimizerRange
         let slice = storageCount / n
         var lo = range.lowerBound
@@ -270,8 +270,8 @@ final class ZeROEngine {
     }
 
     /// Σ g² over every gradient of the step, the same on every rank.
-    func squaredNorm(_ grads: UnsafePointer<Float>) throws -> Double {
-        let local = GradientClipping.squaredNorm(grads, range: gradientRange)
+    func squaredNorm(_ grads: DevicePointer<Float>, backend: any TrainingBackend) throws -> Double {
+        let local = backend.gradSquaredNorm(grads, range: gradientRange)
         guard stage >= 2 else { return local }
         return try timed { try comm.allReduceSum(local) }
     }

@@ -35,7 +35,7 @@ extension ZeROEngine {
             while lo < range.upperBound {
                 let hi = min(range.upperBound, lo + Self.gatherPiece)
                 let counts = (0..<n).map { r in max(0, min(hi, (r + 1) * slice) - max(lo, r * slice)) * MemoryLayout<Float>.size }
-                let at = UnsafeMutableRawPointer(state.params.pointer + lo)
+                let at = UnsafeMutableRawPointer(state.hostParams + lo)
                 if mainOnly { try comm.gather(at, byteCounts: counts, root: 0) } else { try comm.allGather(at, byteCounts: counts) }
                 bytesCommunicated += (hi - lo) * (n - 1) / n * MemoryLayout<Float>.size
                 lo = hi
@@ -121,7 +121,7 @@ extension AdamW {
     /// Hands m and v's pages back (they read as zeros after): once training is over, before a
     /// ZeRO-3 rank 0 gathers the whole model to save it.
     func releaseMoments() {
-        for b in [m, v] { TrainableState.dropPages(UnsafeMutableRawPointer(b.pointer), UnsafeMutableRawPointer(b.pointer + b.count)) }
+        for b in [hostM, hostV] { TrainableState.dropPages(UnsafeMutableRawPointer(b), UnsafeMutableRawPointer(b + m.count)) }
     }
 }
 
@@ -141,7 +141,7 @@ extension TrainableParameters {
                 let rows = min(rowsPerTile, m.rows - row)
                 m.widenRows(row ..< row + rows, into: tile.pointer)
                 let lo = max(a, row * cols), hi = min(b, (row + rows) * cols)
-                (state.params.pointer + e.offset + lo).update(from: tile.pointer + (lo - row * cols), count: hi - lo)
+                (state.hostParams + e.offset + lo).update(from: tile.pointer + (lo - row * cols), count: hi - lo)
                 row += rows
             }
         }
@@ -149,7 +149,7 @@ extension TrainableParameters {
             let e = try state.layout.require(name)
             let r = e.range.clamped(to: range)
             guard !r.isEmpty else { return }
-            (state.params.pointer + r.lowerBound).update(from: v + (r.lowerBound - e.offset), count: r.count)
+            (state.hostParams + r.lowerBound).update(from: v + (r.lowerBound - e.offset), count: r.count)
         }
         try forEachBaseTensor(of: weights, matrix: put, vector: put)
     }

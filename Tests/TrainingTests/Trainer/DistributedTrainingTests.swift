@@ -348,10 +348,10 @@ func expectSameTraining(_ a: String, _ b: String, file: String, tol: Double = 1e
     @Test func releasedGradientsReadAsZero() throws {
         let layout = try ParameterLayout([("a", [5000]), ("b", [3000])])
         let state = TrainableState(layout: layout, worldSize: 2, residentGradients: false)
-        #expect((0..<state.storageCount).allSatisfy { state.grads.pointer[$0] == 0 })
-        for i in 0..<state.storageCount { state.grads.pointer[i] = 1 }
+        #expect((0..<state.storageCount).allSatisfy { state.hostGrads[$0] == 0 })
+        for i in 0..<state.storageCount { state.hostGrads[i] = 1 }
         state.releaseGradients(7 ..< 6007)
-        #expect((0..<state.storageCount).allSatisfy { state.grads.pointer[$0] == ((7..<6007).contains($0) ? 0 : 1) })
+        #expect((0..<state.storageCount).allSatisfy { state.hostGrads[$0] == ((7..<6007).contains($0) ? 0 : 1) })
     }
 }
 

@@ -102,7 +102,7 @@ import Tokenizer
 
         func snapshot() -> [UInt32] {
             [state.params, optimizer.m, optimizer.v].flatMap { b in
-                Array(UnsafeBufferPointer(start: b.pointer, count: b.count)).map(\.bitPattern)
+                Array(UnsafeBufferPointer(start: b.host, count: b.count)).map(\.bitPattern)
             }
         }
         let params = snapshot()
