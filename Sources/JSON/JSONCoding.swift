@@ -75,7 +75,6 @@ func decodeScalar<T: Decodable>(_ type: T.Type, _ value: JSONValue, _ path: [Cod
     case is Float.Type:
         if let d = value.doubleValue { return Float(d) as! T }
     case let integerType as any FixedWidthInteger.Type: return try integer(integerType, value, path) as! T
-    case is JSONValue.Type: return value as! T
     default:
         return try T(from: ValueDecoder(value: value, codingPath: path))
     }
@@ -220,7 +219,6 @@ func encodeNode<T: Encodable>(_ value: T, _ path: [CodingKey]) throws -> Node {
             throw EncodingError.invalidValue(value, .init(codingPath: path, debugDescription: "\(i) does not fit in Int."))
         }
         return Node(.leaf(.int(exact)))
-    case let v as JSONValue: return Node(.leaf(v))
     default:
         let encoder = ValueEncoder(codingPath: path)
         try value.encode(to: encoder)

@@ -41,7 +41,9 @@ public struct JSONStyle: Sendable {
 
     /// Foundation's JSON encoder with `.sortedKeys` (and `.prettyPrinted`): the layout of the files
     /// and outputs qwenft wrote with it before this writer (`qwenft init`'s config.json and
-    /// generation_config.json, `qwenft eval --json`), kept so their bytes stay the same.
+    /// generation_config.json, `qwenft eval --json`), kept so their bytes stay the same. Unlike
+    /// Foundation, empty containers print as `[]` and `{}` (it puts a blank line inside them);
+    /// none of those files has one. `/` is not escaped (Foundation's `\/`): none has one either.
     public static func foundation(pretty: Bool) -> JSONStyle {
         JSONStyle(indent: pretty ? "  " : nil, itemSeparator: ",", keySeparator: pretty ? " : " : ":", sortKeys: true,
                   integralDoublesBare: true)

@@ -58,7 +58,7 @@ import TestSupport
         let records = Scratch.file("eval", suffix: ".jsonl")
         try Data("{\"text\": \"a\"}\n  {\"text\": \"b\",}\n".utf8).write(to: records)
         do { _ = try readTextRecords(records.path) } catch {
-            #expect("\(error)".hasPrefix("\(records.path):2: column 17: "), "\(error)")
+            #expect("\(error)".hasPrefix("\(records.path):2: column 16: "), "\(error)")
         }
     }
 
