@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "SafeTensors", dependencies: ["QwenCore", "JSON"], swiftSettings: fastMath),
         .target(name: "Tokenizer", dependencies: ["QwenCore", "JSON"], swiftSettings: fastMath),
         .target(name: "Jinja", dependencies: ["JSON"], swiftSettings: fastMath),
-        .target(name: "Qwen2", dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja"],
+        .target(name: "Qwen2", dependencies: ["QwenCore", "JSON", "SafeTensors", "Tokenizer", "Jinja"],
                 swiftSettings: fastMath),
         .target(name: "Distributed", dependencies: ["QwenCore", "CMPI"]),
         // The CUDA kernels are CUDA C++ sources embedded in the binary and compiled by NVRTC at run time.
@@ -58,7 +58,7 @@ let package = Package(
             name: "qwenft",
             dependencies: [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                "QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed", "Training", "CUDA", "CBLAS",
+                "QwenCore", "JSON", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Distributed", "Training", "CUDA", "CBLAS",
             ]),
 
         // Benchmark-only code: micro-benchmarks and timing loops (Scripts/bench/README.md).
@@ -66,17 +66,19 @@ let package = Package(
                           dependencies: ["QwenCore", "SafeTensors", "Tokenizer", "Jinja", "Qwen2", "Training", "CUDA"],
                           path: "Sources/qwenft-bench"),
 
-        // Tests: one target per library, plus end-to-end tests of the built binary.
+        // Tests: one target per library, plus end-to-end tests of the built binary. TestSupport:
+        // the one scratch folder per test process that every target writes under.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "QwenCoreTests", dependencies: ["QwenCore"], exclude: ["Fixtures"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], exclude: ["Fixtures"]),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "JSON"], exclude: ["Fixtures"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "JSON"], exclude: ["Fixtures"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "JSON", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "JSON", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja"], exclude: ["Fixtures"]),
-        .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2"], exclude: ["Fixtures"]),
+        .testTarget(name: "Qwen2Tests", dependencies: ["Qwen2", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
-        .testTarget(name: "CUDATests", dependencies: ["CUDA", "QwenCore"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training"], exclude: ["Fixtures"]),
-        .testTarget(name: "CLITests", dependencies: [], exclude: ["Fixtures"]),
+        .testTarget(name: "CUDATests", dependencies: ["CUDA", "QwenCore", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"], exclude: ["Fixtures"]),
     ],
     // Numeric code passes raw pointers between threads on purpose; Swift 5 mode keeps the
     // concurrency checker's Sendable rules from getting in the way of that.

@@ -39,6 +39,14 @@ public enum JSONValue: Equatable, Sendable {
 
     public var stringValue: String? { if case let .string(s) = self { return s }; return nil }
     public var intValue: Int? { if case let .int(i) = self { return i }; return nil }
+    /// An int, or a double with an integral value that fits in Int (`64.0`, as Python may write it).
+    public var integerValue: Int? {
+        switch self {
+        case let .int(i): return i
+        case let .double(d): return Int(exactly: d)
+        default: return nil
+        }
+    }
     public var boolValue: Bool? { if case let .bool(b) = self { return b }; return nil }
     /// An int or a double as a Double.
     public var doubleValue: Double? {

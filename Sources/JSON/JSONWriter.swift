@@ -21,18 +21,33 @@ public struct JSONStyle: Sendable {
     /// joined by this (the training config files' layout: `"betas": [0.9, 0.999]`).
     public var scalarArraySeparator: String?
 
+    /// Doubles with an integral value without their `.0` (`0`, `1000000`), as Foundation's
+    /// JSON encoder prints them.
+    public var integralDoublesBare: Bool
+
     public init(indent: String?, itemSeparator: String, keySeparator: String, sortKeys: Bool = false, ensureASCII: Bool = false,
-                scalarArraySeparator: String? = nil) {
+                scalarArraySeparator: String? = nil, integralDoublesBare: Bool = false) {
         self.indent = indent
         self.itemSeparator = itemSeparator
         self.keySeparator = keySeparator
         self.sortKeys = sortKeys
         self.ensureASCII = ensureASCII
         self.scalarArraySeparator = scalarArraySeparator
+        self.integralDoublesBare = integralDoublesBare
     }
 
     /// serde_json's `to_string`: no spaces, non-ASCII raw, keys in their order.
     public static let compact = JSONStyle(indent: nil, itemSeparator: ",", keySeparator: ":")
+
+    /// Foundation's JSON encoder with `.sortedKeys` (and `.prettyPrinted`): the layout of the files
+    /// and outputs qwenft wrote with it before this writer (`qwenft init`'s config.json and
+    /// generation_config.json, `qwenft eval --json`), kept so their bytes stay the same. Unlike
+    /// Foundation, empty containers print as `[]` and `{}` (it puts a blank line inside them);
+    /// none of those files has one. `/` is not escaped (Foundation's `\/`): none has one either.
+    public static func foundation(pretty: Bool) -> JSONStyle {
+        JSONStyle(indent: pretty ? "  " : nil, itemSeparator: ",", keySeparator: pretty ? " : " : ":", sortKeys: true,
+                  integralDoublesBare: true)
+    }
 
     /// Python's `json.dumps(indent=…, sort_keys=…, ensure_ascii=…)` with its default separators
     /// (`", "` on one line, `","` before a newline).
@@ -167,7 +182,7 @@ public struct JSONWriter {
         case .null: null()
         case let .bool(b): bool(b)
         case let .int(i): int(i)
-        case let .double(d): raw(d.isFinite ? "\(d)" : "null")
+        case let .double(d): raw(d.isFinite ? (style.integralDoublesBare ? bare(d) : "\(d)") : "null")
         case let .string(s): string(s)
         case let .array(items):
             let scalars = style.scalarArraySeparator != nil && !items.contains { $0.arrayValue != nil || $0.objectValue != nil }
@@ -175,6 +190,12 @@ public struct JSONWriter {
         case let .object(pairs): object(count: pairs.count, key: { pairs[$0].0 }) { w, i in w.value(pairs[i].1) }
         }
     }
+}
+
+/// `d` in Swift's shortest round-trip form, less a trailing `.0`.
+func bare(_ d: Double) -> String {
+    let text = "\(d)"
+    return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
 }
 
 extension JSONValue {

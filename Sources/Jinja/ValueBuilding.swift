@@ -1,4 +1,4 @@
-// Building contexts: Swift literals, JSON bytes, or objects from Foundation's JSONSerialization.
+// Building contexts: Swift literals or JSON bytes.
 
 import Foundation
 
@@ -21,31 +21,5 @@ extension Value {
             throw JSONParseError(message: "not valid UTF-8", line: 1, column: 1)
         }
         return try parseJSON(text)
-    }
-
-    /// Converts what `JSONSerialization.jsonObject` returns. Prefer `parseJSON`: Foundation's
-    /// dictionaries lose key order (which `tojson` prints) and may read `1.0` as an integer.
-    public init(foundation object: Any?) throws {
-        switch object {
-        case nil, is NSNull: self = .none
-        case let s as String: self = .string(s)
-        case let n as NSNumber:
-            let type = String(cString: n.objCType)
-            if type == "B" || type == "c" {
-                self = .bool(n.boolValue)
-            } else if type == "d" || type == "f" {
-                self = .float(n.doubleValue)
-            } else {
-                self = .int(n.intValue)
-            }
-        case let b as Bool: self = .bool(b)
-        case let i as Int: self = .int(i)
-        case let d as Double: self = .float(d)
-        case let a as [Any]: self = .array(try a.map { try Value(foundation: $0) })
-        case let d as [String: Any]:
-            self = .object(try d.keys.sorted().map { ($0, try Value(foundation: d[$0])) })
-        default:
-            throw JSONParseError(message: "cannot use a \(type(of: object!)) as a template value", line: 0, column: 0)
-        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Tokenizer
 
 /// What `qwenft eval` reports: mean next-token loss over every predicted token of every record,
@@ -14,6 +15,12 @@ public struct EvalResult: Codable, Sendable {
     }
 }
 
+extension EvalResult {
+    /// `qwenft eval --json`'s line: compact, keys sorted, integral doubles bare (`1` for 1.0),
+    /// the bytes Foundation's encoder printed before the JSON target.
+    public func jsonText() throws -> String { try JSONValueEncoder().encode(self).text(.foundation(pretty: false)) }
+}
+
 /// Reads a JSONL file of {"text": …} records; errors name the line.
 public func readTextRecords(_ path: String) throws -> [String] {
     guard let data = FileManager.default.contents(atPath: path) else {
@@ -26,10 +33,14 @@ public func readTextRecords(_ path: String) throws -> [String] {
     for (i, line) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
         let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty { continue }
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any] else {
+        let obj: JSONValue
+        do { obj = try JSONValue.parse(String(line), options: .python) } catch {
+            throw Qwen2Error.badJSON(path: "\(path):\(i + 1)", detail: "column \(error.column): \(error.reason)")
+        }
+        guard obj.objectValue != nil else {
             throw Qwen2Error.badJSON(path: "\(path):\(i + 1)", detail: "not a JSON object")
         }
-        guard let text = obj["text"] as? String else {
+        guard let text = obj["text"]?.stringValue else {
             throw Qwen2Error.badJSON(path: "\(path):\(i + 1)", detail: "the record has no string \"text\" (eval reads {\"text\": …} records)")
         }
         texts.append(text)

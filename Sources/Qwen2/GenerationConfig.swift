@@ -57,9 +57,7 @@ public struct GenerationConfig: Codable, Equatable, Sendable {
     /// Reads `generation_config.json`, or the defaults when the folder has none.
     public static func load(_ url: URL) throws -> GenerationConfig {
         guard let data = FileManager.default.contents(atPath: url.path) else { return GenerationConfig() }
-        do { return try JSONDecoder().decode(GenerationConfig.self, from: data) } catch let e as DecodingError {
-            throw Qwen2Error.badJSON(path: url.path, detail: describe(e))
-        }
+        return try decodeJSONFile(GenerationConfig.self, data, path: url.path)
     }
 
     /// The sampling settings these defaults describe.

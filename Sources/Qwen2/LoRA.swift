@@ -94,10 +94,7 @@ extension LoRAAdapter {
         guard let data = FileManager.default.contents(atPath: configURL.path) else {
             throw Qwen2Error.missingFile(path: configURL.path, hint: "A PEFT adapter folder needs adapter_config.json.")
         }
-        let ac: PEFTAdapterConfig
-        do { ac = try JSONDecoder().decode(PEFTAdapterConfig.self, from: data) } catch let e as DecodingError {
-            throw Qwen2Error.badJSON(path: configURL.path, detail: describe(e))
-        }
+        let ac = try decodeJSONFile(PEFTAdapterConfig.self, data, path: configURL.path)
         func refuse(_ why: String) -> Qwen2Error { .badAdapter(path: path, detail: why) }
         if let t = ac.peftType, t != "LORA" { throw refuse("peft_type \(t) is not supported (only LORA)") }
         if ac.useDora { throw refuse("DoRA adapters (use_dora) are not supported") }

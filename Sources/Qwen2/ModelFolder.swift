@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import SafeTensors
 import Tokenizer
 
@@ -118,18 +119,17 @@ public final class ModelFolder {
     /// True when config.json declares bitsandbytes 4-bit weights; 8-bit ones are refused.
     static func bitsandbytesQuantization(_ url: URL) throws -> Bool {
         guard let data = FileManager.default.contents(atPath: url.path),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let q = obj["quantization_config"] as? [String: Any] else { return false }
-        let method = q["quant_method"] as? String ?? "?"
+              let q = (try? JSONValue.parse(Array(data)))?["quantization_config"], q.objectValue != nil else { return false }
+        let method = q["quant_method"]?.stringValue ?? "?"
         guard method == "bitsandbytes" else {
             throw Qwen2Error.unsupportedConfig(path: url.path, key: "quantization_config",
                                                detail: "quant_method \"\(method)\" is not supported (only bitsandbytes 4-bit NF4); use the 16-bit model and --load-in-4bit")
         }
-        if (q["load_in_8bit"] as? Bool) == true || (q["_load_in_8bit"] as? Bool) == true {
+        if q["load_in_8bit"]?.boolValue == true || q["_load_in_8bit"]?.boolValue == true {
             throw Qwen2Error.unsupportedConfig(path: url.path, key: "quantization_config",
                                                detail: "load_in_8bit (LLM.int8) weights are not supported (only 4-bit NF4); use the 16-bit model and --load-in-4bit")
         }
-        if let t = q["bnb_4bit_quant_type"] as? String, t != "nf4" {
+        if let t = q["bnb_4bit_quant_type"]?.stringValue, t != "nf4" {
             throw Qwen2Error.unsupportedConfig(path: url.path, key: "quantization_config.bnb_4bit_quant_type",
                                                detail: "\"\(t)\" is not supported (only nf4)")
         }
@@ -139,8 +139,8 @@ public final class ModelFolder {
     /// Refuses configs whose `architectures` name something other than a Qwen2 causal LM.
     static func checkArchitecture(_ url: URL) throws {
         guard let data = FileManager.default.contents(atPath: url.path),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let archs = obj["architectures"] as? [String] else { return }
+              let list = (try? JSONValue.parse(Array(data)))?["architectures"]?.arrayValue else { return }
+        let archs = list.compactMap(\.stringValue)
         let known = ["Qwen2ForCausalLM", "Qwen2Model"]
         if let a = archs.first(where: { !known.contains($0) }) {
             throw Qwen2Error.unsupportedConfig(path: url.path, key: "architectures",

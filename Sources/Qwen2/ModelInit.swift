@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import QwenCore
 import SafeTensors
 import Tokenizer
@@ -99,10 +100,8 @@ public func initializeModelFolder(config: Qwen2Config, tokenizer: String?, out: 
         try tc.jsonData().write(to: dir.appendingPathComponent("tokenizer_config.json"))
     }
 
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try encoder.encode(cfg).write(to: dir.appendingPathComponent("config.json"))
-    try encoder.encode(Qwen2Preset.generationConfig).write(to: dir.appendingPathComponent("generation_config.json"))
+    try initConfigJSON(cfg).write(to: dir.appendingPathComponent("config.json"))
+    try initConfigJSON(Qwen2Preset.generationConfig).write(to: dir.appendingPathComponent("generation_config.json"))
 
     var tensors: [TensorToWrite] = []
     var stream: UInt64 = 0
@@ -184,4 +183,11 @@ func blockSeed(_ seed: UInt64, block: Int) -> UInt64 {
         return z ^ (z >> 31)
     }
     return mix(mix(seed &+ 0x9E37_79B9_7F4A_7C15) ^ UInt64(block))
+}
+
+/// config.json and generation_config.json as `qwenft init` writes them: pretty, keys sorted,
+/// `" : "` between key and value, integral doubles bare, no final newline; the bytes these
+/// files had when Foundation's encoder wrote them.
+func initConfigJSON<T: Encodable>(_ value: T) throws -> Data {
+    Data(try JSONValueEncoder().encode(value).text(.foundation(pretty: true)).utf8)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import QwenCore
 
 /// bitsandbytes' 4-bit serialisation (what transformers' save_pretrained writes for a model
@@ -54,17 +55,24 @@ public enum NF4Checkpoint {
         }
         let stateT = try tensor(w + stateSuffix)
         guard stateT.dtype == .u8 else { throw bad("\(w + stateSuffix): dtype \(stateT.dtype), expected U8 (JSON bytes)") }
-        let json = Data(bytes: stateT.data, count: stateT.count)
-        guard let obj = try? JSONSerialization.jsonObject(with: json) as? [String: Any] else {
+        let obj: JSONValue
+        do {
+            obj = try JSONValue.parse(UnsafeRawBufferPointer(start: stateT.data, count: stateT.count))
+        } catch {
+            throw bad("\(w + stateSuffix): not a JSON object (\(stateT.count) bytes, \(error)); the quant state is corrupt")
+        }
+        guard obj.objectValue != nil else {
             throw bad("\(w + stateSuffix): not a JSON object (\(stateT.count) bytes); the quant state is corrupt")
         }
-        let quantType = obj["quant_type"] as? String ?? "?"
+        // A member as JSON text for messages, or "missing".
+        func shown(_ key: String) -> String { obj[key].map { $0.text(.python(indent: nil)) } ?? "missing" }
+        let quantType = obj["quant_type"]?.stringValue ?? "?"
         guard quantType == "nf4" else { throw bad("\(w + stateSuffix): quant_type \"\(quantType)\" is not supported (only nf4)") }
-        guard let blocksize = (obj["blocksize"] as? NSNumber)?.intValue, NF4.blocksizes.contains(blocksize) else {
-            throw bad("\(w + stateSuffix): blocksize \(obj["blocksize"] ?? "missing") is not one of \(NF4.blocksizes)")
+        guard let blocksize = obj["blocksize"]?.integerValue, NF4.blocksizes.contains(blocksize) else {
+            throw bad("\(w + stateSuffix): blocksize \(shown("blocksize")) is not one of \(NF4.blocksizes)")
         }
-        guard let shape = (obj["shape"] as? [NSNumber])?.map(\.intValue), shape == [rows, cols] else {
-            throw bad("\(w + stateSuffix): shape \(obj["shape"] ?? "missing"), expected [\(rows), \(cols)] from config.json")
+        guard let shape = obj["shape"]?.arrayValue?.compactMap(\.integerValue), shape == [rows, cols] else {
+            throw bad("\(w + stateSuffix): shape \(shown("shape")), expected [\(rows), \(cols)] from config.json")
         }
         let n = rows * cols, blocks = NF4.blocks(n, blocksize: blocksize)
         let packedT = try tensor(w)
@@ -79,12 +87,12 @@ public enum NF4Checkpoint {
         let absmax = AlignedBuffer<Float>(uninitializedCount: blocks)
         var nestedState: NF4NestedState?
         if obj["nested_offset"] != nil || source.tensor(named: w + ".nested_absmax") != nil {
-            guard let offset = (obj["nested_offset"] as? NSNumber)?.floatValue else {
+            guard let offset = obj["nested_offset"]?.doubleValue.map(Float.init) else {
                 throw bad("\(w + stateSuffix): nested_offset missing for a double-quantised weight")
             }
-            let nb = (obj["nested_blocksize"] as? NSNumber)?.intValue ?? NF4.nestedBlocksize
+            let nb = obj["nested_blocksize"]?.integerValue ?? NF4.nestedBlocksize
             guard nb == NF4.nestedBlocksize else { throw bad("\(w + stateSuffix): nested_blocksize \(nb), expected 256") }
-            if let nd = obj["nested_dtype"] as? String, nd != "float32" {
+            if let nd = obj["nested_dtype"]?.stringValue, nd != "float32" {
                 throw bad("\(w + stateSuffix): nested_dtype \(nd), expected float32")
             }
             guard absmaxT.dtype == .u8, absmaxT.count == blocks else {

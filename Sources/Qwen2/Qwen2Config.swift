@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// A Qwen2 `config.json`, keys named as Hugging Face writes them. Reads both the old
 /// (`rope_theta`) and the transformers 5 (`rope_parameters.rope_theta`) spelling.
@@ -153,12 +154,7 @@ public struct Qwen2Config: Codable, Equatable, Sendable {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw Qwen2Error.missingFile(path: url.path, hint: "A model folder needs config.json (make one with `qwenft init`).")
         }
-        let config: Qwen2Config
-        do {
-            config = try JSONDecoder().decode(Qwen2Config.self, from: data)
-        } catch let error as DecodingError {
-            throw Qwen2Error.badJSON(path: url.path, detail: describe(error))
-        }
+        let config = try decodeJSONFile(Qwen2Config.self, data, path: url.path)
         try config.validate(path: url.path)
         return config
     }
@@ -189,7 +185,19 @@ public struct Qwen2Config: Codable, Equatable, Sendable {
     }
 }
 
-/// A one-line account of a JSONDecoder error: the key path and what was wrong.
+/// Parses a JSON file's bytes and decodes `T`; a syntax error names the line and column, a
+/// decoding error the key path.
+func decodeJSONFile<T: Decodable>(_ type: T.Type, _ data: Data, path: String) throws -> T {
+    do {
+        return try JSONValueDecoder().decode(type, from: try JSONValue.parse(Array(data)))
+    } catch let error as JSONError {
+        throw Qwen2Error.badJSON(path: path, detail: error.description)
+    } catch let error as DecodingError {
+        throw Qwen2Error.badJSON(path: path, detail: describe(error))
+    }
+}
+
+/// A one-line account of a decoding error: the key path and what was wrong.
 func describe(_ error: DecodingError) -> String {
     func path(_ keys: [CodingKey]) -> String {
         keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")

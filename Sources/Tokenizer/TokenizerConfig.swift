@@ -114,28 +114,32 @@ public struct TokenizerConfig: Equatable, Sendable {
         return config
     }
 
-    /// tokenizer_config.json for a Qwen2-style folder, as transformers writes it (the default
-    /// template inline as "chat_template").
+    /// tokenizer_config.json for a Qwen2-style folder, as transformers writes it: the default
+    /// template inline as "chat_template", laid out as `save_pretrained` does
+    /// (`json.dumps(indent=2, sort_keys=True, ensure_ascii=False) + "\n"`).
     public func jsonData(addedTokens: [AddedToken] = QwenSpecialTokens.qwen2) -> Data {
-        var decoder: [String: Any] = [:]
-        for t in addedTokens {
-            decoder[String(t.id)] = ["content": t.content, "lstrip": t.lstrip, "normalized": t.normalized,
-                                     "rstrip": t.rstrip, "single_word": t.singleWord, "special": t.special]
+        func text(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
+        let decoder: [(String, JSONValue)] = addedTokens.map { t in
+            (String(t.id), .object([("content", .string(t.content)), ("lstrip", .bool(t.lstrip)), ("normalized", .bool(t.normalized)),
+                                    ("rstrip", .bool(t.rstrip)), ("single_word", .bool(t.singleWord)), ("special", .bool(t.special))]))
         }
-        var obj: [String: Any] = [
-            "add_bos_token": addBosToken, "add_prefix_space": false, "added_tokens_decoder": decoder,
-            "additional_special_tokens": addedTokens.filter(\.special).map(\.content).filter { $0 != eosToken && $0 != padToken },
-            "bos_token": bosToken ?? NSNull(), "clean_up_tokenization_spaces": false,
-            "eos_token": eosToken ?? NSNull(), "errors": "replace", "pad_token": padToken ?? NSNull(),
-            "split_special_tokens": splitSpecialTokens, "tokenizer_class": "Qwen2Tokenizer", "unk_token": unkToken ?? NSNull(),
+        let additional = addedTokens.filter(\.special).map(\.content).filter { $0 != eosToken && $0 != padToken }
+        var obj: [(String, JSONValue)] = [
+            ("add_bos_token", .bool(addBosToken)), ("add_prefix_space", .bool(false)), ("added_tokens_decoder", .object(decoder)),
+            ("additional_special_tokens", .array(additional.map { .string($0) })),
+            ("bos_token", text(bosToken)), ("clean_up_tokenization_spaces", .bool(false)),
+            ("eos_token", text(eosToken)), ("errors", .string("replace")), ("pad_token", text(padToken)),
+            ("split_special_tokens", .bool(splitSpecialTokens)), ("tokenizer_class", .string("Qwen2Tokenizer")), ("unk_token", text(unkToken)),
         ]
-        if let m = modelMaxLength { obj["model_max_length"] = m }
+        if let m = modelMaxLength { obj.append(("model_max_length", .int(m))) }
         if chatTemplates.count == 1, let t = chatTemplates["default"] {
-            obj["chat_template"] = t
+            obj.append(("chat_template", .string(t)))
         } else if !chatTemplates.isEmpty {
-            obj["chat_template"] = chatTemplateNames.map { ["name": $0, "template": chatTemplates[$0]!] }
+            obj.append(("chat_template", .array(chatTemplateNames.map { name in
+                .object([("name", .string(name)), ("template", .string(chatTemplates[name] ?? ""))])
+            })))
         }
-        return (try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        return Data((JSONValue.object(obj).text(.python(indent: 2, sortKeys: true, ensureASCII: false)) + "\n").utf8)
     }
 }
 

@@ -42,11 +42,7 @@ struct EvalCommand: ParsableCommand {
         folder.model.backend = backend
         let r = try evaluate(model: folder.model, tokenizer: folder.tokenizer, texts: texts, maxSeqLength: maxSeqLength)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            var d = try encoder.encode(r)
-            d.append(0x0a)
-            FileHandle.standardOutput.write(d)
+            FileHandle.standardOutput.write(Data((try r.jsonText() + "\n").utf8))
         } else {
             print(String(format: "loss %.6f  token_accuracy %.4f  tokens %d  records %d", r.loss, r.tokenAccuracy, r.tokens, r.records))
         }

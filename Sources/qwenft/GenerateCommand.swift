@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JSON
 import Qwen2
 import Tokenizer
 
@@ -76,7 +77,7 @@ struct GenerateCommand: ParsableCommand {
         }
         let ids: [Int32]
         if let promptIds {
-            guard let list = try? JSONDecoder().decode([Int32].self, from: Data(promptIds.utf8)) else {
+            guard let list = try? JSONValueDecoder().decode([Int32].self, from: Array(promptIds.utf8)) else {
                 throw CLIError("--prompt-ids: expected a JSON array of token ids, like [1, 2, 3]")
             }
             ids = list
@@ -99,10 +100,8 @@ struct GenerateCommand: ParsableCommand {
         let tail = decoder.finish()
         produced += tail
         if json {
-            let obj: [String: Any] = ["ids": result.tokens.map { Int($0) }, "text": produced]
-            var data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
-            data.append(0x0a)
-            out.write(data)
+            let obj: JSONValue = .object([("ids", .array(result.tokens.map { .int(Int($0)) })), ("text", .string(produced))])
+            out.write(Data((obj.text(.compact) + "\n").utf8))
         } else {
             out.write(Data((tail + "\n").utf8))
         }
@@ -125,8 +124,8 @@ func readMessages(_ path: String) throws -> [ChatMessage] {
         throw CLIError("\(path): no such file (--messages takes a JSON array of {\"role\", \"content\"} messages)")
     }
     do {
-        return try JSONDecoder().decode([ChatMessage].self, from: data)
+        return try JSONValueDecoder().decode([ChatMessage].self, from: Array(data))
     } catch {
-        throw CLIError("\(path): expected a JSON array of {\"role\": string, \"content\": string} messages (\(error.localizedDescription))")
+        throw CLIError("\(path): expected a JSON array of {\"role\": string, \"content\": string} messages (\(error))")
     }
 }

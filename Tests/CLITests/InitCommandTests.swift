@@ -17,6 +17,22 @@ import Testing
         #expect(FileManager.default.contentsEqual(atPath: dir + "/model.safetensors", andPath: again + "/model.safetensors"))
     }
 
+    /// config.json and generation_config.json keep the bytes Foundation's encoder wrote before the
+    /// JSON target (Fixtures/init-golden, written by commit 5cc41a7); tokenizer_config.json has the
+    /// same content laid out as transformers' save_pretrained writes it (Scripts/fixtures/init_golden.py).
+    @Test func configFilesHaveTheirGoldenBytes() throws {
+        let dir = try TinyModel.folder()
+        let golden = cliFixtures.appendingPathComponent("init-golden")
+        for f in ["config.json", "generation_config.json", "tokenizer_config.json"] {
+            let got = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + f))
+            let want = try Data(contentsOf: golden.appendingPathComponent(f))
+            #expect(got == want, "\(f):\n\(String(decoding: got, as: UTF8.self))")
+        }
+        let before = try JSONSerialization.jsonObject(with: Data(contentsOf: golden.appendingPathComponent("tokenizer_config.foundation.json")))
+        let now = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tokenizer_config.json")))
+        #expect((before as? NSDictionary) == (now as? NSDictionary))
+    }
+
     @Test func bfloat16WeightsAreHalfTheSize() throws {
         let dir = try makeTempDir().path
         let r = try runQwenft(["init", "--preset", "tiny", "--dtype", "bfloat16", "--out", dir])

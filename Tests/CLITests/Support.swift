@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// What one run of the `qwenft` binary gave.
 struct RunResult {
@@ -63,10 +64,7 @@ func runQwenft(_ args: [String], stdin: Data? = nil, environment: [String: Strin
 
 /// A fresh temporary folder for one test.
 func makeTempDir() throws -> URL {
-    let url = FileManager.default.temporaryDirectory
-        .appendingPathComponent("qwenft-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+    try Scratch.folder("qwenft-test")
 }
 
 /// The folder of committed fixtures for the CLI tests.

@@ -1,5 +1,6 @@
 import CUDA
 import Foundation
+import TestSupport
 
 /// The NVRTC folders Scripts/fetch-nvrtc.sh fills (Scripts/test.sh runs it, so CI has both):
 /// QWENFT_TEST_NVRTC13 / QWENFT_TEST_NVRTC12 when set, else .cache/nvrtc/13 and /12 of this
@@ -38,10 +39,7 @@ struct SkipReason: Error, CustomStringConvertible {
 
 /// A fresh empty folder under the temporary directory.
 func temporaryFolder(_ name: String) throws -> URL {
-    let url = FileManager.default.temporaryDirectory
-        .appendingPathComponent("qwenft-cuda-\(name)-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+    try Scratch.folder("qwenft-cuda-\(name)")
 }
 
 func touch(_ url: URL, _ contents: String = "") throws {

@@ -129,12 +129,6 @@ import Testing
         #expect(throws: JSONParseError.self) { try Value.parseJSON("{\"a\" 1}") }
     }
 
-    @Test func convertsFoundationObjects() throws {
-        let object = try JSONSerialization.jsonObject(with: Data(#"{"b": true, "i": 3, "f": 2.5, "s": "x", "n": null, "l": [1]}"#.utf8))
-        let v = try Value(foundation: object)
-        #expect(try Template("{{ v.b }} {{ v.i }} {{ v.f }} {{ v.s }} {{ v.n }} {{ v.l }}").render(["v": v]) == "True 3 2.5 x None [1]")
-    }
-
     @Test func trimOptionsMatchEnvironments() throws {
         let source = "a\n  {% if true %}\n  b\n  {% endif %}\nc\n"
         #expect(try Template(source).render([:]) == "a\n  b\nc")

@@ -3,6 +3,7 @@ import QwenCore
 import SafeTensors
 import Testing
 @testable import Qwen2
+import TestSupport
 
 @Suite struct ConfigTests {
     func decode(_ json: String) throws -> Qwen2Config {
@@ -122,9 +123,7 @@ import Testing
 }
 
 func tempDir() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("qwen2-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+    try Scratch.folder("qwen2-test")
 }
 
 @Suite struct ChatTemplateTests {

@@ -2,15 +2,14 @@ import Foundation
 import Testing
 @testable import SafeTensors
 import QwenCore
+import TestSupport
 
 /// Committed fixtures (Scripts/fixtures/safetensors_interop.py).
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
 /// A fresh temporary folder for one test.
 func makeTempDir() throws -> String {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("qwenft-st-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url.path
+    try Scratch.folder("qwenft-st").path
 }
 
 func readBytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }

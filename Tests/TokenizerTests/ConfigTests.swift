@@ -72,5 +72,12 @@ import Testing
         let dir = try folder(["tokenizer_config.json": String(decoding: c.jsonData(), as: UTF8.self)])
         let back = try TokenizerConfig.load(folder: dir)
         #expect(back.eosToken == c.eosToken && back.padToken == c.padToken && back.chatTemplate() == "X")
+        // Byte order marks and slashes stay as they are (Foundation dropped U+FEFF and wrote `<\/s>`);
+        // several templates become a list, as transformers writes them.
+        let many = TokenizerConfig(eosToken: "</s>", chatTemplates: ["default": "\u{feff}{{ x }}</s>", "tool_use": "é\n"])
+        let text = String(decoding: many.jsonData(), as: UTF8.self)
+        #expect(text.contains("\"eos_token\": \"</s>\"") && text.contains("\"é\\n\"") && text.hasSuffix("}\n"))
+        let manyBack = try TokenizerConfig.load(folder: try folder(["tokenizer_config.json": text]))
+        #expect(manyBack.chatTemplates == many.chatTemplates && manyBack.eosToken == "</s>")
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import JSON
 import Testing
 @testable import Tokenizer
+import TestSupport
 
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -26,7 +27,7 @@ enum Shared {
     /// Our tokenizer.json writer's output for the real vocabulary, loaded back.
     static let written: Result<(Tokenizer, [UInt8]), Error> = Result {
         let bytes = try TokenizerJSONWriter.data(tiktoken: try vocabPath())
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("qwenft-tok-\(UUID().uuidString).json")
+        let url = Scratch.file("qwenft-tok", suffix: ".json")
         try Data(bytes).write(to: url)
         defer { try? FileManager.default.removeItem(at: url) }
         if let export = ProcessInfo.processInfo.environment["QWENFT_EXPORT_TOKENIZER_JSON"] {
@@ -70,9 +71,7 @@ func byCase<T>(_ key: String) throws -> [Int: T] {
 func ints(_ a: Any) -> [Int] { (a as! [Any]).map { ($0 as! NSNumber).intValue } }
 
 func tempDir() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("qwenft-tok-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+    try Scratch.folder("qwenft-tok")
 }
 
 /// JSON -> Any through the JSON target (Foundation's JSONSerialization drops U+FEFF inside strings).

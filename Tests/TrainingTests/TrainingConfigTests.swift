@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Training
+import TestSupport
 
 private let configFixtures = fixtureURL("configs").path
 private let repoConfigs = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -232,8 +233,7 @@ private func parse(_ extra: [(String, JSONValue)], overrides: [String] = []) thr
     }
 
     @Test func unreadableFilesNameThePath() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qwenft-config-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Scratch.folder("qwenft-config")
         defer { try? FileManager.default.removeItem(at: dir) }
         let bad = dir.appendingPathComponent("bad.json").path
         try "{\n  \"learning_rate\": 1e-4,\n  \"seed\": 1,\n}\n".write(toFile: bad, atomically: true, encoding: .utf8)

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Tokenizer
 
 /// The tokenised-dataset cache: one binary file per (data file contents, tokenizer, template,
@@ -40,9 +41,9 @@ struct DatasetCache {
             var reader = ByteReader(raw)
             guard reader.bytes(8).map(Array.init) == DatasetCache.magic, reader.u32() == DatasetCache.version,
                   let headerLength = reader.u32(), let headerBytes = reader.bytes(Int(headerLength)),
-                  let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any],
-                  header["key"] as? String == key,
-                  let samples = header["samples"] as? Int, let tokens = header["tokens"] as? Int,
+                  let header = try? JSONValue.parse(UnsafeRawBufferPointer(rebasing: headerBytes)),
+                  header["key"]?.stringValue == key,
+                  let samples = header["samples"]?.intValue, let tokens = header["tokens"]?.intValue,
                   var report = decodeReport(header["report"]) else { return nil }
             guard let starts = reader.array(Int64.self, samples + 1), let ids = reader.array(Int32.self, tokens),
                   let mask = reader.bytes(tokens), reader.atEnd, starts.last == Int64(tokens) else { return nil }
@@ -60,9 +61,9 @@ struct DatasetCache {
     /// Writes the cache file; returns its path, nil if it could not be written (no error: the
     /// cache is an optimisation, the next run rebuilds).
     func store(_ dataset: TokenizedDataset) -> String? {
-        let header: [String: Any] = ["key": key, "samples": dataset.count, "tokens": dataset.ids.count,
-                                     "report": encodeReport(dataset.report)]
-        guard let headerData = try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]) else { return nil }
+        let header: JSONValue = .object([("key", .string(key)), ("samples", .int(dataset.count)), ("tokens", .int(dataset.ids.count)),
+                                         ("report", encodeReport(dataset.report))])
+        let headerData = Data(header.text().utf8)
         var out = Data()
         out.reserveCapacity(24 + headerData.count + dataset.starts.count * 8 + dataset.ids.count * 5)
         out.append(contentsOf: DatasetCache.magic)
@@ -115,36 +116,43 @@ private struct ByteReader {
     }
 }
 
-private func encodeReport(_ r: DatasetReport) -> [String: Any] {
-    func loc(_ l: RecordLocation) -> [Any] { [l.file, l.line, l.index, l.isArrayElement] }
-    return ["files": r.files, "records": r.records, "labelled": r.labelledTokens, "longest": r.longestSample,
-            "truncated": r.truncated, "dropped": r.droppedNoTargets, "dropped_examples": r.droppedExamples.map(loc),
-            "skipped": Dictionary(uniqueKeysWithValues: r.skipped.map { ($0.key.rawValue, $0.value) }),
-            "problems": r.problems.map { loc($0.location) + [$0.kind.rawValue, $0.message] }, "problem_count": r.problemCount]
+private func encodeReport(_ r: DatasetReport) -> JSONValue {
+    func loc(_ l: RecordLocation) -> [JSONValue] { [.string(l.file), .int(l.line), .int(l.index), .bool(l.isArrayElement)] }
+    let skipped = r.skipped.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key.rawValue, JSONValue.int($0.value)) }
+    return .object([
+        ("files", .array(r.files.map { .string($0) })), ("records", .int(r.records)), ("labelled", .int(r.labelledTokens)),
+        ("longest", .int(r.longestSample)), ("truncated", .int(r.truncated)), ("dropped", .int(r.droppedNoTargets)),
+        ("dropped_examples", .array(r.droppedExamples.map { .array(loc($0)) })), ("skipped", .object(skipped)),
+        ("problems", .array(r.problems.map { .array(loc($0.location) + [.string($0.kind.rawValue), .string($0.message)]) })),
+        ("problem_count", .int(r.problemCount)),
+    ])
 }
 
-private func decodeReport(_ any: Any?) -> DatasetReport? {
-    guard let d = any as? [String: Any] else { return nil }
-    func loc(_ a: [Any]) -> RecordLocation? {
-        guard a.count >= 4, let f = a[0] as? String, let l = a[1] as? Int, let i = a[2] as? Int, let e = a[3] as? Bool else { return nil }
+private func decodeReport(_ value: JSONValue?) -> DatasetReport? {
+    guard let d = value, d.objectValue != nil else { return nil }
+    func loc(_ a: ArraySlice<JSONValue>) -> RecordLocation? {
+        guard a.count >= 4, let f = a[a.startIndex].stringValue, let l = a[a.startIndex + 1].intValue,
+              let i = a[a.startIndex + 2].intValue, let e = a[a.startIndex + 3].boolValue else { return nil }
         return RecordLocation(file: f, line: l, index: i, isArrayElement: e)
     }
+    func int(_ key: String) -> Int { d[key]?.intValue ?? 0 }
     var r = DatasetReport()
-    r.files = d["files"] as? [String] ?? []
-    r.records = d["records"] as? Int ?? 0
-    r.labelledTokens = d["labelled"] as? Int ?? 0
-    r.longestSample = d["longest"] as? Int ?? 0
-    r.truncated = d["truncated"] as? Int ?? 0
-    r.droppedNoTargets = d["dropped"] as? Int ?? 0
-    r.droppedExamples = (d["dropped_examples"] as? [[Any]] ?? []).compactMap(loc)
-    for (k, v) in d["skipped"] as? [String: Int] ?? [:] {
-        if let kind = RecordProblemKind(rawValue: k) { r.skipped[kind] = v }
+    r.files = d["files"]?.arrayValue?.compactMap(\.stringValue) ?? []
+    r.records = int("records")
+    r.labelledTokens = int("labelled")
+    r.longestSample = int("longest")
+    r.truncated = int("truncated")
+    r.droppedNoTargets = int("dropped")
+    r.droppedExamples = (d["dropped_examples"]?.arrayValue ?? []).compactMap { $0.arrayValue.flatMap { loc($0[...]) } }
+    for (k, v) in d["skipped"]?.objectValue ?? [] {
+        if let kind = RecordProblemKind(rawValue: k), let n = v.intValue { r.skipped[kind] = n }
     }
-    r.problems = (d["problems"] as? [[Any]] ?? []).compactMap { a in
-        guard a.count == 6, let l = loc(Array(a[0..<4])), let k = (a[4] as? String).flatMap(RecordProblemKind.init), let m = a[5] as? String else { return nil }
+    r.problems = (d["problems"]?.arrayValue ?? []).compactMap { item in
+        guard let a = item.arrayValue, a.count == 6, let l = loc(a[0..<4]), let k = a[4].stringValue.flatMap(RecordProblemKind.init),
+              let m = a[5].stringValue else { return nil }
         return RecordProblem(location: l, kind: k, message: m)
     }
-    r.problemCount = d["problem_count"] as? Int ?? 0
+    r.problemCount = int("problem_count")
     return r
 }
 

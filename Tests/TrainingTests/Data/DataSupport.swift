@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Tokenizer
 @testable import Training
+import TestSupport
 
 let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent()
@@ -36,9 +37,7 @@ func qwen() throws -> (Tokenizer, TokenizerConfig) {
 
 /// A fresh temporary folder.
 func dataTempDir() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("qwenft-data-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+    try Scratch.folder("qwenft-data")
 }
 
 /// Writes `text` to `name` in `dir` and returns the path.

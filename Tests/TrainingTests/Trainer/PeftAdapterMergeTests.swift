@@ -3,6 +3,7 @@ import Testing
 @testable import Qwen2
 @testable import Training
 import SafeTensors
+import TestSupport
 
 /// `qwenft merge` on adapters written by peft itself (the Qwen2 parity fixtures): the merged
 /// folder's logits equal `PeftModel`'s on the unmerged adapter, as `merge_and_unload()` would.
@@ -19,8 +20,7 @@ import SafeTensors
     @Test(arguments: ["lora-plain", "lora-rs"])
     func mergedPeftAdapterGivesPeftLogits(adapter: String) throws {
         let base = Self.fixtures.appendingPathComponent("untied-gqa2")
-        let out = FileManager.default.temporaryDirectory
-            .appendingPathComponent("qwenft-peft-merge-\(UUID().uuidString)")
+        let out = Scratch.file("qwenft-peft-merge")
         defer { try? FileManager.default.removeItem(at: out) }
         _ = try AdapterMerge.merge(base: base.path,
                                    adapter: Self.fixtures.appendingPathComponent("untied-gqa2-\(adapter)").path,

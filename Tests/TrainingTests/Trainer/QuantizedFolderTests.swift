@@ -4,6 +4,7 @@ import QwenCore
 import SafeTensors
 import Testing
 @testable import Training
+import TestSupport
 
 // `qwenft quantize` output: transformers + bitsandbytes give the same logits on it as we do
 // (Scripts/fixtures/quantize_interop.py), and a corrupt quant state is an error naming the tensor.
@@ -12,7 +13,7 @@ struct QuantizedFolderTests {
     let fixture = fixtureURL("qlora")
 
     func quantized(_ options: NF4Options = NF4Options()) throws -> URL {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("qwenft-nf4-\(UUID().uuidString)")
+        let out = Scratch.file("qwenft-nf4")
         _ = try QuantizeModel.run(model: fixture.appendingPathComponent("base").path, out: out.path, options: options)
         return out
     }

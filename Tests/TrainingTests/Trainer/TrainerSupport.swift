@@ -2,6 +2,7 @@ import Foundation
 import Qwen2
 import Testing
 @testable import Training
+import TestSupport
 
 /// The Qwen vocabulary for trainer tests: QWENFT_VOCAB, else <repo>/.cache/qwen-vocab/qwen.tiktoken.
 func trainerVocabulary() throws -> String {
@@ -16,9 +17,7 @@ func trainerVocabulary() throws -> String {
 }
 
 func trainerTempDir() throws -> String {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("qwenft-trainer-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url.path
+    try Scratch.folder("qwenft-trainer").path
 }
 
 /// A `tiny` preset model folder with the real vocabulary and a small mixed-shape dataset, made
