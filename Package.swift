@@ -67,9 +67,10 @@ let package = Package(
                           path: "Sources/qwenft-bench"),
 
         // Tests: one target per library, plus end-to-end tests of the built binary. TestSupport:
-        // the one scratch folder per test process that every target writes under.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "QwenCoreTests", dependencies: ["QwenCore"], exclude: ["Fixtures"]),
+        // the one scratch folder per test process that every target writes under, and host access
+        // to the CPU backend's buffers.
+        .target(name: "TestSupport", dependencies: ["QwenCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "QwenCoreTests", dependencies: ["QwenCore", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], exclude: ["Fixtures"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "JSON", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "JSON", "TestSupport"], exclude: ["Fixtures"]),

@@ -1,5 +1,6 @@
 import Testing
 @testable import QwenCore
+import TestSupport
 
 @Suite struct GEMMTests {
     @Test func productsAgreeWithNaiveLoops() {

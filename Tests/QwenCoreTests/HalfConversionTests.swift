@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import QwenCore
+import TestSupport
 
 /// Golden bits from PyTorch (Scripts/fixtures/half_conversion.py).
 private struct HalfFixture {

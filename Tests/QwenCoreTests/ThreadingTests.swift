@@ -1,5 +1,6 @@
 import Testing
 @testable import QwenCore
+import TestSupport
 
 @Suite(.serialized) struct ThreadingTests {
     /// The count is scoped to this test's task: tests running beside it (whose bits depend on
