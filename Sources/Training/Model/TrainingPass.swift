@@ -199,9 +199,7 @@ public final class Qwen2TrainingPass {
         let stream = dropoutOn ? dropoutStream : 0
 
         let be = backend
-        try weights.acquireShared()
-        be.embeddingForward(out: w.layerInputs[0].pointer, ids: w.ids.pointer, table: weights.embedding, N: N)
-        weights.releaseShared()
+        try embedTokens(out: w.layerInputs[0].pointer, ids: w.ids.pointer, N: N)
         for l in 0..<L {
             let lw = try weights.acquireLayer(l)
             layerForward(l, lw, w: w, tape: w.tape(l), stream: stream, dropoutOn: dropoutOn)
@@ -243,9 +241,7 @@ public final class Qwen2TrainingPass {
             weights.releaseLayer(l)
             try layerGradientsDone?(l)
         }
-        if let dtable = try fullGrad("model.embed_tokens.weight") {
-            be.embeddingBackward(dtable: dtable, dout: w.dx.pointer, ids: w.ids.pointer, N: N, C: C)
-        }
+        try embeddingBackward(dout: w.dx.pointer, ids: w.ids.pointer, N: N)
         return (BatchLoss(lossSum: lossSum, tokens: tokens), head.rows)
     }
 
@@ -269,18 +265,15 @@ public final class Qwen2TrainingPass {
         let chunks = (rows.count + lmHeadRows - 1) / lmHeadRows
         let per = chunks > 0 ? (rows.count + chunks - 1) / chunks : 0
         var k0 = 0
-        while k0 < rows.count {
-            let n = min(per, rows.count - k0)
+        for _ in 0..<(try headChunkCount(local: chunks)) {  // ZeRO-3: every rank the same count
+            let n = max(0, min(per, rows.count - k0))
             let h = w.headIn.pointer, dh = w.headGrad.pointer
             for k in 0..<n {
                 be.copy(h + k * C, from: w.final.pointer + rows[k0 + k] * C, count: C)
                 w.headTargets[k] = w.targets[rows[k0 + k]]
                 if let rowScales { chunkScales[k] = rowScales[rows[k0 + k] / T] }
             }
-            Profile.time("head gemm") {
-                be.linearForward(out: w.logits.pointer, inp: h, weight: weights.lmHead, bias: nil, N: n,
-                                 scratch: linearScratch, accumulate: false)
-            }
+            try Profile.time("head gemm") { try headLogits(w.logits.pointer, inp: h, N: n) }
             total += try Profile.time("head loss") {
                 try chunkScales.withUnsafeBufferPointer { cs in
                     try be.crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
@@ -290,10 +283,7 @@ public final class Qwen2TrainingPass {
             }
             for k in 0..<n { perRow[rows[k0 + k] / T] += Double(w.losses[k]) }
             if gradients {
-                Profile.time("head gemm") {
-                    be.linearBackward(dinp: dh, dweight: dHead, dbias: nil, dout: w.logits.pointer, inp: h,
-                                      weight: weights.lmHead, N: n, accumulateInput: false, scratch: backwardScratch)
-                }
+                try Profile.time("head gemm") { try headBackward(dinp: dh, dHead: dHead, dlogits: w.logits.pointer, inp: h, N: n) }
                 for k in 0..<n { be.copy(w.dln.pointer + rows[k0 + k] * C, from: dh + k * C, count: C) }
             }
             k0 += n

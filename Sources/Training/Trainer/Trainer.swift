@@ -155,6 +155,7 @@ public final class Trainer {
         let threshold = zeroSettings.persistenceThreshold(hiddenSize: modelConfig.hiddenSize)
         if stage3 {
             zero.setPersistent(layout, threshold: threshold)
+            zero.prefetchBucket = zeroSettings.prefetchBucketSize(hiddenSize: modelConfig.hiddenSize)
             (state.params.pointer + zero.optimizerRange.lowerBound).update(repeating: 0, count: zero.optimizerRange.count)
         }
         switch mode {
@@ -177,7 +178,13 @@ public final class Trainer {
         if stage3 { zero.releaseParameters(0 ..< state.storageCount, state) }
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
                                      dropoutSeed: UInt64(truncatingIfNeeded: config.seed), backend: backend)
-        if stage3 { pass.weights = ZeRO3Weights(inner: pass.weights, zero: zero, state: state) }
+        if stage3 {
+            // lm_head chunks: no more elements than a layer's projections, nor than the prefetch bucket.
+            let c = modelConfig
+            let layer = Projection.allCases.reduce(0) { $0 + $1.shape(c).rows * $1.shape(c).cols }
+            let bucket = zero.prefetchBucket
+            pass.weights = try ZeRO3Weights(inner: pass.weights, zero: zero, state: state, chunkElements: bucket > 0 ? min(bucket, layer) : layer)
+        }
         optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW, range: zero.optimizerRange, backend: backend)
         zeroSettings.notes.forEach { events(.note($0)) }
         if stage3 {
@@ -186,7 +193,7 @@ public final class Trainer {
             for r in zero.persistentRanges { kept += r.clamped(to: 0 ..< zero.storageCount).count - r.clamped(to: zero.optimizerRange).count }
             var line = "ZeRO-3 on rank 0: \(mb(kept * 4)) of the \(mb(state.storageCount * 4)) trainable weights kept (tensors under \(threshold) elements whole)"
             if let sharded = base as? ShardedBaseWeights {
-                line += "; base weights resident \(mb(sharded.residentBytes)) of \(mb(loaded.residentBytes)) (its share of every layer and of the embedding, plus one gathered layer)"
+                line += "; base weights resident \(mb(sharded.residentBytes)) of \(mb(loaded.residentBytes)) (its share of every layer and of the embedding, plus \(zero.prefetchBucket > 0 ? "two layer buffers: the gathered layer and the prefetched one" : "one gathered layer"))"
             }
             events(.note(line))
         }
