@@ -92,7 +92,7 @@ PY
   done
 done
 echo "paper: ZeRO's model states per rank, fp32 (16Ψ; stage 1 8Ψ+8Ψ/N; stage 2 4Ψ+12Ψ/N; stage 3 16Ψ/N); MODE=lora: the base's"
-echo "bytes per rank (whole, or 1/N at stage 3). At stages 2-3 a rank also holds the gradients of the layer being reduced and"
-echo "of the embedding / lm_head until each micro-batch ends; at stage 3 the gathered layer and, around the lookup and the"
-echo "head, the gathered embedding / lm_head."
+echo "bytes per rank (whole, or 1/N at stage 3). At stage 2 a rank also holds the gradients of the layer being reduced and"
+echo "of the embedding / lm_head until each micro-batch ends; at stage 3 the gathered layer, the next one's prefetched part"
+echo "and one vocab chunk of the embedding / lm_head (and of its gradient) at a time."
 echo "rank peak also holds activations (seq $SEQ), the lm_head chunks and the mapped model file."

@@ -123,8 +123,8 @@ func loggedSteps(_ outputDir: String) throws -> [Int: (loss: Double, norm: Doubl
 
 /// Expects equal step counts, losses and grad norms within `tol` relative, and every tensor of
 /// `file` within `tol` of the tensor's largest magnitude (names in `skip` left out).
-func expectSameTraining(_ a: String, _ b: String, file: String, tol: Double = 1e-5, skip: (String) -> Bool = { _ in false },
-                        sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectSameTraining(_ a: String, _ b: String, file: String, tol: Double = 1e-5, elementTol: Double? = nil,
+                        skip: (String) -> Bool = { _ in false }, sourceLocation: SourceLocation = #_sourceLocation) throws {
     let la = try loggedSteps(a), lb = try loggedSteps(b)
     #expect(!la.isEmpty && la.keys.sorted() == lb.keys.sorted(), "steps \(la.keys.sorted()) vs \(lb.keys.sorted())", sourceLocation: sourceLocation)
     for (s, x) in la {
@@ -145,7 +145,7 @@ func expectSameTraining(_ a: String, _ b: String, file: String, tol: Double = 1e
         let scale = x.reduce(Float(0)) { max($0, abs($1)) }
         let diff = zip(x, y).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
         #expect(dNorm <= tol * max(norm, 1e-30), "\(name): ‖Δ‖ \(dNorm), ‖w‖ \(norm)", sourceLocation: sourceLocation)
-        #expect(Double(diff) <= 4 * tol * Double(max(scale, 1e-30)), "\(name): max |Δ| \(diff), max |w| \(scale)", sourceLocation: sourceLocation)
+        #expect(Double(diff) <= (elementTol ?? 4 * tol) * Double(max(scale, 1e-30)), "\(name): max |Δ| \(diff), max |w| \(scale)", sourceLocation: sourceLocation)
     }
 }
 
@@ -214,7 +214,11 @@ func expectSameTraining(_ a: String, _ b: String, file: String, tol: Double = 1e
         #expect(try MPIRun.train(np: 0, config: odd.config, ["--output_dir", odd.out("np1b6"), "--per_device_train_batch_size", "6"]).status == 0)
         let z3b = try MPIRun.train(np: 3, config: odd.config, ["--output_dir", odd.out("z3b"), "--zero_stage", "3", "--gradient_checkpointing", "true"])
         #expect(z3b.status == 0, "\(z3b.output)")
-        try expectSameTraining(odd.out("np1b6"), odd.out("z3b"), file: "adapter_model.safetensors")
+        // An element whose gradient is zero in exact arithmetic gets Adam updates of about ±lr from
+        // fp32 noise, whatever its size: with the lm_head's d hidden summed chunk by chunk, one of
+        // the 512 elements of layer 0's down_proj lora_A lands at 4.8e-5 of the tensor's largest
+        // value (losses equal to 5e-9 relative, ‖Δ‖ ≤ 4e-6 ‖w‖), so elementwise 2e-4 here.
+        try expectSameTraining(odd.out("np1b6"), odd.out("z3b"), file: "adapter_model.safetensors", elementTol: 2e-4)
 
         let full = try MPISetup(records: 9, [("train_mode", .string("full")), ("learning_rate", .double(1e-3)),
                                              ("gradient_accumulation_steps", .int(2)), ("num_train_epochs", .int(1))])
@@ -353,6 +357,13 @@ func expectSameTraining(_ a: String, _ b: String, file: String, tol: Double = 1e
         #expect(offload.persistenceThreshold(hiddenSize: 64) == 1_000_000)
         #expect(try settings([("deepspeed", .string(Self.configs + "/zero3.json"))]).persistenceThreshold(hiddenSize: 64) == 640)
         #expect(try settings([("zero_stage", .int(3))]).persistenceThreshold(hiddenSize: 64) == 100_000)
+        // stage3_prefetch_bucket_size: DeepSpeed's default 5e7, "auto" 0.9 × hidden², a number, 0 (no prefetch).
+        #expect(try settings([("zero_stage", .int(3))]).prefetchBucketSize(hiddenSize: 64) == 50_000_000)
+        #expect(try settings([("deepspeed", .string(Self.configs + "/zero3.json"))]).prefetchBucketSize(hiddenSize: 64) == 3686)
+        #expect(offload.prefetchBucketSize(hiddenSize: 64) == 1_000_000)
+        #expect(!offload.notes.contains { $0.contains("no effect here") && $0.contains("stage3_prefetch_bucket_size") })
+        let none: JSONValue = .object([("zero_optimization", .object([("stage", .int(3)), ("stage3_prefetch_bucket_size", .int(0))]))])
+        #expect(try settings([("deepspeed", none)]).prefetchBucketSize(hiddenSize: 64) == 0)
         #expect(try settings([("deepspeed", .string(Self.configs + "/zero2.json"))], worldSize: 1).stage == 0)
     }
 
