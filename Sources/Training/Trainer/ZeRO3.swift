@@ -9,15 +9,19 @@ import Distributed
 // buffer of the other stages, but a rank keeps only its slice (`ParameterLayout.shardRange`)
 // resident: the buffer is reserved, the rank fills its slice, and the model reads the weights
 // through `ZeRO3Weights`, which all-gathers a layer's range when the pass acquires the layer and
-// hands the range's pages back (madvise) when it releases it; the embedding, final norm and
-// lm_head (the ranges outside the layers) likewise around the embedding lookup and the head.
+// hands the range's pages back (madvise) when it releases it; the final norm (the ranges outside
+// the layers) likewise around the embedding lookup and the head, while the embedding and lm_head
+// are read in pieces, never whole (ZeRO3Vocab.swift).
 // The optimizer updates the slice; nothing is gathered after the step. Tensors with fewer
 // elements than stage3_param_persistence_threshold keep their pages (they are still refreshed
 // by each gather). A LoRA run's frozen base is partitioned in its stored dtype by
 // `ShardedBaseWeights`. The pass calls acquire/release in the same order on every rank (forward,
 // the checkpointing recomputation and backward acquire each layer once per direction); a rank
 // with no rows in a micro-batch runs an unlabelled one-token batch, which adds nothing to any
-// gradient, so that it joins the same gathers. Gathers are blocking (no prefetch).
+// gradient, so that it joins the same gathers. When a layer is acquired, the first
+// stage3_prefetch_bucket_size elements of the layer the pass will acquire next (judged from the
+// direction it moves in) start gathering (MPI_Iallgatherv); the acquire of that layer waits for
+// them and gathers the rest.
 
 extension ZeROEngine {
     /// Largest piece of one gather in floats (its byte counts are Int32).
