@@ -58,6 +58,10 @@ public final class Trainer {
     let zeroSettings: ZeROSettings
     /// A log append failed and was reported (once per run).
     var logWriteFailed = false
+    /// Stage 3: the fingerprint of the initial trainable weights that the ranks compare
+    /// (DataParallel.swift): the whole adapter (LoRA), or this rank's slice and, read from its own
+    /// model file, the next rank's (full fine-tuning).
+    var initialWeights: (own: UInt64, next: UInt64) = (0, 0)
     /// task_type dpo: the reference and the loss (nil for sft / pretrain).
     var dpo: DPOContext?
     var evalLoader: DataLoader?
@@ -175,7 +179,9 @@ public final class Trainer {
                 try TrainableParameters.initializeLoRA(state, config: modelConfig, spec: spec, seed: UInt64(truncatingIfNeeded: config.seed))
             }
         }
+        let initial = stage3 ? try Trainer.sliceFingerprints(loaded, state: state, zero: zero, mode: mode) : (own: UInt64(0), next: UInt64(0))
         if stage3 { zero.releaseParameters(0 ..< state.storageCount, state) }
+        initialWeights = initial
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
                                      dropoutSeed: UInt64(truncatingIfNeeded: config.seed), backend: backend)
         if stage3 {

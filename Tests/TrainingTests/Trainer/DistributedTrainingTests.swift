@@ -36,7 +36,7 @@ enum MPIRun {
     /// `mpirun -np N qwenft train --config CONFIG ARGS…` (np 0: qwenft alone), killed after 120 s.
     /// `signal` (with `after`): sent to mpirun once the run's trainer_log.jsonl has a line.
     static func train(np: Int, config: String, _ args: [String], env: [String: String] = [:], mpmd: [String]? = nil,
-                      signal: (Int32, log: String)? = nil) throws -> Result {
+                      workingDirectories: (String, String)? = nil, signal: (Int32, log: String)? = nil) throws -> Result {
         let bin = try #require(qwenft, "qwenft binary not found beside the test bundle; run swift build --build-tests")
         let p = Process()
         var argv = ["train", "--config", config, "--threads", "1"] + args
@@ -44,8 +44,11 @@ enum MPIRun {
             p.executableURL = URL(fileURLWithPath: bin)
         } else {
             p.executableURL = URL(fileURLWithPath: try #require(mpirun, "mpirun not found: install openmpi-bin"))
-            argv = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "\(np)", bin] + argv
-            if let extra = mpmd { argv += [":", "--allow-run-as-root", "-np", "1", bin] + ["train", "--config", config, "--threads", "1"] + extra }
+            let wdir = { (d: String?) in d.map { ["-wdir", $0] } ?? [] }
+            argv = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "\(np)"] + wdir(workingDirectories?.0) + [bin] + argv
+            if let extra = mpmd {
+                argv += [":", "--allow-run-as-root", "-np", "1"] + wdir(workingDirectories?.1) + [bin] + ["train", "--config", config, "--threads", "1"] + extra
+            }
         }
         p.arguments = argv
         p.environment = ProcessInfo.processInfo.environment.merging(["QWENFT_CACHE": "none"].merging(env) { $1 }) { $1 }
@@ -270,6 +273,27 @@ func expectSameTraining(_ a: String, _ b: String, file: String, tol: Double = 1e
         try expectSameTraining(lora.out("np1"), lora.out("z3"), file: "adapter_model.safetensors")
         let largest = try #require(largestGather(r.output), "no largest gather in \(r.output)")
         #expect(largest > 0 && largest < embeddingBytes / 8, "largest gather \(largest) MB, embedding \(embeddingBytes) MB")
+    }
+
+    /// At stage 3 the ranks hold different slices, so the model check compares each rank's slice of
+    /// the initial weights with the same slice as the previous rank read it from its own file
+    /// (full fine-tuning; a LoRA run compares its whole initial adapter, which every rank holds at
+    /// first): a rank given other weights under the same config.json (another seed) is named.
+    @Test func stage3RanksCheckTheirSlicesOfTheModel() throws {
+        guard !MPIRun.insideRank, MPIRun.mpirun != nil else { return }
+        // The same relative model path from two working directories: one config, two models.
+        let dir = try trainerTempDir()
+        try FileManager.default.createDirectory(atPath: dir + "/a", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/a/model", withDestinationPath: try TrainerFixture.folders().model)
+        try initializeModelFolder(config: Qwen2Preset.tiny.config, tokenizer: try trainerVocabulary(), out: dir + "/b/model", seed: 9)
+        let s = try MPISetup(records: 8, [("train_mode", .string("full")), ("max_steps", .int(1)), ("model_name_or_path", .string("model"))])
+        let same = try MPIRun.train(np: 1, config: s.config, ["--output_dir", s.out("same"), "--zero_stage", "3"],
+                                    mpmd: ["--output_dir", s.out("same"), "--zero_stage", "3"], workingDirectories: (dir + "/a", dir + "/a"))
+        #expect(same.status == 0, "\(same.output)")
+        let mixed = try MPIRun.train(np: 1, config: s.config, ["--output_dir", s.out("mixed"), "--zero_stage", "3"],
+                                     mpmd: ["--output_dir", s.out("mixed"), "--zero_stage", "3"], workingDirectories: (dir + "/a", dir + "/b"))
+        #expect(mixed.status != 0)
+        #expect(mixed.output.contains("its slice of the initial weights differs from rank"), "\(mixed.output)")
     }
 
     /// A checkpoint of np 2 at stage 2 (one optimizer file per rank) resumes bit for bit at np 2,
