@@ -68,7 +68,12 @@ extension Trainer {
     static func sliceFingerprints(_ loaded: WeightProvider, state: TrainableState, zero: ZeROEngine, mode: TrainingMode) throws -> (own: UInt64, next: UInt64) {
         let comm = zero.comm
         guard comm.size > 1 else { return (0, 0) }
-        guard mode == .full else { return (Fingerprint.of(state.params.pointer, count: state.storageCount), 0) }
+        guard mode == .full else {
+            // The entries only: the reserved buffer's padding is not written.
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for e in state.layout.entries { h = Fingerprint.of(UnsafeRawPointer(state.param(e)), bytes: e.count * 4, seed: h) }
+            return (h, 0)
+        }
         let own = zero.optimizerRange
         let next = state.layout.shardRange(rank: (comm.rank + 1) % comm.size, worldSize: comm.size)
         let mine = Fingerprint.of(state.params.pointer + own.lowerBound, count: own.count)
