@@ -13,6 +13,7 @@ static inline MPI_Op qwenft_mpi_max(void) { return MPI_MAX; }
 static inline int qwenft_mpi_success(void) { return MPI_SUCCESS; }
 static inline void *qwenft_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Errhandler qwenft_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline int qwenft_mpi_wait(MPI_Request *request) { return MPI_Wait(request, MPI_STATUS_IGNORE); }
 /* The cores this process may run on (its affinity mask); 0 when it cannot be read. glibc
    declares sched_getaffinity only under _GNU_SOURCE, which a module header cannot rely on, so
    the prototype is given here and the mask (up to 4096 cores) counted by hand. */

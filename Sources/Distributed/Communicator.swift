@@ -37,6 +37,12 @@ public protocol Communicator: AnyObject, Sendable {
     /// parameter gather, where a layer crosses the rank slices unevenly; a count may be 0).
     func allGather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int]) throws(DistributedError)
 
+    /// `allGather(_:byteCounts:)` started and not waited for: the bytes arrive by the time the
+    /// returned collective's `wait()` returns (ZeRO-3's prefetch of the next layer while this one
+    /// computes). Until then the buffer must not be read or written, and every rank starts and
+    /// waits for its collectives in the same order.
+    func startAllGather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int]) throws(DistributedError) -> PendingCollective
+
     /// The same layout as `allGather(_:byteCounts:)`, but only `root` receives the pieces (the
     /// other ranks' buffers are left as they are): a consolidated save on one rank.
     func gather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int], root: Int) throws(DistributedError)
@@ -112,6 +118,18 @@ extension Communicator {
     }
 }
 
+/// A collective in flight (`Communicator.startAllGather`).
+public protocol PendingCollective: AnyObject {
+    /// Returns once the collective is complete on this rank; later calls return at once.
+    func wait() throws(DistributedError)
+}
+
+/// A collective that was complete when it was started.
+public final class FinishedCollective: PendingCollective {
+    public init() {}
+    public func wait() throws(DistributedError) {}
+}
+
 /// One process, no peers: every collective is the identity (or a copy).
 public final class SingleProcessCommunicator: Communicator, @unchecked Sendable {
     public init() {}
@@ -138,6 +156,10 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
     }
 
     public func allGather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int]) throws(DistributedError) {}
+
+    public func startAllGather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int]) throws(DistributedError) -> PendingCollective {
+        FinishedCollective()
+    }
 
     public func gather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int], root: Int) throws(DistributedError) {
         guard root == 0 else { throw .badRoot(root: root, size: 1) }

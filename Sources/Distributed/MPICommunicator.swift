@@ -144,6 +144,17 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                        MPI_Allgatherv(qwenft_mpi_in_place(), 0, qwenft_mpi_byte(), buffer, counts, displs, qwenft_mpi_byte(), comm))
     }
 
+    public func startAllGather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int]) throws(DistributedError) -> PendingCollective {
+        guard byteCounts.count == size else { throw .countTooLarge(operation: "all-gather (counts for \(byteCounts.count) of \(size) ranks)", count: byteCounts.count) }
+        guard byteCounts.reduce(0, +) <= Int(Int32.max) else { throw .countTooLarge(operation: "all-gather", count: byteCounts.reduce(0, +)) }
+        let pending = PendingAllGather(watch: watch, counts: byteCounts)
+        try Self.check("MPI_Iallgatherv",
+                       MPI_Iallgatherv(qwenft_mpi_in_place(), 0, qwenft_mpi_byte(), buffer, pending.counts, pending.displs,
+                                       qwenft_mpi_byte(), comm, &pending.request))
+        pending.started = true
+        return pending
+    }
+
     public func gather(_ buffer: UnsafeMutableRawPointer, byteCounts: [Int], root: Int) throws(DistributedError) {
         guard (0..<size).contains(root) else { throw .badRoot(root: root, size: size) }
         guard byteCounts.count == size else { throw .countTooLarge(operation: "gather (counts for \(byteCounts.count) of \(size) ranks)", count: byteCounts.count) }
@@ -193,6 +204,40 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             }
         }
         thread.start()
+    }
+}
+
+/// An MPI_Iallgatherv in flight: its count and displacement arrays live until it completes.
+final class PendingAllGather: PendingCollective {
+    let watch: CollectiveWatch
+    let counts: UnsafeMutablePointer<Int32>
+    let displs: UnsafeMutablePointer<Int32>
+    var request: MPI_Request?
+    var started = false
+
+    init(watch: CollectiveWatch, counts c: [Int]) {
+        self.watch = watch
+        counts = .allocate(capacity: max(1, c.count))
+        displs = .allocate(capacity: max(1, c.count))
+        var at: Int32 = 0
+        for (r, n) in c.enumerated() {
+            counts[r] = Int32(n)
+            displs[r] = at
+            at += Int32(n)
+        }
+    }
+
+    func wait() throws(DistributedError) {
+        guard started else { return }
+        watch.begin("MPI_Iallgatherv (wait)"); defer { watch.end() }
+        started = false
+        try MPICommunicator.check("MPI_Wait", qwenft_mpi_wait(&request))
+    }
+
+    deinit {
+        if started { _ = qwenft_mpi_wait(&request) }
+        counts.deallocate()
+        displs.deallocate()
     }
 }
 

@@ -14,6 +14,8 @@
 #            per rank at stage 3 are what the "paper/rank" column then shows: Ψ_base·dtype/N)
 #   SEQ      tokens per sample (default 256);  STEPS  optimizer steps (default 3)
 #   LAYERS   decoder layers of the preset (default: its own), for a machine with less memory free
+#   EXTRA    more `qwenft train` arguments for every run (e.g. "--deepspeed ds.json" with
+#            "stage3_prefetch_bucket_size": 0 to measure stage 3 without prefetch)
 # A combination whose estimate exceeds 80% of MemAvailable is skipped and says what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -61,7 +63,7 @@ chmod +x "$work/rank.sh"
 
 avail=$(awk '/MemAvailable/ {printf "%.0f\n", $2 * 1024}' /proc/meminfo)
 echo "preset $PRESET ($DTYPE file, $((filebytes / 1000000)) MB), seq $SEQ, $STEPS steps, batch 1 per rank; $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p')); load: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-6s %-3s %12s %12s %14s %12s %10s %9s\n" stage N "rank peak" "all ranks" "paper/rank" "file/rank" "MB/step" "comm %"
+printf "%-6s %-3s %12s %12s %14s %12s %10s %9s %12s\n" stage N "rank peak" "all ranks" "paper/rank" "file/rank" "MB/step" "comm %" "largest gather"
 for np in $NPS; do
   for stage in $STAGES; do
     [ "$np" = 1 ] && [ "$stage" != 0 ] && continue
@@ -73,7 +75,7 @@ for np in $NPS; do
     fi
     rm -rf "$work/out" "$work"/time.*
     QWENFT_CACHE=none mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$np" "$work/rank.sh" \
-        train --config "$work/train.json" --zero_stage "$stage" > "$work/log.$np.$stage" 2>&1 \
+        train --config "$work/train.json" --zero_stage "$stage" ${EXTRA:-} > "$work/log.$np.$stage" 2>&1 \
         || { echo "stage $stage np $np failed:"; tail -5 "$work/log.$np.$stage"; continue; }
     python3 - "$work" "$np" "$stage" "$filebytes" "$DTYPE" "$MODE" <<'PY'
 import glob, re, sys
@@ -87,12 +89,14 @@ if mode == "lora":  # the frozen base in its stored dtype: whole, or 1/N of it a
 m = re.search(r"([\d.]+) MB sent per step by rank 0; ([\d.]+)% of its training time", log)
 mb, share = (m.group(1), m.group(2)) if m else ("0", "0")
 g = lambda b: f"{b / 1e9:.2f} GB"
-print(f"{stage:<6} {n:<3} {g(max(rss)):>12} {g(sum(rss)):>12} {g(paper):>14} {g(filebytes / (n if stage == 3 else 1)):>12} {float(mb):>10.1f} {float(share):>8.1f}%")
+lg = re.search(r"largest gather ([\d.]+) MB", log)
+print(f"{stage:<6} {n:<3} {g(max(rss)):>12} {g(sum(rss)):>12} {g(paper):>14} {g(filebytes / (n if stage == 3 else 1)):>12} {float(mb):>10.1f} {float(share):>8.1f}% {(lg.group(1) + ' MB') if lg else '-':>12}")
+print("  ranks' peaks: " + ", ".join(g(r) for r in sorted(rss)))
 PY
   done
 done
 echo "paper: ZeRO's model states per rank, fp32 (16Ψ; stage 1 8Ψ+8Ψ/N; stage 2 4Ψ+12Ψ/N; stage 3 16Ψ/N); MODE=lora: the base's"
-echo "bytes per rank (whole, or 1/N at stage 3). At stages 2-3 a rank also holds the gradients of the layer being reduced and"
-echo "of the embedding / lm_head until each micro-batch ends; at stage 3 the gathered layer and, around the lookup and the"
-echo "head, the gathered embedding / lm_head."
+echo "bytes per rank (whole, or 1/N at stage 3). At stage 2 a rank also holds the gradients of the layer being reduced and"
+echo "of the embedding / lm_head until each micro-batch ends; at stage 3 the gathered layer, the next one's prefetched part"
+echo "and one vocab chunk of the embedding / lm_head (and of its gradient) at a time."
 echo "rank peak also holds activations (seq $SEQ), the lm_head chunks and the mapped model file."

@@ -205,9 +205,7 @@ public final class Qwen2TrainingPass {
         let dropoutOn = dropout ?? gradients
         let stream = dropoutOn ? dropoutStream : 0
 
-        try weights.acquireShared()
-        be.embeddingForward(out: w.layerInputs[0].pointer, ids: w.ids.readOnly, table: weights.embedding, N: N)
-        weights.releaseShared()
+        try embedTokens(out: w.layerInputs[0].pointer, ids: w.ids.readOnly, N: N)
         for l in 0..<L {
             let lw = try weights.acquireLayer(l)
             layerForward(l, lw, w: w, tape: w.tape(l), stream: stream, dropoutOn: dropoutOn)
@@ -249,9 +247,7 @@ public final class Qwen2TrainingPass {
             weights.releaseLayer(l)
             try layerGradientsDone?(l)
         }
-        if let dtable = try fullGrad("model.embed_tokens.weight") {
-            be.embeddingBackward(dtable: dtable, dout: w.dx.readOnly, ids: w.ids.readOnly, N: N, C: C)
-        }
+        try embeddingBackward(dout: w.dx.readOnly, ids: w.ids.readOnly, N: N)
         return (BatchLoss(lossSum: lossSum, tokens: tokens), head.rows)
     }
 
@@ -275,8 +271,9 @@ public final class Qwen2TrainingPass {
         var chunkTargets = [Int32](repeating: 0, count: per), losses = [Float](repeating: 0, count: per)
         var chunkScales = [Float](repeating: 0, count: rowScales == nil ? 0 : lmHeadRows)
         var k0 = 0
-        while k0 < rows.count {
-            let n = min(per, rows.count - k0)
+        let chunks = (rows.count + lmHeadRows - 1) / lmHeadRows
+        for _ in 0..<(try headChunkCount(local: chunks)) {  // ZeRO-3: every rank the same count
+            let n = max(0, min(per, rows.count - k0))
             let h = w.headIn.pointer, dh = w.headGrad.pointer
             for k in 0..<n {
                 be.copy(h + k * C, from: w.final.readOnly + rows[k0 + k] * C, count: C)
@@ -285,10 +282,7 @@ public final class Qwen2TrainingPass {
             }
             be.copyToDevice(w.headTargets.pointer, from: chunkTargets, count: n)
             if rowScales != nil { be.copyToDevice(w.headScales.pointer, from: chunkScales, count: n) }
-            Profile.time("head gemm") {
-                be.linearForward(out: w.logits.pointer, inp: h.readOnly, weight: weights.lmHead, bias: nil, N: n,
-                                 scratch: linearScratch, accumulate: false)
-            }
+            try Profile.time("head gemm") { try headLogits(w.logits.pointer, inp: h.readOnly, N: n) }
             total += try Profile.time("head loss") {
                 try be.crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
                                                    logits: w.logits.readOnly, targets: w.headTargets.readOnly,
@@ -297,9 +291,8 @@ public final class Qwen2TrainingPass {
             be.copyToHost(&losses, from: w.losses.readOnly, count: n)
             for k in 0..<n { perRow[rows[k0 + k] / T] += Double(losses[k]) }
             if gradients {
-                Profile.time("head gemm") {
-                    be.linearBackward(dinp: dh, dweight: dHead, dbias: nil, dout: w.logits.readOnly, inp: h.readOnly,
-                                      weight: weights.lmHead, N: n, accumulateInput: false, scratch: backwardScratch)
+                try Profile.time("head gemm") {
+                    try headBackward(dinp: dh, dHead: dHead, dlogits: w.logits.readOnly, inp: h.readOnly, N: n)
                 }
                 for k in 0..<n { be.copy(w.dln.pointer + rows[k0 + k] * C, from: dh.readOnly + k * C, count: C) }
             }

@@ -1,6 +1,7 @@
 import Foundation
 import QwenCore
 import Distributed
+import Qwen2
 
 // How the trainer runs as one rank of N (mpirun -np N qwenft train):
 //
@@ -38,8 +39,8 @@ extension Trainer {
         var h: [UInt64] = [
             Fingerprint.of(Data(config.resolvedJSON().compactText.utf8)),
             Fingerprint.of(train.ids, train.labels, train.starts.map { Int64($0) }),
-            // ZeRO-3 ranks hold different slices of the weights: the layout's size stands in.
-            (zero.stage == 3 ? UInt64(state.storageCount) : Fingerprint.of(state.hostParams, count: state.storageCount))
+            // ZeRO-3, full fine-tuning: ranks hold different slices, compared below instead.
+            (zero.stage == 3 ? (mode == .full ? UInt64(state.storageCount) : initialWeights.own) : Fingerprint.of(state.hostParams, count: state.storageCount))
                 ^ Fingerprint.of(Data(((try? String(contentsOfFile: modelFolder + "/config.json", encoding: .utf8)) ?? "").utf8)),
         ]
         let mine = h
@@ -49,6 +50,38 @@ extension Trainer {
         for i in 0..<3 where h[i] != mine[i] {
             throw TrainerError.ranksDisagree(rank: comm.rank, what: names[i])
         }
+        guard zero.stage == 3, mode == .full else { return }
+        // Rank r's slice as r holds it against the same slice as rank r−1 read it from its file.
+        var all = [UInt64](repeating: 0, count: 2 * comm.size)
+        all[2 * comm.rank] = initialWeights.own
+        all[2 * comm.rank + 1] = initialWeights.next
+        try all.withUnsafeMutableBytes { p in try comm.allGather(p.baseAddress!, byteCounts: Array(repeating: 16, count: comm.size)) }
+        let previous = (comm.rank + comm.size - 1) % comm.size
+        if all[2 * previous + 1] != initialWeights.own {
+            throw TrainerError.ranksDisagree(rank: comm.rank, what: "the model (its slice of the initial weights differs from rank \(previous)'s reading of it)")
+        }
+    }
+
+    /// Stage 3, before the slices are released: LoRA, the whole adapter's fingerprint (every
+    /// rank holds it now); full fine-tuning, this rank's slice's and the next rank's slice's as
+    /// this rank's model file gives it (filled into the buffer, fingerprinted, released).
+    static func sliceFingerprints(_ loaded: WeightProvider, state: TrainableState, zero: ZeROEngine, mode: TrainingMode) throws -> (own: UInt64, next: UInt64) {
+        let comm = zero.comm
+        guard comm.size > 1 else { return (0, 0) }
+        guard mode == .full else {
+            // The entries only: the reserved buffer's padding is not written.
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for e in state.layout.entries { h = Fingerprint.of(UnsafeRawPointer(state.param(e)), bytes: e.count * 4, seed: h) }
+            return (h, 0)
+        }
+        let own = zero.optimizerRange
+        let next = state.layout.shardRange(rank: (comm.rank + 1) % comm.size, worldSize: comm.size)
+        let mine = Fingerprint.of(state.hostParams + own.lowerBound, count: own.count)
+        (state.hostParams + next.lowerBound).update(repeating: 0, count: next.count)
+        try TrainableParameters.copyWeights(from: loaded, into: state, range: next)
+        let theirs = Fingerprint.of(state.hostParams + next.lowerBound, count: next.count)
+        zero.releaseParameters(next, state)
+        return (mine, theirs)
     }
 
     /// True on every rank when any rank asked to stop (Ctrl-C, SIGTERM): all stop at one step.

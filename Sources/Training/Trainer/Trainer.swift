@@ -58,6 +58,10 @@ public final class Trainer {
     let zeroSettings: ZeROSettings
     /// A log append failed and was reported (once per run).
     var logWriteFailed = false
+    /// Stage 3: the fingerprint of the initial trainable weights that the ranks compare
+    /// (DataParallel.swift): the whole adapter (LoRA), or this rank's slice and, read from its own
+    /// model file, the next rank's (full fine-tuning).
+    var initialWeights: (own: UInt64, next: UInt64) = (0, 0)
     /// task_type dpo: the reference and the loss (nil for sft / pretrain).
     var dpo: DPOContext?
     var evalLoader: DataLoader?
@@ -155,6 +159,7 @@ public final class Trainer {
         let threshold = zeroSettings.persistenceThreshold(hiddenSize: modelConfig.hiddenSize)
         if stage3 {
             zero.setPersistent(layout, threshold: threshold)
+            zero.prefetchBucket = zeroSettings.prefetchBucketSize(hiddenSize: modelConfig.hiddenSize)
             backend.fill(state.params.pointer + zero.optimizerRange.lowerBound, count: zero.optimizerRange.count, value: 0)
         }
         switch mode {
@@ -174,10 +179,18 @@ public final class Trainer {
                 try TrainableParameters.initializeLoRA(state, config: modelConfig, spec: spec, seed: UInt64(truncatingIfNeeded: config.seed))
             }
         }
+        let initial = stage3 ? try Trainer.sliceFingerprints(loaded, state: state, zero: zero, mode: mode) : (own: UInt64(0), next: UInt64(0))
         if stage3 { zero.releaseParameters(0 ..< state.storageCount, state) }
+        initialWeights = initial
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
                                      dropoutSeed: UInt64(truncatingIfNeeded: config.seed), backend: backend)
-        if stage3 { pass.weights = ZeRO3Weights(inner: pass.weights, zero: zero, state: state) }
+        if stage3 {
+            // lm_head chunks: no more elements than a layer's projections, nor than the prefetch bucket.
+            let c = modelConfig
+            let layer = Projection.allCases.reduce(0) { $0 + $1.shape(c).rows * $1.shape(c).cols }
+            let bucket = zero.prefetchBucket
+            pass.weights = try ZeRO3Weights(inner: pass.weights, zero: zero, state: state, chunkElements: bucket > 0 ? min(bucket, layer) : layer)
+        }
         optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW, range: zero.optimizerRange, backend: backend)
         zeroSettings.notes.forEach { events(.note($0)) }
         if stage3 {
@@ -186,7 +199,7 @@ public final class Trainer {
             for r in zero.persistentRanges { kept += r.clamped(to: 0 ..< zero.storageCount).count - r.clamped(to: zero.optimizerRange).count }
             var line = "ZeRO-3 on rank 0: \(mb(kept * 4)) of the \(mb(state.storageCount * 4)) trainable weights kept (tensors under \(threshold) elements whole)"
             if let sharded = base as? ShardedBaseWeights {
-                line += "; base weights resident \(mb(sharded.residentBytes)) of \(mb(loaded.residentBytes)) (its share of every layer and of the embedding, plus one gathered layer)"
+                line += "; base weights resident \(mb(sharded.residentBytes)) of \(mb(loaded.residentBytes)) (its share of every layer and of the embedding, plus \(zero.prefetchBucket > 0 ? "two layer buffers: the gathered layer and the prefetched one" : "one gathered layer"))"
             }
             events(.note(line))
         }

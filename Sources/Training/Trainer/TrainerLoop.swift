@@ -117,7 +117,8 @@ extension Trainer {
             // Collective time includes waiting for the slowest rank (that is what it costs the step).
             events(.note(String(format: "ZeRO stage %d over %d ranks: %.3f MB sent per step by rank 0; %.1f%% of its training time in collectives",
                                 zero.stage, comm.size, Double(zero.bytesCommunicated) / Double(stepsDone) / 1e6,
-                                100 * zero.commSeconds / max(seconds, 1e-9))))
+                                100 * zero.commSeconds / max(seconds, 1e-9))
+                                + (zero.stage == 3 ? String(format: "; largest gather %.3f MB", Double(zero.largestGatherBytes) / 1e6) : "")))
         }
         if let report = Profile.report(steps: profiledSteps, wall: profiledWall) {
             FileHandle.standardError.write(Data("QWENFT_PROFILE: seconds per step (after the first), by section\n\(report)\n".utf8))

@@ -33,6 +33,11 @@ public struct ZeROSettings: Sendable, Equatable {
     public var persistenceThreshold: Int? = 100_000
     /// Elements per reduce-scatter (stage 2) and per all-reduce (stages 0, 1).
     public var reduceBucketSize: Int
+    /// Stage 3: elements gathered ahead of the pass (the next layer, while this one computes) and
+    /// the most elements of one embedding / lm_head chunk (stage3_prefetch_bucket_size; DeepSpeed's
+    /// default 5e7; "auto" 0.9 × hidden² as transformers fills it in: nil here, resolved by
+    /// `prefetchBucketSize(hiddenSize:)`; 0: no prefetch).
+    public var prefetchBucketSize: Int? = 50_000_000
     /// Lines for the log: what the DeepSpeed keys mean here, once.
     public var notes: [String] = []
     public var warnings: [String] = []
@@ -43,9 +48,12 @@ public struct ZeROSettings: Sendable, Equatable {
     /// The persistence threshold in elements for a model of hidden size `hiddenSize`.
     public func persistenceThreshold(hiddenSize: Int) -> Int { persistenceThreshold ?? 10 * hiddenSize }
 
+    /// The prefetch bucket in elements for a model of hidden size `hiddenSize`.
+    public func prefetchBucketSize(hiddenSize: Int) -> Int { prefetchBucketSize ?? (9 * hiddenSize * hiddenSize) / 10 }
+
     /// ZeRO keys that change nothing in this implementation (each listed once when present).
     static let inertKeys = ["overlap_comm", "contiguous_gradients", "allgather_partitions", "allgather_bucket_size",
-                            "reduce_scatter", "round_robin_gradients", "sub_group_size", "stage3_prefetch_bucket_size",
+                            "reduce_scatter", "round_robin_gradients", "sub_group_size",
                             "stage3_max_live_parameters", "stage3_max_reuse_distance",
                             "stage3_gather_16bit_weights_on_model_save", "stage3_gather_fp16_weights_on_model_save",
                             "elastic_checkpoint", "ignore_unused_parameters", "load_from_fp32_weights", "cpu_offload",
@@ -92,6 +100,15 @@ public struct ZeROSettings: Sendable, Equatable {
                     persistenceThreshold = try bucket("stage3_param_persistence_threshold")
                 }
             }
+            if let v = z["stage3_prefetch_bucket_size"], v != .null {
+                if v == .string("auto") {
+                    prefetchBucketSize = nil
+                } else if v.doubleValue == 0 {
+                    prefetchBucketSize = 0
+                } else {
+                    prefetchBucketSize = try bucket("stage3_prefetch_bucket_size")
+                }
+            }
             reduceBucketSize = try bucket(requested == 2 || requested == 3 ? "reduce_bucket_size" : "allreduce_bucket_size")
                 ?? bucket("reduce_bucket_size") ?? Self.defaultBucket
             let ds = config.deepspeed
@@ -109,7 +126,7 @@ public struct ZeROSettings: Sendable, Equatable {
                 let inert = pairs.map(\.0).filter { Self.inertKeys.contains($0) }
                 if !inert.isEmpty {
                     notes.append("zero_optimization keys with no effect here: " + inert.joined(separator: ", ")
-                                 + (requested == 3 ? " (stage 3 gathers each layer when the pass reaches it, without prefetch)"
+                                 + (requested == 3 ? " (stage 3 gathers each layer when the pass reaches it, the next one prefetched)"
                                                    : " (reduction runs as the backward pass completes each layer; parameters stay whole on every rank)"))
                 }
             }
@@ -132,7 +149,7 @@ final class ZeROEngine {
     let gradientRange: Range<Int>
     let bucket: Int
     /// Stage 2: this rank's slice of the step's summed gradients.
-    private var shardSum: AlignedBuffer<Float>?
+    var shardSum: AlignedBuffer<Float>?
     /// Stage 2: the flat range of each layer's gradients (empty when a layer's entries are not
     /// contiguous: then everything is reduced after each micro-batch), and the ranges outside
     /// every layer (embedding, final norm, lm_head, padding).
@@ -144,6 +161,14 @@ final class ZeROEngine {
     /// Stage 3: the flat ranges whose pages a rank keeps although they are outside its slice
     /// (tensors under the persistence threshold), sorted.
     var persistentRanges: [Range<Int>] = []
+    /// Stage 3, full fine-tuning: the embedding's and lm_head's flat ranges, which the pass
+    /// gathers and reduces in chunks itself (ZeRO3Vocabulary); the rest ranges leave them out.
+    var vocabRanges: [Range<Int>] = []
+    /// Stage 3: the most bytes one gather brought into a buffer (a layer, a vocab chunk, the
+    /// lookup's rows): what the pass ever holds gathered at once.
+    var largestGatherBytes = 0
+    /// Stage 3: elements of the next layer gathered while this one computes (0: none).
+    var prefetchBucket = 0
 
     init(comm: Communicator, layout: ParameterLayout, settings: ZeROSettings) {
         self.comm = comm
@@ -210,7 +235,19 @@ final class ZeROEngine {
         if !ranPass || layerRanges.isEmpty {
             for l in layerRanges.indices.reversed() { try reduce(layerRanges[l], state) }
         }
-        for r in restRanges { try reduce(r, state) }
+        for r in restRanges { for p in Self.subtracting(vocabRanges, from: r) { try reduce(p, state) } }
+    }
+
+    /// `range` without the parts in `holes`, in order.
+    static func subtracting(_ holes: [Range<Int>], from range: Range<Int>) -> [Range<Int>] {
+        var pieces = [range]
+        for hole in holes where hole.overlaps(range) {
+            pieces = pieces.flatMap { p -> [Range<Int>] in
+                guard p.overlaps(hole) else { return [p] }
+                return [p.lowerBound ..< max(p.lowerBound, hole.lowerBound), min(p.upperBound, hole.upperBound) ..< p.upperBound].filter { !$0.isEmpty }
+            }
+        }
+        return pieces
     }
 
     /// Stage 2, from the pass: layer l's gradients are complete.
