@@ -266,12 +266,11 @@ public final class Qwen2TrainingPass {
         var total = 0.0
         let T = w.T
         var perRow = [Double](repeating: 0, count: N / T)
-        let per = headChunkRows(rows.count)
+        let (chunks, per) = headChunks(rows.count)
         // The chunk's targets and row weights go to the backend, its losses come back.
         var chunkTargets = [Int32](repeating: 0, count: per), losses = [Float](repeating: 0, count: per)
         var chunkScales = [Float](repeating: 0, count: rowScales == nil ? 0 : lmHeadRows)
         var k0 = 0
-        let chunks = (rows.count + lmHeadRows - 1) / lmHeadRows
         for _ in 0..<(try headChunkCount(local: chunks)) {  // ZeRO-3: every rank the same count
             let n = max(0, min(per, rows.count - k0))
             let h = w.headIn.pointer, dh = w.headGrad.pointer
@@ -301,11 +300,11 @@ public final class Qwen2TrainingPass {
         return (total, perRow)
     }
 
-    /// Rows per lm_head chunk for `rows` labelled rows: equal chunks of at most `lmHeadRows`
+    /// The lm_head chunks for `rows` labelled rows, how many and rows per chunk: equal chunks of at most `lmHeadRows`
     /// (255 rows: 128 + 127, not 128 + 127 + … or 254 + 1): small ones run slowly.
-    func headChunkRows(_ rows: Int) -> Int {
+    func headChunks(_ rows: Int) -> (count: Int, rows: Int) {
         let chunks = (rows + lmHeadRows - 1) / lmHeadRows
-        return chunks > 0 ? (rows + chunks - 1) / chunks : 0
+        return (chunks, chunks > 0 ? (rows + chunks - 1) / chunks : 0)
     }
 
     /// The gradient of a full-fine-tuning parameter; nil in LoRA mode (the base is frozen).
