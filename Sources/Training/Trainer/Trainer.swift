@@ -200,6 +200,9 @@ public final class Trainer {
             var line = "ZeRO-3 on rank 0: \(mb(kept * 4)) of the \(mb(state.storageCount * 4)) trainable weights kept (tensors under \(threshold) elements whole)"
             if let sharded = base as? ShardedBaseWeights {
                 line += "; base weights resident \(mb(sharded.residentBytes)) of \(mb(loaded.residentBytes)) (its share of every layer and of the embedding, plus \(zero.prefetchBucket > 0 ? "two layer buffers: the gathered layer and the prefetched one" : "one gathered layer"))"
+                if sharded.nf4Bytes.total > 0 {
+                    line += "; NF4 projections: \(sharded.nf4Bytes.resident) of \(sharded.nf4Bytes.total) bytes (codes and absmax) resident"
+                }
             }
             events(.note(line))
         }
