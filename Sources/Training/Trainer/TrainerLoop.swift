@@ -133,7 +133,7 @@ extension Trainer {
             // ZeRO-3: the slices gathered, so rank 0 writes the consolidated adapter or model;
             // training is over, so AdamW's m and v (not part of the final output) go first.
             if zero.stage == 3 { optimizer.releaseMoments() }
-            try zero.withWholeParameters(state, mainOnly: true) { if comm.isMain { try saveFinal() } }
+            try zero.withWholeParametersOnMain(state) { if comm.isMain { try saveFinal() } }
             outputPath = outputDir
         }
         let summary = TrainingSummary(globalStep: progress.globalStep, totalSteps: total,
@@ -318,7 +318,7 @@ extension Trainer {
                                     ("dropout_seed", .int(config.seed)),
                                     ("next_micro_batch", .int(step * plan.gradientAccumulationSteps)),
                                     ("epoch", .int(step / plan.stepsPerEpoch))])
-        let path = try zero.withWholeParameters(state, mainOnly: true) { try Checkpoints.save(outputDir: outputDir, step: step, state: state, optimizer: optimizer, scheduler: scheduler,
+        let path = try zero.withWholeParametersOnMain(state) { try Checkpoints.save(outputDir: outputDir, step: step, state: state, optimizer: optimizer, scheduler: scheduler,
                                         progress: progress, trainerState: trainerStateJSON(), rng: rng, modelFolder: modelFolder,
                                         comm: comm, shardedOptimizer: zero.stage >= 1, writeWeights: writeWeights) }
         events(.checkpoint(path: path, step: step))

@@ -74,13 +74,13 @@ extension ZeROEngine {
         for p in Self.subtracting([optimizerRange] + persistentRanges, from: range) { state.releaseParameters(p) }
     }
 
-    /// Stage 3: every parameter on every rank, or on rank 0 alone (`mainOnly`: before rank 0
-    /// saves), then back to slices. (Evaluation gathers layer by layer, as training does.)
-    func withWholeParameters<R>(_ state: TrainableState, mainOnly: Bool = false, _ body: () throws -> R) throws -> R {
+    /// Stage 3: every parameter on rank 0 alone, while rank 0 saves, then back to slices. No
+    /// rank other than 0 ever holds them whole: evaluation gathers layer by layer, as training does.
+    func withWholeParametersOnMain<R>(_ state: TrainableState, _ body: () throws -> R) throws -> R {
         guard stage == 3, comm.size > 1 else { return try body() }
-        let largest = largestGatherBytes  // what training holds, not this
+        let largest = largestGatherBytes  // what training holds, not the save
         defer { largestGatherBytes = largest }
-        try gatherParameters(0 ..< storageCount, state, mainOnly: mainOnly)
+        try gatherParameters(0 ..< storageCount, state, mainOnly: true)
         defer { releaseParameters(0 ..< storageCount, state) }
         return try body()
     }

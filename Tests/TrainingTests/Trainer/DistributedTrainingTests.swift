@@ -295,8 +295,21 @@ func expectSameTraining(_ a: String, _ b: String, file: String, tol: Double = 1e
             #expect(try MPIRun.train(np: 0, config: s.config, ["--output_dir", s.out(one), "--per_device_train_batch_size", "\(np * b)"]).status == 0)
             let r = try MPIRun.train(np: np, config: s.config, ["--output_dir", s.out(name), "--per_device_train_batch_size", "\(b)", "--deepspeed", ds])
             #expect(r.status == 0, "\(r.output)")
-            try expectSameTraining(s.out(one), s.out(name), file: "adapter_model.safetensors")
+            // One element of layer 1's v_proj lora_A, whose gradient is about zero, takes Adam
+            // updates set by fp32 summation noise: 1.3e-5 of ‖w‖ at np 2 here, 5e-5 of the
+            // tensor's largest value at stage 2 too (nothing partitioned), so 2e-5 and 2e-4 elementwise.
+            try expectSameTraining(s.out(one), s.out(name), file: "adapter_model.safetensors", tol: 2e-5, elementTol: 2e-4)
             #expect(FileManager.default.fileExists(atPath: s.out(name) + "/qlora_base.json"))
+            // Bit for bit what stage 3 trains with the NF4 base whole on every rank (DeepSpeed's
+            // default persistence threshold keeps the tiny model's matrices whole): the bytes are
+            // gathered, never re-quantised.
+            let whole = try MPIRun.train(np: np, config: s.config, ["--output_dir", s.out(name + "whole"), "--per_device_train_batch_size", "\(b)", "--zero_stage", "3"])
+            #expect(whole.status == 0, "\(whole.output)")
+            #expect(!whole.output.contains("NF4 projections: "), "\(whole.output)")
+            let adapter = "/adapter_model.safetensors"
+            #expect(FileManager.default.contents(atPath: s.out(name) + adapter) == FileManager.default.contents(atPath: s.out(name + "whole") + adapter))
+            let a = try loggedSteps(s.out(name)), w = try loggedSteps(s.out(name + "whole"))
+            #expect(a.count == w.count && a.allSatisfy { w[$0.key]?.loss == $0.value.loss && w[$0.key]?.norm == $0.value.norm })
             let share = try #require(nf4Share(r.output), "no NF4 share in \(r.output)")
             // Rank 0's piece of each layer's blob: ⌈blob/N⌉ rounded up to 64 bytes, less padding.
             let layers = Double(Qwen2Preset.tiny.config.numHiddenLayers)
