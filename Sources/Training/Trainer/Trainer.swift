@@ -181,6 +181,9 @@ public final class Trainer {
         }
         let initial = stage3 ? try Trainer.sliceFingerprints(loaded, state: state, zero: zero, mode: mode) : (own: UInt64(0), next: UInt64(0))
         if stage3 { zero.releaseParameters(0 ..< state.storageCount, state) }
+        // The check read the next rank's slice from the mapped file: its pages go back too (they
+        // stayed resident to the end, where rank 0 gathers the whole model to save it).
+        if stage3, mode == .full { TrainableParameters.releaseMappedMatrices(of: loaded) }
         initialWeights = initial
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
                                      dropoutSeed: UInt64(truncatingIfNeeded: config.seed), backend: backend)
