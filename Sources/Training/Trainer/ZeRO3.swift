@@ -260,8 +260,8 @@ extension TrainableParameters {
 /// are packed into one byte blob of which every rank keeps an equal 1/N piece; `acquireLayer`
 /// all-gathers the blob into one reused layer buffer. A QLoRA base's NF4 projections go into the
 /// blob as their packed codes and their fp32 absmax (the double-quantised one as the kernels
-/// read it), byte for byte, so the gathered layer dequantises to exactly the unpartitioned one. The embedding (and an untied lm_head) is
-/// split the same way; ZeRO3Weights reads its rows in pieces (`embeddingPartition`), and only a
+/// read it), byte for byte, so the gathered layer dequantises to exactly the unpartitioned one.
+/// The embedding (and an untied lm_head) is split the same way; ZeRO3Weights reads its rows in pieces (`embeddingPartition`), and only a
 /// caller of `acquireShared` would gather it whole (its buffer is reserved, its pages untouched). Norms, biases and matrices under the persistence threshold stay whole.
 /// The mapped file's pages of what is partitioned are handed back once the pieces are copied.
 final class ShardedBaseWeights: WeightProvider {
