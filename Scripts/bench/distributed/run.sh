@@ -10,8 +10,11 @@
 #   DTYPE    stored dtype of the model file (default float32); the file is memory-mapped and its
 #            touched pages count in every rank's RSS (the "file" column)
 #   NPS      world sizes (default "1 2 4");  STAGES  ZeRO stages (default "0 1 2 3")
-#   MODE     full (default) or lora (LoRA r 8 on every projection: the base's resident bytes
+#   MODE     full (default), lora (LoRA r 8 on every projection: the base's resident bytes
 #            per rank at stage 3 are what the "paper/rank" column then shows: Ψ_base·dtype/N)
+#            or qlora (the same over the base quantised to NF4 on load; "paper/rank" is then the
+#            NF4 base as the run reports it, divided by N at stage 3)
+#   QWENFT_BIN  a qwenft binary to measure instead of building this checkout's release one
 #   SEQ      tokens per sample (default 256);  STEPS  optimizer steps (default 3)
 #   LAYERS   decoder layers of the preset (default: its own), for a machine with less memory free
 #   EXTRA    more `qwenft train` arguments for every run (e.g. "--deepspeed ds.json" with
@@ -33,8 +36,7 @@ command -v mpirun >/dev/null || { echo "distributed bench: mpirun not found (apt
 work=$(mktemp -d)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT; echo "work: $work" >&2
 
-swift build -c release --product qwenft >&2
-bin=$PWD/.build/release/qwenft
+if [ -n "${QWENFT_BIN:-}" ]; then bin=$QWENFT_BIN; else swift build -c release --product qwenft >&2; bin=$PWD/.build/release/qwenft; fi
 $bin init --preset "$PRESET" ${LAYERS:+--layers "$LAYERS"} --tokenizer "$VOCAB" --out "$work/model" --seed 0 --dtype "$DTYPE" >&2
 filebytes=$(du -bc "$work"/model/*.safetensors | tail -1 | cut -f1)
 
@@ -68,7 +70,7 @@ for np in $NPS; do
   for stage in $STAGES; do
     [ "$np" = 1 ] && [ "$stage" != 0 ] && continue
     psi=$(awk -v f="$filebytes" -v d="$DTYPE" 'BEGIN { printf "%.0f\n", f / (d == "float32" ? 4 : 2) }')
-    ours=$(awk -v p="$psi" -v n="$np" -v s="$stage" -v m="$MODE" 'BEGIN { printf "%.0f\n", (m == "lora" ? p * 2 : (s == 0 ? 16 * p : (s == 1 ? 8 * p + 8 * p / n : (s == 2 ? 4 * p + 12 * p / n : 16 * p / n + 16 * p / 24)))) }')
+    ours=$(awk -v p="$psi" -v n="$np" -v s="$stage" -v m="$MODE" 'BEGIN { printf "%.0f\n", (m != "full" ? p * 2 : (s == 0 ? 16 * p : (s == 1 ? 8 * p + 8 * p / n : (s == 2 ? 4 * p + 12 * p / n : 16 * p / n + 16 * p / 24)))) }')
     need=$(awk -v o="$ours" -v f="$filebytes" -v n="$np" -v s="$stage" 'BEGIN { printf "%.0f\n", (o + (s == 3 ? f / n : f)) * n * 1.3 }')
     if [ "$need" -gt $((avail * 8 / 10)) ]; then
       printf "%-6s %-3s skipped: needs about %d MB, %d MB available\n" "$stage" "$np" $((need / 1000000)) $((avail / 1000000)); continue
@@ -86,12 +88,17 @@ psi = int(re.search(r"; (\d+) trainable parameters", log).group(1))
 paper = {0: 16 * psi, 1: 8 * psi + 8 * psi / n, 2: 4 * psi + 12 * psi / n, 3: 16 * psi / n}[stage] if n > 1 else 16 * psi
 if mode == "lora":  # the frozen base in its stored dtype: whole, or 1/N of it at stage 3
     paper = filebytes / (n if stage == 3 and n > 1 else 1)
+if mode == "qlora":  # the base as loaded (NF4 projections, the rest as stored), as the run reports it at stage 3
+    b = re.search(r"base weights resident [\d.]+ MB of ([\d.]+) MB", log)
+    paper = float(b.group(1)) * 1e6 / n if b else float("nan")
 m = re.search(r"([\d.]+) MB sent per step by rank 0; ([\d.]+)% of its training time", log)
 mb, share = (m.group(1), m.group(2)) if m else ("0", "0")
 g = lambda b: f"{b / 1e9:.2f} GB"
 lg = re.search(r"largest gather ([\d.]+) MB", log)
-print(f"{stage:<6} {n:<3} {g(max(rss)):>12} {g(sum(rss)):>12} {g(paper):>14} {g(filebytes / (n if stage == 3 else 1)):>12} {float(mb):>10.1f} {float(share):>8.1f}% {(lg.group(1) + ' MB') if lg else '-':>12}")
+print(f"{stage:<6} {n:<3} {g(max(rss)):>12} {g(sum(rss)):>12} {(g(paper) if paper == paper else '-'):>14} {g(filebytes / (n if stage == 3 else 1)):>12} {float(mb):>10.1f} {float(share):>8.1f}% {(lg.group(1) + ' MB') if lg else '-':>12}")
 print("  ranks' peaks: " + ", ".join(g(r) for r in sorted(rss)))
+for note in re.findall(r"base weights resident [^;\n]*|NF4 projections: [^;\n]*", log):
+    print("  rank 0: " + note)
 PY
   done
 done

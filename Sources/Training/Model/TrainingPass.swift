@@ -136,6 +136,15 @@ public final class Qwen2TrainingPass {
         try run(batch, labelledTokens: max(1, batch.labelledTokens), dropoutStream: 0, gradients: false)
     }
 
+    /// Loss, argmax accuracy and count over the labelled tokens (evaluation: no gradients,
+    /// dropout off), as `Qwen2Model.score` counts them; at ZeRO-3 with the layers and the
+    /// vocabulary gathered in pieces, as training's forward gathers them.
+    public func score(_ batch: TrainingBatch) throws -> TokenScores {
+        var total = TokenScores()
+        _ = try run(batch, labelledTokens: 1, dropoutStream: 0, gradients: false, dropout: false, scores: { total.add($0) })
+        return total
+    }
+
     /// Bytes of activations the last batch kept from forward to backward.
     public var savedActivationBytes: Int { work?.savedActivationBytes ?? 0 }
 
@@ -174,8 +183,9 @@ public final class Qwen2TrainingPass {
         try run(batch, labelledTokens: labelledTokens, dropoutStream: dropoutStream, gradients: gradients, dropout: gradients).loss
     }
 
+    /// `scores`: each head chunk's TokenScores, in place of the cross-entropy (no gradients).
     func run(_ batch: TrainingBatch, labelledTokens: Int, dropoutStream: UInt64, gradients: Bool, dropout: Bool? = nil,
-             rowScales: (([Double]) throws -> [Float])? = nil) throws -> (loss: BatchLoss, rows: [Double]) {
+             rowScales: (([Double]) throws -> [Float])? = nil, scores: ((TokenScores) -> Void)? = nil) throws -> (loss: BatchLoss, rows: [Double]) {
         let c = config
         try validate(batch)
         let B = batch.B, T = batch.T, N = B * T, C = c.hiddenSize, L = c.numHiddenLayers
@@ -226,7 +236,7 @@ public final class Qwen2TrainingPass {
             head = try headForwardBackward(w: w, scale: 0, gradients: gradients, rowScales: scales)
             head.rows = scored.rows
         } else {
-            head = try headForwardBackward(w: w, scale: scale, gradients: gradients)
+            head = try headForwardBackward(w: w, scale: scale, gradients: gradients, scores: scores)
         }
         let lossSum = head.total
         let tokens = w.hostTargets.reduce(0) { $0 + ($1 != ignoreIndex ? 1 : 0) }
@@ -257,7 +267,7 @@ public final class Qwen2TrainingPass {
     /// padding tokens thus cost nothing here — PyTorch computes their (V-wide) logits anyway.
     /// Returns Σ token losses and its share per batch row; `rowScales` (B) replaces `scale` per row.
     func headForwardBackward(w: TrainingWorkspace, scale: Float, gradients: Bool,
-                             rowScales: [Float]? = nil) throws -> (total: Double, rows: [Double]) {
+                             rowScales: [Float]? = nil, scores: ((TokenScores) -> Void)? = nil) throws -> (total: Double, rows: [Double]) {
         let c = config, be = backend
         let N = w.N, C = c.hiddenSize, V = c.vocabSize
         let dHead = gradients ? try fullGrad(c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight") : nil
@@ -282,6 +292,14 @@ public final class Qwen2TrainingPass {
             be.copyToDevice(w.headTargets.pointer, from: chunkTargets, count: n)
             if rowScales != nil { be.copyToDevice(w.headScales.pointer, from: chunkScales, count: n) }
             try Profile.time("head gemm") { try headLogits(w.logits.pointer, inp: h.readOnly, N: n) }
+            if let scores {
+                precondition(!gradients && rowScales == nil, "scores are for evaluation")
+                let s = n > 0 ? be.scoreLogits(w.logits.readOnly, targets: w.headTargets.readOnly, n: n, V: V) : TokenScores()
+                scores(s)
+                total += s.lossSum
+                k0 += n
+                continue
+            }
             total += try Profile.time("head loss") {
                 try be.crossEntropyForwardBackward(dlogits: w.logits.pointer, losses: w.losses.pointer,
                                                    logits: w.logits.readOnly, targets: w.headTargets.readOnly,

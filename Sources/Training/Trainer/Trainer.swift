@@ -181,6 +181,9 @@ public final class Trainer {
         }
         let initial = stage3 ? try Trainer.sliceFingerprints(loaded, state: state, zero: zero, mode: mode) : (own: UInt64(0), next: UInt64(0))
         if stage3 { zero.releaseParameters(0 ..< state.storageCount, state) }
+        // The check read the next rank's slice from the mapped file: its pages go back too (they
+        // stayed resident to the end, where rank 0 gathers the whole model to save it).
+        if stage3, mode == .full { TrainableParameters.releaseMappedMatrices(of: loaded) }
         initialWeights = initial
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
                                      dropoutSeed: UInt64(truncatingIfNeeded: config.seed), backend: backend)
@@ -200,6 +203,9 @@ public final class Trainer {
             var line = "ZeRO-3 on rank 0: \(mb(kept * 4)) of the \(mb(state.storageCount * 4)) trainable weights kept (tensors under \(threshold) elements whole)"
             if let sharded = base as? ShardedBaseWeights {
                 line += "; base weights resident \(mb(sharded.residentBytes)) of \(mb(loaded.residentBytes)) (its share of every layer and of the embedding, plus \(zero.prefetchBucket > 0 ? "two layer buffers: the gathered layer and the prefetched one" : "one gathered layer"))"
+                if sharded.nf4Bytes.total > 0 {
+                    line += "; NF4 projections: \(sharded.nf4Bytes.resident) of \(sharded.nf4Bytes.total) bytes (codes and absmax) resident"
+                }
             }
             events(.note(line))
         }

@@ -133,7 +133,7 @@ extension Trainer {
             // ZeRO-3: the slices gathered, so rank 0 writes the consolidated adapter or model;
             // training is over, so AdamW's m and v (not part of the final output) go first.
             if zero.stage == 3 { optimizer.releaseMoments() }
-            try zero.withWholeParameters(state, mainOnly: true) { if comm.isMain { try saveFinal() } }
+            try zero.withWholeParametersOnMain(state) { if comm.isMain { try saveFinal() } }
             outputPath = outputDir
         }
         let summary = TrainingSummary(globalStep: progress.globalStep, totalSteps: total,
@@ -206,12 +206,33 @@ extension Trainer {
 
     /// Loss and token accuracy over every labelled token of eval_file (dropout off).
     public func evaluate(step: Int) throws -> EvalRecord {
-        // ZeRO-3: every rank evaluates the whole set with the gathered weights (same collectives).
-        try zero.withWholeParameters(state) {
-            try base.acquireShared()
-            defer { base.releaseShared() }
-            return try evaluateWhole(step: step)
+        if zero.stage == 3, comm.size > 1, dpo == nil { return try evaluateSplit(step: step) }
+        try base.acquireShared()
+        defer { base.releaseShared() }
+        return try evaluateWhole(step: step)
+    }
+
+    /// ZeRO-3 over several ranks: the training pass scores the records (its forward gathers
+    /// each layer and the vocabulary in pieces, as in training, so no weight is ever whole on a
+    /// rank); rank r takes records r, r+N, r+2N …, every rank runs the same number of passes
+    /// (an idle one-token batch where it has none left), and the sums are all-reduced.
+    func evaluateSplit(step: Int) throws -> EvalRecord {
+        guard let data = evalData else { throw TrainingError.unsupported(key: "eval_file", message: "no eval_file is set") }
+        let started = DispatchTime.now().uptimeNanoseconds
+        let n = comm.size
+        var total = TokenScores()
+        for i in stride(from: comm.rank, to: (data.count + n - 1) / n * n, by: n) {
+            var batch = ZeROEngine.idleBatch
+            if i < data.count {
+                let ids = Array(data.ids(i)), labels = Array(data.labels(i))
+                if ids.count >= 2 { batch = TrainingBatch(ids: ids, labels: labels, B: 1, T: ids.count) }
+            }
+            total.add(try pass.score(batch))
         }
+        let sums = try zero.sum([total.lossSum, Double(total.correct), Double(total.count)])
+        let count = Int(sums[2]), d = Double(max(1, count))
+        return EvalRecord(step: step, epoch: epoch(afterSteps: step), loss: sums[0] / d, tokenAccuracy: sums[1] / d,
+                          tokens: count, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
     }
 
     func evaluateWhole(step: Int) throws -> EvalRecord {
@@ -288,7 +309,7 @@ extension Trainer {
         case .lora(let spec):
             try ModelFiles.writePEFTAdapter(state: state, config: modelConfig, spec: spec, dropout: loraDropout,
                                             baseModel: modelFolder, to: folder)
-            if let q = base as? NF4Weights { try QLoRABase.write(q, to: folder) }
+            if let q = ((base as? ShardedBaseWeights)?.inner ?? base) as? NF4Weights { try QLoRABase.write(q, to: folder) }
         }
     }
 
@@ -297,7 +318,7 @@ extension Trainer {
                                     ("dropout_seed", .int(config.seed)),
                                     ("next_micro_batch", .int(step * plan.gradientAccumulationSteps)),
                                     ("epoch", .int(step / plan.stepsPerEpoch))])
-        let path = try zero.withWholeParameters(state, mainOnly: true) { try Checkpoints.save(outputDir: outputDir, step: step, state: state, optimizer: optimizer, scheduler: scheduler,
+        let path = try zero.withWholeParametersOnMain(state) { try Checkpoints.save(outputDir: outputDir, step: step, state: state, optimizer: optimizer, scheduler: scheduler,
                                         progress: progress, trainerState: trainerStateJSON(), rng: rng, modelFolder: modelFolder,
                                         comm: comm, shardedOptimizer: zero.stage >= 1, writeWeights: writeWeights) }
         events(.checkpoint(path: path, step: step))

@@ -74,13 +74,13 @@ extension ZeROEngine {
         for p in Self.subtracting([optimizerRange] + persistentRanges, from: range) { state.releaseParameters(p) }
     }
 
-    /// Stage 3: every parameter on every rank (before evaluation), or on rank 0 alone
-    /// (`mainOnly`: before rank 0 saves), then back to slices.
-    func withWholeParameters<R>(_ state: TrainableState, mainOnly: Bool = false, _ body: () throws -> R) throws -> R {
+    /// Stage 3: every parameter on rank 0 alone, while rank 0 saves, then back to slices. No
+    /// rank other than 0 ever holds them whole: evaluation gathers layer by layer, as training does.
+    func withWholeParametersOnMain<R>(_ state: TrainableState, _ body: () throws -> R) throws -> R {
         guard stage == 3, comm.size > 1 else { return try body() }
-        let largest = largestGatherBytes  // what training holds, not this
+        let largest = largestGatherBytes  // what training holds, not the save
         defer { largestGatherBytes = largest }
-        try gatherParameters(0 ..< storageCount, state, mainOnly: mainOnly)
+        try gatherParameters(0 ..< storageCount, state, mainOnly: true)
         defer { releaseParameters(0 ..< storageCount, state) }
         return try body()
     }
@@ -258,8 +258,10 @@ extension TrainableParameters {
 
 /// A LoRA run's frozen base at ZeRO stage 3: each layer's projections, in their stored dtype,
 /// are packed into one byte blob of which every rank keeps an equal 1/N piece; `acquireLayer`
-/// all-gathers the blob into one reused layer buffer. The embedding (and an untied lm_head) is
-/// split the same way; ZeRO3Weights reads its rows in pieces (`embeddingPartition`), and only a
+/// all-gathers the blob into one reused layer buffer. A QLoRA base's NF4 projections go into the
+/// blob as their packed codes and their fp32 absmax (the double-quantised one as the kernels
+/// read it), byte for byte, so the gathered layer dequantises to exactly the unpartitioned one.
+/// The embedding (and an untied lm_head) is split the same way; ZeRO3Weights reads its rows in pieces (`embeddingPartition`), and only a
 /// caller of `acquireShared` would gather it whole (its buffer is reserved, its pages untouched). Norms, biases and matrices under the persistence threshold stay whole.
 /// The mapped file's pages of what is partitioned are handed back once the pieces are copied.
 final class ShardedBaseWeights: WeightProvider {
@@ -279,8 +281,12 @@ final class ShardedBaseWeights: WeightProvider {
     }
 
     private var layerSplits: [Split] = []
-    /// Byte offset in the layer blob of each partitioned projection.
+    /// Byte offset in the layer blob of each partitioned projection (of an NF4 one's codes).
     private var offsets: [[Projection: Int]] = []
+    /// Byte offset in the layer blob of an NF4 projection's fp32 absmax.
+    private var absmaxOffsets: [[Projection: Int]] = []
+    /// NF4 bytes (codes and absmax) of the partitioned projections: this rank's share, and all.
+    private(set) var nf4Bytes: (resident: Int, total: Int) = (0, 0)
     private var layerPieces: [AlignedBuffer<UInt8>] = []
     /// Two layer buffers: layer l is gathered into buffers[l % 2], so the next layer (l ± 1)
     /// can be prefetched into the other while l computes.
@@ -309,27 +315,41 @@ final class ShardedBaseWeights: WeightProvider {
         var maxBlob = 64
         for l in 0..<config.numHiddenLayers {
             let lw = try inner.acquireLayer(l)
-            var at = 0, offs: [Projection: Int] = [:]
-            for p in Projection.allCases where lw.matrix(p).count >= threshold && lw.matrix(p).nf4 == nil {
-                offs[p] = at
-                at += (bytes(lw.matrix(p)) + 63) / 64 * 64
+            // The blob's segments: (source, bytes, offset), each starting on 64 bytes.
+            var at = 0, offs: [Projection: Int] = [:], absmaxOffs: [Projection: Int] = [:]
+            var segments: [(from: UnsafeRawPointer, bytes: Int, at: Int, nf4: Bool)] = []
+            func add(_ from: UnsafeRawPointer, _ count: Int, nf4: Bool) -> Int {
+                segments.append((from, count, at, nf4))
+                defer { at += (count + 63) / 64 * 64 }
+                return at
+            }
+            for p in Projection.allCases where lw.matrix(p).count >= threshold {
+                let m = lw.matrix(p)
+                if let q = m.nf4 {
+                    offs[p] = add(UnsafeRawPointer(q.packed), (m.count + 1) / 2, nf4: true)
+                    absmaxOffs[p] = add(UnsafeRawPointer(q.absmax), NF4.blocks(m.count, blocksize: q.blocksize) * 4, nf4: true)
+                } else {
+                    offs[p] = add(m.base, bytes(m), nf4: false)
+                }
             }
             let split = Split(bytes: at, ranks: n)
             let mine = split.piece(rank)
             let piece = AlignedBuffer<UInt8>(uninitializedCount: max(1, mine.count))
-            for (p, o) in offs {
-                let m = lw.matrix(p)
-                let r = (o ..< o + bytes(m)).clamped(to: mine)
+            for s in segments {
+                let r = (s.at ..< s.at + s.bytes).clamped(to: mine)
                 if !r.isEmpty {
                     UnsafeMutableRawPointer(piece.pointer + (r.lowerBound - mine.lowerBound))
-                        .copyMemory(from: m.base + (r.lowerBound - o), byteCount: r.count)
+                        .copyMemory(from: s.from + (r.lowerBound - s.at), byteCount: r.count)
                 }
-                let lo = UnsafeMutableRawPointer(mutating: m.base)
-                TrainableState.dropPages(lo, lo + bytes(m))
+                if s.nf4 { nf4Bytes.resident += r.count; nf4Bytes.total += s.bytes }
+                // The mapped file's pages, or the NF4 buffers quantised on load: nothing reads them again.
+                let lo = UnsafeMutableRawPointer(mutating: s.from)
+                TrainableState.dropPages(lo, lo + s.bytes)
             }
             inner.releaseLayer(l)
             layerSplits.append(split)
             offsets.append(offs)
+            absmaxOffsets.append(absmaxOffs)
             layerPieces.append(piece)
             residentBytes += mine.count
             maxBlob = max(maxBlob, split.chunk * n)
@@ -396,9 +416,10 @@ final class ShardedBaseWeights: WeightProvider {
         }
         if done < split.bytes { try gather(split, piece: layerPieces[index], into: buffer, range: done ..< split.bytes) }
         if let next = zero.layerAfter(index, previous: previous, count: layerSplits.count), !offsets[next].isEmpty {
-            // The first stage3_prefetch_bucket_size elements of the next layer's blob, while this one computes.
-            let s = layerSplits[next], size = lw.q.dtype.elementSize
-            let bytes = min(s.bytes, zero.prefetchBucket * size, ZeROEngine.gatherPiece * 4)
+            // The first stage3_prefetch_bucket_size elements of the next layer's blob, while this one computes
+            // (NF4: half a byte an element).
+            let s = layerSplits[next], bucket = lw.q.nf4 == nil ? zero.prefetchBucket * lw.q.dtype.elementSize : (zero.prefetchBucket + 1) / 2
+            let bytes = min(s.bytes, bucket, ZeROEngine.gatherPiece * 4)
             let into = layerBuffers[next % layerBuffers.count].pointer, mine = s.piece(zero.comm.rank).clamped(to: 0 ..< bytes)
             if !mine.isEmpty {
                 (into + mine.lowerBound).update(from: layerPieces[next].pointer + (mine.lowerBound - s.piece(zero.comm.rank).lowerBound), count: mine.count)
@@ -408,9 +429,15 @@ final class ShardedBaseWeights: WeightProvider {
             prefetched = (next, bytes, pending)
         }
         previous = index
+        let absmaxOffs = absmaxOffsets[index]
         func view(_ p: Projection) -> WeightMatrix {
             let m = lw.matrix(p)
             guard let o = offs[p] else { return m }
+            if let q = m.nf4, let a = absmaxOffs[p] {
+                let absmax = UnsafeRawPointer(buffer + a).assumingMemoryBound(to: Float.self)
+                return WeightMatrix(rows: m.rows, cols: m.cols,
+                                    nf4: NF4Layout(packed: UnsafePointer(buffer + o), absmax: absmax, blocksize: q.blocksize))
+            }
             return WeightMatrix(rows: m.rows, cols: m.cols, dtype: m.dtype, base: UnsafeRawPointer(buffer + o))
         }
         lw.q = view(.q); lw.k = view(.k); lw.v = view(.v); lw.o = view(.o)
