@@ -39,6 +39,7 @@ func runDecodeKernels(copies: Int, repeats: Int) {
         ("bf16", bf16.map { WeightMatrix(rows: rows, cols: cols, dtype: .bf16, base: UnsafeRawPointer($0)) }, 2),
         ("nf4", nf4.map(\.matrix), 0.5 + 4.0 / 64),
     ]
+    var wallPerWeight: [String: Double] = [:]
     for (name, ms, bytes) in cases {
         var bestWall = Double.infinity, bestCPU = Double.infinity
         for _ in 0...repeats {  // the first pass warms up
@@ -52,5 +53,19 @@ func runDecodeKernels(copies: Int, repeats: Int) {
         let weights = Double(copies * n)
         print(String(format: "%@ %.3f ns/weight wall, %.3f ns/weight CPU, %.2f GB/s (%.2f bytes/weight)",
                      name as NSString, bestWall * 1e9 / weights, bestCPU * 1e9 / weights, weights * bytes / bestWall / 1e9, bytes))
+        wallPerWeight[name] = bestWall / weights
+    }
+    // What these kernels allow a whole decoding token of the qwen2.5-0.5b preset: its lm_head
+    // (151,936 × 896, bf16 in both modes) against its 24 layers' projections (q, o 896 × 896; k, v
+    // 128 × 896; gate, up, down 4864 × 896), NF4 or bf16, everything else left out.
+    if let b = wallPerWeight["bf16"], let q = wallPerWeight["nf4"] {
+        let head: Double = 151_936 * 896
+        let projections: Double = 24 * 896 * (2 * 896 + 2 * 128 + 3 * 4864)
+        let r = q / b
+        let ceiling = (head + projections) / (head + projections * r)
+        let needed = ((head + projections) / 1.5 - head) / projections
+        print(String(format: "nf4/bf16 wall per weight %.2f: qwen2.5-0.5b decode at most %.2fx bf16 tokens/s "
+                     + "(%.0fM bf16 lm_head + %.0fM projections; 1.5x needs %.2f or less)",
+                     r, ceiling, head / 1e6, projections / 1e6, needed))
     }
 }
