@@ -95,7 +95,7 @@ public final class Qwen2TrainingPass {
     /// 155 MB at 256. On the 0.5B LoRA bench (256 tokens) lm_head took 0.96 s per step in 64-row
     /// chunks, 0.88 s in 128-row ones, 0.82 s in one of 256; one thread's x·Wᵀ on the head's
     /// shape runs at 70–76 GFLOP/s with 128 rows against 82 with 256. Both modes take 256: the
-    /// 0.5B LoRA run's peak RSS stays under half of PyTorch's (≈ 2.45 of 5.3 GiB).
+    /// 0.5B LoRA run's peak RSS stays under half of PyTorch's (2.44 of 5.2–5.4 GiB).
     public var lmHeadRows: Int { 256 }
 
     /// LoRA: `base` is the frozen model in its stored dtype, `state` laid out by
