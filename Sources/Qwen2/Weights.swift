@@ -43,10 +43,12 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Walks the matrix in tiles of whole rows that fit `tileElements` floats: each tile's rows
     /// r0..<r0+rows are widened to fp32 into `tile` ((rows, cols), threaded), then `body(r0, rows)`
-    /// multiplies with it. Half-precision weights thus never exist in fp32 whole.
+    /// multiplies with it. Half-precision weights thus never exist in fp32 whole unless they fit
+    /// one tile. The tiles are of equal size (`widenedTileRows` rows, the last one shorter), so
+    /// no product runs on a sliver of rows.
     public func forEachWidenedTile(into tile: UnsafeMutablePointer<Float>, tileElements: Int,
                                    _ body: (_ r0: Int, _ rows: Int) -> Void) {
-        let tileRows = max(1, min(rows, tileElements / max(1, cols)))
+        let tileRows = widenedTileRows(tileElements: tileElements)
         var r0 = 0
         while r0 < rows {
             let n = min(tileRows, rows - r0)
@@ -56,6 +58,18 @@ public struct WeightMatrix: @unchecked Sendable {
             body(r0, n)
             r0 += n
         }
+    }
+
+    /// Rows per tile of `forEachWidenedTile`: the rows split into the fewest tiles of at most
+    /// `tileElements` floats (at least one row each), evened out and rounded up to a multiple of
+    /// 16 (GEMM's block) where that still fits.
+    public func widenedTileRows(tileElements: Int) -> Int {
+        guard rows > 0 else { return 1 }
+        let most = max(1, min(rows, tileElements / max(1, cols)))
+        let tiles = (rows + most - 1) / most
+        let even = (rows + tiles - 1) / tiles
+        let rounded = (even + 15) / 16 * 16
+        return max(1, min(rows, rounded <= most ? rounded : even))
     }
 
     /// Writes rows `range` as fp32 into `out` ((range.count, cols), row-major).

@@ -68,7 +68,7 @@ import Testing
 extension LinearKernelTests {
     /// dinp = dout · W for bf16 weights (tiled widening) against the fp32 product, across tiles.
     @Test func backwardInputOverHalfWeightsMatchesFloat32() {
-        let OC = 1200, C = 1000, N = 3  // OC·C > one scratch tile, so several tiles accumulate
+        let OC = 1200, C = 1000, N = 3  // OC·C > one scratch tile (1M floats here), so several tiles accumulate
         var bits = [UInt16](repeating: 0, count: OC * C)
         var wide = [Float](repeating: 0, count: OC * C)
         for i in 0..<(OC * C) {
@@ -77,7 +77,7 @@ extension LinearKernelTests {
         }
         let dout = (0..<(N * OC)).map { Float(($0 * 31) % 17) / 8 - 1 }
         var want = [Float](repeating: 0, count: N * C), got = [Float](repeating: 1, count: N * C)
-        let scratch = LinearScratch()
+        let scratch = LinearScratch(tileElements: 1 << 20)
         wide.withUnsafeBufferPointer { w in
             linearBackwardInput(dinp: &want, dout: dout, weight: WeightMatrix(rows: OC, cols: C, float32: w.baseAddress!), N: N, scratch: scratch)
         }
@@ -86,6 +86,26 @@ extension LinearKernelTests {
                                 N: N, scratch: scratch)
         }
         #expect(maxAbsDiff(got, want) < 1e-3)
+    }
+}
+
+extension LinearKernelTests {
+    /// Widened tiles: the fewest that fit the cap, of even size (a multiple of 16 rows where that
+    /// fits), at least one row, a small matrix whole.
+    @Test func widenedTilesAreEvenAndFitTheCap() {
+        func rows(_ r: Int, _ c: Int, cap: Int) -> Int {
+            WeightMatrix(rows: r, cols: c, dtype: .bf16, base: UnsafeRawPointer(bitPattern: 64)!).widenedTileRows(tileElements: cap)
+        }
+        #expect(rows(4864, 896, cap: 1 << 23) == 4864)         // a 0.5B projection: one tile
+        #expect(rows(151_936, 896, cap: 1 << 23) == 8944)      // the 0.5B head: 17 even tiles of 16·559 rows
+        #expect(rows(3584, 18944, cap: 1 << 23) == 400)        // a 7B down_proj: 9 tiles, not 8 + a sliver
+        #expect(rows(10, 1 << 24, cap: 1 << 23) == 1)          // a row over the cap: one row a tile
+        for (r, c, cap) in [(1100, 1000, 1 << 20), (151_936, 896, 1 << 23), (3584, 18944, 1 << 23), (37, 5, 64)] {
+            let n = rows(r, c, cap: cap)
+            #expect(n * c <= max(cap, c))
+            let tiles = (r + n - 1) / n
+            #expect(tiles == (r + max(1, cap / c) - 1) / max(1, cap / c))  // no more tiles than needed
+        }
     }
 }
 

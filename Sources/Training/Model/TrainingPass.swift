@@ -80,23 +80,23 @@ public final class Qwen2TrainingPass {
     var weights: WeightProvider
     let lora: LoRASpec?
     let linearScratch = LinearScratch()
-    let backwardScratch = BackwardScratch()
+    /// The forward's scratch: forward and backward products never overlap, and one widened-tile
+    /// buffer (up to 32 MB, see `LinearScratch`) is enough.
+    var backwardScratch: BackwardScratch { linearScratch }
     var rope: RoPETable
     var work: TrainingWorkspace?
 
     /// Tokens per lm_head + loss chunk at most (the labelled rows are cut into equal chunks no
     /// longer than this). Larger chunks pay off because each chunk reads the whole (V,C) lm_head
     /// weight (545 MB for Qwen2's vocabulary) twice — forward and d hidden; full fine-tuning a
-    /// third time for its gradient — and OpenBLAS packs that weight once per product: at 64 rows
-    /// packing is a quarter of the work (138–153 GFLOP/s), at 256 a tenth (≈ 180). The cost is
-    /// the logits, rows × 151,936 × 4 B: 155 MB at 256. On the 0.5B LoRA bench (256 tokens, peak
-    /// RSS 2.4 GiB, under half of PyTorch's 4.9–5.4) lm_head takes 0.96 s per step in 64-row
-    /// chunks, 0.88 s in 128-row ones, 0.82 s in one of 256. LoRA takes 128: memory is the tighter
-    /// of its two margins (78 MB less for about 2 % of the step); full fine-tuning takes 256.
-    public var lmHeadRows: Int {
-        if case .full = mode { return 256 }
-        return 128
-    }
+    /// third time for its gradient — and OpenBLAS packs that weight once per product (a bf16
+    /// head is also widened once per product): at 64 rows packing is a quarter of the work
+    /// (138–153 GFLOP/s), at 256 a tenth (≈ 180). The cost is the logits, rows × 151,936 × 4 B:
+    /// 155 MB at 256. On the 0.5B LoRA bench (256 tokens) lm_head took 0.96 s per step in 64-row
+    /// chunks, 0.88 s in 128-row ones, 0.82 s in one of 256; one thread's x·Wᵀ on the head's
+    /// shape runs at 70–76 GFLOP/s with 128 rows against 82 with 256. Both modes take 256: the
+    /// 0.5B LoRA run's peak RSS stays under half of PyTorch's (2.44 of 5.2–5.4 GiB).
+    public var lmHeadRows: Int { 256 }
 
     /// LoRA: `base` is the frozen model in its stored dtype, `state` laid out by
     /// `TrainableParameters.loraLayout`. Full: `state` laid out by `fullLayout` holds the weights

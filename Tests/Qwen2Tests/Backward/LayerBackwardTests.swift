@@ -139,7 +139,7 @@ import QwenCore
     /// the same rounded values; the weight spans two scratch tiles.
     @Test(arguments: [DType.bf16, .f16])
     func tiledWideningMatchesFloat32(dtype: DType) {
-        let N = 3, OC = 1100, C = 1000  // OC·C > BackwardScratch.tileElements
+        let N = 3, OC = 1100, C = 1000  // OC·C > the scratch's tile (1M floats here)
         var rng = TestRandom(seed: 9)
         let weight = rng.normals(OC * C, scale: 0.05)
         var bits = [UInt16](repeating: 0, count: OC * C)
@@ -153,7 +153,7 @@ import QwenCore
         bits.withUnsafeBytes { raw in
             linearBackward(dinp: &viaHalf, dweight: nil, dbias: nil, dout: dout, inp: inp,
                            weight: WeightMatrix(rows: OC, cols: C, dtype: dtype, base: raw.baseAddress!), N: N,
-                           accumulateInput: true, scratch: BackwardScratch())
+                           accumulateInput: true, scratch: BackwardScratch(tileElements: 1 << 20))
         }
         rounded.withUnsafeBufferPointer { wp in
             linearBackward(dinp: &viaFloat, dweight: nil, dbias: nil, dout: dout, inp: inp,

@@ -39,8 +39,8 @@ public func linearBackwardInput(dinp: UnsafeMutablePointer<Float>, dout: UnsafeP
         GEMM.nn(N, C, OC, dout, w, dinp, accumulate: accumulate)
         return
     }
-    let tile = scratch.tile()
-    weight.forEachWidenedTile(into: tile, tileElements: LinearScratch.tileElements) { r0, rows in
+    let tile = scratch.tile(for: weight)
+    weight.forEachWidenedTile(into: tile, tileElements: scratch.tileElements) { r0, rows in
         GEMM.general(transA: false, transB: false, N, C, rows, dout + r0, lda: OC, tile, ldb: C,
                      beta: (accumulate || r0 > 0) ? 1 : 0, dinp, ldc: C)
     }

@@ -7,20 +7,37 @@ import QwenCore
 // For a few rows of input (decoding) a fused kernel reads each weight once in its stored dtype,
 // which is what makes bf16 decoding twice as fast as fp32 (it is memory-bound). For more rows,
 // fp32 weights go straight to BLAS, and half-precision ones are widened tile by tile into a
-// cache-sized scratch and multiplied by BLAS, never widened whole.
+// scratch and multiplied by BLAS (a whole projection at small widths; see `LinearScratch`).
 
 /// Rows of input at or below which the fused dot-product kernel runs instead of BLAS.
 let fusedRowLimit = 4
 
 /// Reusable fp32 scratch for widened weight tiles; one per model run (not shared across threads).
+///
+/// Tiles hold up to `tileElements` floats (32 MB by default), so a whole projection of the
+/// 0.5B–3B widths is one tile and is multiplied exactly as an fp32 weight would be (one GEMM,
+/// split over the threads like any other, the same bits). The cap keeps 7B–14B projections
+/// (68M elements) and the lm_head in tiles of hundreds to thousands of rows: with the former
+/// 1M-element tiles a 7B down_proj came in 55-row tiles and the 0.5B lm_head in 130 tiles a
+/// product, each a separate threaded GEMM with its own packing, edge tiles and C traffic — the
+/// bf16-base step ran at about 64 % of the sgemm ceiling against 84 % for fp32 (issue 17).
+/// The buffer grows to the largest tile actually used.
 public final class LinearScratch: @unchecked Sendable {
-    public static let tileElements = 1 << 20
+    /// The default cap on a widened tile, in floats.
+    public static let defaultTileElements = 1 << 23
+    /// The cap on a widened tile, in floats (tests set it small to cover several tiles).
+    public let tileElements: Int
     var buffer: AlignedBuffer<Float>?
     var paired: AlignedBuffer<Float>?
-    public init() {}
-    func tile() -> UnsafeMutablePointer<Float> {
-        if let buffer { return buffer.pointer }
-        let b = AlignedBuffer<Float>(count: Self.tileElements)
+    public init(tileElements: Int = LinearScratch.defaultTileElements) {
+        self.tileElements = max(1, tileElements)
+    }
+    /// Room for `weight`'s tiles (see `WeightMatrix.forEachWidenedTile`).
+    func tile(for weight: WeightMatrix) -> UnsafeMutablePointer<Float> {
+        let need = weight.widenedTileRows(tileElements: tileElements) * weight.cols
+        if let buffer, buffer.count >= need { return buffer.pointer }
+        buffer = nil  // free the smaller one first
+        let b = AlignedBuffer<Float>(count: need)
         buffer = b
         return b.pointer
     }
@@ -47,8 +64,8 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
     } else if let w = weight.float32 {
         GEMM.nt(N, OC, C, inp, w, out, accumulate: accumulate)
     } else {
-        let tile = scratch.tile()
-        weight.forEachWidenedTile(into: tile, tileElements: LinearScratch.tileElements) { r0, rows in
+        let tile = scratch.tile(for: weight)
+        weight.forEachWidenedTile(into: tile, tileElements: scratch.tileElements) { r0, rows in
             GEMM.general(transA: false, transB: true, N, rows, C, inp, lda: C, tile, ldb: C,
                          beta: accumulate ? 1 : 0, out + r0, ldc: OC)
         }
