@@ -96,7 +96,7 @@ public final class Qwen2TrainingPass {
     /// chunks, 0.88 s in 128-row ones, 0.82 s in one of 256; one thread's x·Wᵀ on the head's
     /// shape runs at 70–76 GFLOP/s with 128 rows against 82 with 256. Both modes take 256: the
     /// 0.5B LoRA run's peak RSS stays under half of PyTorch's (2.44 of 5.2–5.4 GiB).
-    public var lmHeadRows: Int { 256 }
+    public let lmHeadRows = 256
 
     /// LoRA: `base` is the frozen model in its stored dtype, `state` laid out by
     /// `TrainableParameters.loraLayout`. Full: `state` laid out by `fullLayout` holds the weights
@@ -319,7 +319,7 @@ public final class Qwen2TrainingPass {
     }
 
     /// The lm_head chunks for `rows` labelled rows, how many and rows per chunk: equal chunks of at most `lmHeadRows`
-    /// (255 rows: 128 + 127, not 128 + 127 + … or 254 + 1): small ones run slowly.
+    /// (300 rows: 150 + 150, not 256 + 44): small ones run slowly.
     func headChunks(_ rows: Int) -> (count: Int, rows: Int) {
         let chunks = (rows + lmHeadRows - 1) / lmHeadRows
         return (chunks, chunks > 0 ? (rows + chunks - 1) / chunks : 0)
