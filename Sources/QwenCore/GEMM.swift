@@ -2,9 +2,10 @@ import CBLAS
 import CKernels
 import Foundation
 
-/// Row-major single-precision matrix products over cblas_sgemm. Names follow the operand
-/// layouts: `NT` means C = A · Bᵀ with B stored (N, K) — the shape of a PyTorch Linear weight.
-/// With `accumulate`, C += …; otherwise C is overwritten.
+/// Row-major single-precision matrix products over cblas_sgemm and, for the large NN/NT products
+/// of a step (`packedTakes`), our own packed kernel (Sources/CKernels/gemm.c). Names follow the
+/// operand layouts: `NT` means C = A · Bᵀ with B stored (N, K) — the shape of a PyTorch Linear
+/// weight. With `accumulate`, C += …; otherwise C is overwritten.
 ///
 /// OpenBLAS itself runs single-threaded (see `Threading`): each product is cut into contiguous
 /// blocks of C's rows or columns, one per thread of `parallelChunks`, each a single-threaded
