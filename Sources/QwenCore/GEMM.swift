@@ -58,12 +58,12 @@ public enum GEMM {
     /// B stored (K,N) or, with transB, (N,K). Split over `Threading.count` threads along C's
     /// longer side. `threads: 1` keeps it on the calling thread (inside a parallel loop).
     ///
-    /// Large NN and NT products (`packedTakes`) run on our packed kernel, the rest on OpenBLAS.
+    /// Large NT products (`packedTakes`) run on our packed kernel, the rest on OpenBLAS.
     public static func general(transA: Bool, transB: Bool, _ M: Int, _ N: Int, _ K: Int,
                                alpha: Float = 1, _ A: UnsafePointer<Float>, lda: Int,
                                _ B: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
                                _ C: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil) {
-        if !transA, packedTakes(M, N, K, beta: beta),
+        if !transA, transB, packedTakes(M, N, K, beta: beta),
            packed(transB: transB, M, N, K, alpha: alpha, A, lda: lda, UnsafeRawPointer(B), dtype: .f32,
                   ldb: ldb, beta: beta, C, ldc: ldc, threads: threads) {
             return
@@ -96,15 +96,24 @@ public enum GEMM {
         packedBuiltIn && ProcessInfo.processInfo.environment["QWENFT_GEMM"] != "openblas"
     }()
 
-    /// Which products run on our packed kernel rather than OpenBLAS's sgemm: NN and NT with beta
-    /// 0 or 1 and every side at least 128 (M at least 16) — a step's projections, the lm_head
-    /// and their input gradients. Why: on those shapes, one thread, thread CPU time, best of 5
-    /// (`qwenft-bench gemm --kernels`, Scripts/bench/README.md), ours ran at or above sgemm and
-    /// its two-thread product packs the activations once instead of once per thread; a bf16 or
-    /// f16 weight is widened while packed instead of in a separate pass over an f32 tile.
-    /// Left to OpenBLAS: TN (the weight gradients, where A is the transposed operand), LoRA's
-    /// rank-8 products (N or K = 8: half of sgemm's rate on a 6×16 register tile), attention's
-    /// head-dimension (64) products and anything under 2^24 multiply-adds.
+    /// Which products run on our packed kernel rather than OpenBLAS's sgemm: those with beta 0 or
+    /// 1, every side at least 128 (M at least 16) and 2^24 multiply-adds, that are NT (x·Wᵀ: a
+    /// step's projections and lm_head forward) in any dtype, or NN (dy·W: their input gradients)
+    /// with a bf16/f16 weight (`mixed`). Measured with `qwenft-bench gemm --kernels` on the 0.5B
+    /// shapes at 256 tokens, GFLOP/s per CPU second of one thread, best of 5, on the shared
+    /// machine (Scripts/bench/README.md):
+    ///
+    /// | product | sgemm f32 | ours f32 | widen + sgemm bf16 | ours bf16 |
+    /// | --- | --- | --- | --- | --- |
+    /// | NT 896→896 / 896→4864 / 4864→896 / lm_head | 82.9 / 84.7 / 84.6 / 86.5 | 88.8 / 89.3 / 82.3 / 90.8 | 84.6 / 78.8 / 80.3 / 81.1 | 90.4 / 89.7 / 86.9 / 91.7 |
+    /// | NN same shapes | 88.8 / 87.8 / 89.1 / 88.7 | 74.6 / 83.8 / 90.6 / 85.2 | 85.7 / 81.5 / 80.5 / 82.7 | 90.1 / 85.4 / 91.5 / 85.8 |
+    ///
+    /// So f32 NN stays on sgemm (our NN panel is 16 floats of each of K rows, a strided read that
+    /// OpenBLAS's row-wise block packing does better), while with a half-precision weight ours
+    /// wins both ways: it reads the weight once, in half the bytes, where the tiles were widened
+    /// to f32 and then packed again. Left to OpenBLAS as well: TN (the weight gradients, where A
+    /// is the transposed operand), LoRA's rank-8 products (N or K = 8: half of sgemm's rate on a
+    /// 6×16 register tile), attention's head-dimension (64) products, anything under 2^24.
     @inlinable
     public static func packedTakes(_ M: Int, _ N: Int, _ K: Int, beta: Float) -> Bool {
         packedAvailable && (beta == 0 || beta == 1) && M >= 16 && N >= 128 && K >= 128
