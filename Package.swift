@@ -11,6 +11,14 @@ let fastMath: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
 let fastMath: [SwiftSetting] = [.unsafeFlags(["-O"])]
 #endif
 
+/// Our packed GEMM (Sources/CKernels) is AVX2/FMA/F16C C on x86-64; elsewhere it builds without its
+/// kernel (`qk_available()` is 0) and GEMM keeps OpenBLAS for every product.
+#if arch(x86_64)
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-mavx2", "-mfma", "-mf16c"])]
+#else
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3"])]
+#endif
+
 /// The kernel sources of Sources/CUDA/Kernels (common.cuh is prepended to every module).
 let cudaKernelFiles = [
     "common.cuh", "elementwise.cu", "norm.cu", "rope.cu", "swiglu.cu", "attention.cu",
@@ -36,8 +44,11 @@ let package = Package(
         // The CUDA driver, NVRTC and cuBLAS, dlopen()ed at run time: nothing CUDA at build time.
         .target(name: "CCUDA", linkerSettings: [.linkedLibrary("dl")]),
 
+        // Our packed GEMM micro-kernel (C with intrinsics; see Sources/CKernels/gemm.c).
+        .target(name: "CKernels", cSettings: kernelFlags),
+
         // Libraries.
-        .target(name: "QwenCore", dependencies: ["CBLAS"], swiftSettings: fastMath),
+        .target(name: "QwenCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: fastMath),
         // The one JSON reader and writer (no dependencies, so Jinja can use it too).
         .target(name: "JSON", dependencies: [], swiftSettings: fastMath),
         .target(name: "SafeTensors", dependencies: ["QwenCore", "JSON"], swiftSettings: fastMath),

@@ -48,44 +48,132 @@ func seconds(_ body: () -> Void) -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
 }
 
+/// Seconds of CPU time this process has used (all its threads).
+func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
+/// The best of `repeats` timed runs after one warm-up: (wall seconds, CPU seconds of the process).
+func bestOf(_ repeats: Int, _ run: () -> Void) -> (wall: Double, cpu: Double) {
+    run()  // warm-up: page faults, thread start, packing buffers
+    var wall = Double.infinity, cpu = Double.infinity
+    for _ in 0..<repeats {
+        let c0 = processCPUSeconds()
+        wall = min(wall, seconds(run))
+        cpu = min(cpu, processCPUSeconds() - c0)
+    }
+    return (wall, cpu)
+}
+
 /// gemm: our GEMM wrappers on Linear shapes (the Qwen2.5-0.5B ones, or a model folder's) at T
 /// tokens, in the three layouts a Linear layer uses — forward y = x·Wᵀ (NT), input gradient
 /// dx = dy·W (NN), weight gradient dW = dyᵀ·x (TN), or only those `variants` names. Prints the best
 /// of R timed runs (after one warm-up) as GFLOP/s; the JSON lines carry each shape's `count` per
 /// forward pass, so a script can weigh them into a training step's sgemm ceiling.
+///
+/// NT and NN are timed on both OpenBLAS's sgemm (`GEMM.blas`) and our packed kernel
+/// (`GEMM.packed`); `seconds` is the faster of the two, so the ceiling a script builds from it is
+/// the best this machine does on each shape, not whichever kernel GEMM happens to pick
+/// (`blas_seconds`, `packed_seconds` and `kernel` say which).
 func runGemm(tokens T: Int, repeats: Int, json: Bool, shapes: [GemmCase] = qwen05BShapes,
              variants only: Set<String> = ["NT", "NN", "TN"]) {
     Threading.configure(threads: nil)
+    let packed = GEMM.packedBuiltIn
     if !json {
-        print("qwenft GEMM (OpenBLAS via cblas_sgemm), T=\(T), threads=\(Threading.count), best of \(repeats)")
-        print("layer                   variant  M x N x K                  ms    GFLOP/s")
+        print("qwenft GEMM, T=\(T), threads=\(Threading.count), best of \(repeats) (wall clock); GFLOP/s of OpenBLAS sgemm and our packed kernel")
+        print("layer                   variant  M x N x K                  ms  sgemm GF/s  packed GF/s")
     }
     for c in shapes {
         let C = c.inFeatures, OC = c.outFeatures
         // x (T,C), W (OC,C), y = dy (T,OC), dW (OC,C); freed before the next shape.
         let x = AlignedBuffer<Float>(count: T * C), w = AlignedBuffer<Float>(count: OC * C)
-        let y = AlignedBuffer<Float>(count: T * OC), dw = AlignedBuffer<Float>(count: OC * C)
+        let y = AlignedBuffer<Float>(count: T * OC)
+        let dw = only.contains("TN") ? AlignedBuffer<Float>(count: OC * C) : nil
         fillRandom(x.pointer, x.count, seed: 1)
         fillRandom(w.pointer, w.count, seed: 2)
         fillRandom(y.pointer, y.count, seed: 3)
-        // (variant, M, N, K, run)
-        let variants: [(String, Int, Int, Int, () -> Void)] = [
-            ("NT", T, OC, C, { GEMM.nt(T, OC, C, x.pointer, w.pointer, y.pointer) }),          // y = x·Wᵀ
-            ("NN", T, C, OC, { GEMM.nn(T, C, OC, y.pointer, w.pointer, x.pointer) }),          // dx = dy·W
-            ("TN", OC, C, T, { GEMM.tn(OC, C, T, y.pointer, x.pointer, dw.pointer) }),         // dW = dyᵀ·x
+        let wr = UnsafeRawPointer(w.pointer)
+        // (variant, M, N, K, OpenBLAS, ours or nil)
+        let variants: [(String, Int, Int, Int, () -> Void, (() -> Void)?)] = [
+            ("NT", T, OC, C, { GEMM.blas(transA: false, transB: true, T, OC, C, x.pointer, lda: C, w.pointer, ldb: C, y.pointer, ldc: OC) },
+             { GEMM.packed(transB: true, T, OC, C, x.pointer, lda: C, wr, dtype: .f32, ldb: C, y.pointer, ldc: OC) }),   // y = x·Wᵀ
+            ("NN", T, C, OC, { GEMM.blas(transA: false, transB: false, T, C, OC, y.pointer, lda: OC, w.pointer, ldb: C, x.pointer, ldc: C) },
+             { GEMM.packed(transB: false, T, C, OC, y.pointer, lda: OC, wr, dtype: .f32, ldb: C, x.pointer, ldc: C) }),  // dx = dy·W
+            ("TN", OC, C, T, { if let dw { GEMM.tn(OC, C, T, y.pointer, x.pointer, dw.pointer) } }, nil),               // dW = dyᵀ·x
         ]
-        for (name, M, N, K, run) in variants where only.contains(name) {
-            run()  // warm-up: page faults, thread start
-            var best = Double.infinity
-            for _ in 0..<repeats { best = min(best, seconds(run)) }
-            let gflops = 2 * Double(M) * Double(N) * Double(K) / best / 1e9
+        for (name, M, N, K, blas, ours) in variants where only.contains(name) {
+            let flop = 2 * Double(M) * Double(N) * Double(K)
+            let tb = bestOf(repeats, blas).wall
+            let tp = packed ? ours.map { bestOf(repeats, $0).wall } : nil
+            let best = min(tb, tp ?? .infinity)
             if json {
-                print(#"{"layer":"\#(c.layer)","variant":"\#(name)","M":\#(M),"N":\#(N),"K":\#(K),"count":\#(c.count),"seconds":\#(best),"gflops":\#(gflops)}"#)
+                let p = tp.map { #","packed_seconds":\#($0)"# } ?? ""
+                print(#"{"layer":"\#(c.layer)","variant":"\#(name)","M":\#(M),"N":\#(N),"K":\#(K),"count":\#(c.count),"seconds":\#(best),"gflops":\#(flop / best / 1e9),"blas_seconds":\#(tb)\#(p),"kernel":"\#(best == tb ? "openblas" : "packed")"}"#)
             } else {
                 let dims = "\(M) x \(N) x \(K)"
                 print(c.layer.padding(toLength: 24, withPad: " ", startingAt: 0) + name.padding(toLength: 9, withPad: " ", startingAt: 0)
                       + dims.padding(toLength: 22, withPad: " ", startingAt: 0)
-                      + String(format: "%9.2f  %9.1f", best * 1000, gflops))
+                      + String(format: "%9.2f  %10.1f", best * 1000, flop / tb / 1e9)
+                      + (tp.map { String(format: "  %11.1f", flop / $0 / 1e9) } ?? "            -"))
+            }
+        }
+    }
+}
+
+/// gemm --kernels: OpenBLAS's sgemm against our packed kernel on each shape's forward (NT) and
+/// input gradient (NN), on 1 thread and on all of them, with an f32 weight and with a bf16 one
+/// (sgemm after widening the weight into f32 tiles, as the Linear layers did; ours packing the
+/// bf16 directly). Best of R by wall clock and by process CPU time (GFLOP per CPU second × the
+/// threads: what the product would reach undisturbed; the one to read on a busy machine).
+func runGemmKernels(tokens T: Int, repeats: Int, shapes: [GemmCase]) {
+    Threading.configure(threads: nil)
+    let all = Threading.count
+    print("qwenft GEMM kernels, T=\(T), best of \(repeats); GFLOP/s by wall clock / by CPU time")
+    print("layer                   variant thr  sgemm f32       packed f32      widen+sgemm bf16  packed bf16")
+    let tileElements = 1 << 23  // LinearScratch.defaultTileElements
+    for c in shapes {
+        let C = c.inFeatures, OC = c.outFeatures
+        let x = AlignedBuffer<Float>(count: T * C), w = AlignedBuffer<Float>(count: OC * C)
+        let y = AlignedBuffer<Float>(count: T * OC), h = AlignedBuffer<UInt16>(count: OC * C)
+        fillRandom(x.pointer, x.count, seed: 1)
+        fillRandom(w.pointer, w.count, seed: 2)
+        fillRandom(y.pointer, y.count, seed: 3)
+        convertF32ToBF16(w.pointer, h.pointer, count: w.count)
+        let wh = WeightMatrix(rows: OC, cols: C, dtype: .bf16, base: UnsafeRawPointer(h.pointer))
+        let tile = AlignedBuffer<Float>(count: wh.widenedTileRows(tileElements: tileElements) * C)
+        let wr = UnsafeRawPointer(w.pointer), hr = UnsafeRawPointer(h.pointer)
+        for name in ["NT", "NN"] {
+            let nt = name == "NT"
+            let (M, N, K) = nt ? (T, OC, C) : (T, C, OC)
+            let a = nt ? x.pointer : y.pointer, out = nt ? y.pointer : x.pointer
+            // x·Wᵀ: C (T,OC), ldb C; dy·W: C (T,C), W is (K,N) = (OC,C), ldb C.
+            let cases: [(Int) -> Void] = [
+                { t in GEMM.blas(transA: false, transB: nt, M, N, K, a, lda: K, w.pointer, ldb: C, out, ldc: N, threads: t) },
+                { t in GEMM.packed(transB: nt, M, N, K, a, lda: K, wr, dtype: .f32, ldb: C, out, ldc: N, threads: t) },
+                { t in
+                    wh.forEachWidenedTile(into: tile.pointer, tileElements: tileElements) { r0, rows in
+                        if nt {
+                            GEMM.blas(transA: false, transB: true, M, rows, K, a, lda: K, tile.pointer, ldb: C,
+                                      out + r0, ldc: N, threads: t)
+                        } else {
+                            GEMM.blas(transA: false, transB: false, M, N, rows, a + r0, lda: K, tile.pointer, ldb: C,
+                                      beta: r0 > 0 ? 1 : 0, out, ldc: N, threads: t)
+                        }
+                    }
+                },
+                { t in GEMM.packed(transB: nt, M, N, K, a, lda: K, hr, dtype: .bf16, ldb: C, out, ldc: N, threads: t) },
+            ]
+            let flop = 2 * Double(M) * Double(N) * Double(K)
+            for t in Set([1, all]).sorted() {
+                var line = c.layer.padding(toLength: 24, withPad: " ", startingAt: 0) + name.padding(toLength: 8, withPad: " ", startingAt: 0)
+                    + String(t).padding(toLength: 5, withPad: " ", startingAt: 0)
+                for run in cases {
+                    let b = Threading.withCount(t) { bestOf(repeats) { run(t) } }
+                    line += String(format: "%6.1f / %-6.1f  ", flop / b.wall / 1e9, flop * Double(t) / b.cpu / 1e9)
+                }
+                print(line)
             }
         }
     }

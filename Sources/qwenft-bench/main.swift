@@ -3,6 +3,7 @@
 // says what each bench runs and how to read its output).
 //
 //   qwenft-bench gemm [--tokens T] [--repeats R] [--json] [--model DIR] [--variants NT,NN,TN]
+//   qwenft-bench gemm --kernels [--tokens T] [--repeats R] [--model DIR]   (sgemm vs our packed kernel)
 //   qwenft-bench convert [--repeats R]
 //   qwenft-bench roundtrip IN OUT
 //   qwenft-bench tokenize --tokenizer FILE [--each-line] [--repeats R]      < text
@@ -19,7 +20,7 @@ struct BenchError: Error, CustomStringConvertible {
 }
 
 let usage = """
-    usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json] [--model DIR] [--variants NT,NN,TN] | convert [--repeats R] | roundtrip IN OUT
+    usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json | --kernels] [--model DIR] [--variants NT,NN,TN] | convert [--repeats R] | roundtrip IN OUT
            | tokenize --tokenizer FILE [--each-line] [--repeats R] | template --template FILE --messages FILE [--add-generation-prompt] [--renders N]
            | cuda-kernels [--device N] | decode-kernels [--copies K] [--repeats R]
     """
@@ -52,7 +53,12 @@ do {
     let rest = args.dropFirst()
     switch args.first ?? "" {
     case "gemm":
-        let o = try options(rest, flags: ["--json"])
+        let o = try options(rest, flags: ["--json", "--kernels"])
+        if o["--kernels"] != nil {
+            runGemmKernels(tokens: try positive(o, "--tokens", default: 256), repeats: try positive(o, "--repeats", default: 3),
+                           shapes: try o["--model"].map(modelShapes) ?? qwen05BShapes)
+            break
+        }
         let variants = Set((o["--variants"] ?? "NT,NN,TN").split(separator: ",").map(String.init))
         guard !variants.isEmpty, variants.isSubset(of: ["NT", "NN", "TN"]) else {
             throw BenchError("--variants takes a comma-separated list of NT, NN, TN")

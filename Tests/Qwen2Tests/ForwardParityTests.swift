@@ -139,3 +139,43 @@ extension LinearKernelTests {
         #expect(together == separate)
     }
 }
+
+extension LinearKernelTests {
+    /// Shapes GEMM's packed kernel takes: a bf16 or f16 weight packed from its stored dtype gives
+    /// the very bits of the same weight widened to fp32 first and run through the same kernel (the
+    /// widening is exact), forward and input gradient, overwriting and accumulating.
+    @Test func packedHalfPrecisionWeightsEqualWidenedFloat32() {
+        guard GEMM.packedAvailable else { return }
+        let N = 32, OC = 256, C = 2100  // 17M multiply-adds: over GEMM.packedTakes' 2^24
+        #expect(GEMM.packedTakes(N, OC, C, beta: 0) && GEMM.packedTakes(N, C, OC, beta: 1))
+        let x = (0..<(N * C)).map { Float(($0 * 31) % 17) / 8 - 1 }
+        let dout = (0..<(N * OC)).map { Float(($0 * 13) % 23) / 11 - 1 }
+        let scratch = LinearScratch()
+        for dtype in [DType.bf16, .f16] {
+            var bits = [UInt16](repeating: 0, count: OC * C), wide = [Float](repeating: 0, count: OC * C)
+            for i in 0..<(OC * C) {
+                let v = Float((i * 7919) % 101) / 50 - 1
+                bits[i] = dtype == .bf16 ? bf16Bits(fromFloat: v) : f16Bits(fromFloat: v)
+                wide[i] = dtype == .bf16 ? floatFromBF16(bits[i]) : floatFromF16(bits[i])
+            }
+            for accumulate in [false, true] {
+                var want = [Float](repeating: 0.5, count: N * OC), got = want
+                var wantIn = [Float](repeating: 0.25, count: N * C), gotIn = wantIn
+                wide.withUnsafeBufferPointer { w in
+                    let m = WeightMatrix(rows: OC, cols: C, float32: w.baseAddress!)
+                    linearForward(out: &want, inp: x, weight: m, bias: nil, N: N, scratch: scratch, accumulate: accumulate)
+                    // An f32 weight's dy·W stays on OpenBLAS (GEMM.packedTakes): the kernel itself here.
+                    GEMM.packed(transB: false, N, C, OC, dout, lda: OC, UnsafeRawPointer(w.baseAddress!), dtype: .f32,
+                                ldb: C, beta: accumulate ? 1 : 0, &wantIn, ldc: C)
+                }
+                bits.withUnsafeBufferPointer { w in
+                    let m = WeightMatrix(rows: OC, cols: C, dtype: dtype, base: UnsafeRawPointer(w.baseAddress!))
+                    linearForward(out: &got, inp: x, weight: m, bias: nil, N: N, scratch: scratch, accumulate: accumulate)
+                    linearBackwardInput(dinp: &gotIn, dout: dout, weight: m, N: N, scratch: scratch, accumulate: accumulate)
+                }
+                #expect(got == want ? true : false, "\(dtype) forward, accumulate \(accumulate): \(maxAbsDiff(got, want))")
+                #expect(gotIn == wantIn ? true : false, "\(dtype) input gradient, accumulate \(accumulate): \(maxAbsDiff(gotIn, wantIn))")
+            }
+        }
+    }
+}

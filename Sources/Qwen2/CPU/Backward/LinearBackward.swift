@@ -29,8 +29,9 @@ public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMu
 }
 
 /// The input gradient alone (a frozen weight with nothing else to train):
-/// dinp (N,C) (+)= dout (N,OC) · weight (OC,C). Half-precision weights are widened tile by tile
-/// as in the forward, so no fp32 copy of the whole matrix is ever made.
+/// dinp (N,C) (+)= dout (N,OC) · weight (OC,C). Half-precision weights go to GEMM's packed kernel
+/// in their stored dtype where it takes the shape, else are widened tile by tile as in the
+/// forward, so no fp32 copy of the whole matrix is ever made.
 public func linearBackwardInput(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 weight: WeightMatrix, N: Int, scratch: LinearScratch, accumulate: Bool = false) {
     let OC = weight.rows, C = weight.cols
@@ -38,6 +39,11 @@ public func linearBackwardInput(dinp: UnsafeMutablePointer<Float>, dout: UnsafeP
     if let w = weight.float32 {
         GEMM.nn(N, C, OC, dout, w, dinp, accumulate: accumulate)
         return
+    }
+    if weight.nf4 == nil,
+       GEMM.mixed(transB: false, N, C, OC, dout, lda: OC, weight.base, dtype: weight.dtype, ldb: C,
+                  beta: accumulate ? 1 : 0, dinp, ldc: C) {
+        return  // bf16/f16 weight widened by the packed kernel as it packs
     }
     let tile = scratch.tile(for: weight)
     weight.forEachWidenedTile(into: tile, tileElements: scratch.tileElements) { r0, rows in

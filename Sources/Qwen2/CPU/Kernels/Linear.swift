@@ -6,8 +6,10 @@ import QwenCore
 //
 // For a few rows of input (decoding) a fused kernel reads each weight once in its stored dtype,
 // which is what makes bf16 decoding twice as fast as fp32 (it is memory-bound). For more rows,
-// fp32 weights go straight to BLAS, and half-precision ones are widened tile by tile into a
-// scratch and multiplied by BLAS (a whole projection at small widths; see `LinearScratch`).
+// fp32 weights go straight to GEMM; half-precision ones go to GEMM's packed kernel in their
+// stored dtype where it takes the shape (`GEMM.mixed`), else (NF4, small shapes, other
+// architectures) they are widened tile by tile into a scratch and multiplied by GEMM (a whole
+// projection at small widths; see `LinearScratch`).
 
 /// Rows of input at or below which the fused dot-product kernel runs instead of BLAS.
 let fusedRowLimit = 4
@@ -63,6 +65,10 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
         fusedLinear(out: out, inp: x, weight: weight, N: N, accumulate: accumulate)
     } else if let w = weight.float32 {
         GEMM.nt(N, OC, C, inp, w, out, accumulate: accumulate)
+    } else if weight.nf4 == nil,
+              GEMM.mixed(transB: true, N, OC, C, inp, lda: C, weight.base, dtype: weight.dtype, ldb: C,
+                         beta: accumulate ? 1 : 0, out, ldc: OC) {
+        // bf16/f16 weight widened by the packed kernel as it packs (GEMM.packedTakes).
     } else {
         let tile = scratch.tile(for: weight)
         weight.forEachWidenedTile(into: tile, tileElements: scratch.tileElements) { r0, rows in
