@@ -61,55 +61,60 @@ func combine8(_ y: UnsafeMutablePointer<Float>, _ s: SIMD8<Float>, _ alpha: SIMD
 }
 
 /// Y (M,r) = alpha · X (M,K) · Wᵀ, W (r,K): each row of X against the r rows of W (dot products
-/// over K). Tiles of 4 rows × 2 ranks (8 accumulators); the rows of a partial tile repeat its
-/// last row (computed, not stored).
+/// over K). Tiles of 3 rows × 4 ranks (12 accumulators: 7 loads feed 12 multiply-adds, the most
+/// that 16 registers allow); a partial tile repeats its last row or rank (computed, not stored).
 public func rankProject(_ M: Int, _ r: Int, _ K: Int, _ X: UnsafePointer<Float>, _ W: UnsafePointer<Float>,
                         _ Y: UnsafeMutablePointer<Float>, alpha: Float = 1) {
     guard M > 0, r > 0 else { return }
-    let groups = (M + 3) / 4
+    let groups = (M + 2) / 3
     let K8 = K & ~7
     parallelChunks(groups, minChunk: M * r * K < rankSplitThreshold ? groups : 1) { range in
         for g in range {
-            let i0 = g * 4
-            let x0 = X + i0 * K, x1 = X + min(i0 + 1, M - 1) * K
-            let x2 = X + min(i0 + 2, M - 1) * K, x3 = X + min(i0 + 3, M - 1) * K
+            let i0 = g * 3, rows = min(3, M - i0)
+            let x0 = X + i0 * K, x1 = X + min(i0 + 1, M - 1) * K, x2 = X + min(i0 + 2, M - 1) * K
             var k0 = 0
             while k0 < r {
-                let k1 = min(k0 + 1, r - 1)
-                let w0 = W + k0 * K, w1 = W + k1 * K
-                var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
-                var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a30 = SIMD8<Float>(), a31 = SIMD8<Float>()
+                let ranks = min(4, r - k0)
+                let w0 = W + k0 * K, w1 = W + min(k0 + 1, r - 1) * K
+                let w2 = W + min(k0 + 2, r - 1) * K, w3 = W + min(k0 + 3, r - 1) * K
+                var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a02 = SIMD8<Float>(), a03 = SIMD8<Float>()
+                var a10 = SIMD8<Float>(), a11 = SIMD8<Float>(), a12 = SIMD8<Float>(), a13 = SIMD8<Float>()
+                var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a22 = SIMD8<Float>(), a23 = SIMD8<Float>()
                 var p = 0
                 while p < K8 {
-                    let v0 = load8(w0 + p), v1 = load8(w1 + p)
-                    let u0 = load8(x0 + p), u1 = load8(x1 + p), u2 = load8(x2 + p), u3 = load8(x3 + p)
-                    a00 = fma8(u0, v0, a00); a01 = fma8(u0, v1, a01)
-                    a10 = fma8(u1, v0, a10); a11 = fma8(u1, v1, a11)
-                    a20 = fma8(u2, v0, a20); a21 = fma8(u2, v1, a21)
-                    a30 = fma8(u3, v0, a30); a31 = fma8(u3, v1, a31)
+                    let u0 = load8(x0 + p), u1 = load8(x1 + p), u2 = load8(x2 + p)
+                    var v = load8(w0 + p)
+                    a00 = fma8(u0, v, a00); a10 = fma8(u1, v, a10); a20 = fma8(u2, v, a20)
+                    v = load8(w1 + p)
+                    a01 = fma8(u0, v, a01); a11 = fma8(u1, v, a11); a21 = fma8(u2, v, a21)
+                    v = load8(w2 + p)
+                    a02 = fma8(u0, v, a02); a12 = fma8(u1, v, a12); a22 = fma8(u2, v, a22)
+                    v = load8(w3 + p)
+                    a03 = fma8(u0, v, a03); a13 = fma8(u1, v, a13); a23 = fma8(u2, v, a23)
                     p += 8
                 }
-                @inline(__always) func finish(_ acc: SIMD8<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>) -> Float {
+                @inline(__always) func put(_ i: Int, _ k: Int, _ acc: SIMD8<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>) {
                     var s = laneSum(acc)
                     for q in K8..<K { s = s.addingProduct(x[q], w[q]) }
-                    return alpha * s
+                    Y[(i0 + i) * r + k0 + k] = alpha * s
                 }
-                let rows = min(4, M - i0), both = k1 != k0
-                Y[i0 * r + k0] = finish(a00, x0, w0)
-                if both { Y[i0 * r + k1] = finish(a01, x0, w1) }
+                put(0, 0, a00, x0, w0)
+                if ranks > 1 { put(0, 1, a01, x0, w1) }
+                if ranks > 2 { put(0, 2, a02, x0, w2) }
+                if ranks > 3 { put(0, 3, a03, x0, w3) }
                 if rows > 1 {
-                    Y[(i0 + 1) * r + k0] = finish(a10, x1, w0)
-                    if both { Y[(i0 + 1) * r + k1] = finish(a11, x1, w1) }
+                    put(1, 0, a10, x1, w0)
+                    if ranks > 1 { put(1, 1, a11, x1, w1) }
+                    if ranks > 2 { put(1, 2, a12, x1, w2) }
+                    if ranks > 3 { put(1, 3, a13, x1, w3) }
                 }
                 if rows > 2 {
-                    Y[(i0 + 2) * r + k0] = finish(a20, x2, w0)
-                    if both { Y[(i0 + 2) * r + k1] = finish(a21, x2, w1) }
+                    put(2, 0, a20, x2, w0)
+                    if ranks > 1 { put(2, 1, a21, x2, w1) }
+                    if ranks > 2 { put(2, 2, a22, x2, w2) }
+                    if ranks > 3 { put(2, 3, a23, x2, w3) }
                 }
-                if rows > 3 {
-                    Y[(i0 + 3) * r + k0] = finish(a30, x3, w0)
-                    if both { Y[(i0 + 3) * r + k1] = finish(a31, x3, w1) }
-                }
-                k0 += 2
+                k0 += 4
             }
         }
     }
@@ -186,13 +191,13 @@ public func rankExpand(_ M: Int, _ N: Int, _ r: Int, _ X: UnsafePointer<Float>, 
 
 /// Y (r,N) = alpha · Xᵀ · Z, X (M,r), Z (M,N), or with `accumulate` Y += …: the sum over M of
 /// outer products, the weight-gradient form. With `transposed`, Y is stored (N,r) (dB from
-/// doutᵀ·xa without a transposed copy). Tiles of 4 ranks × 16 columns (8 accumulators); the
+/// doutᵀ·xa without a transposed copy). Tiles of 4 ranks × 24 columns (12 accumulators); the
 /// ranks of a partial tile repeat its last rank (computed, not stored).
 public func rankGather(_ M: Int, _ r: Int, _ N: Int, _ X: UnsafePointer<Float>, _ Z: UnsafePointer<Float>,
                        _ Y: UnsafeMutablePointer<Float>, alpha: Float = 1, accumulate: Bool = false,
                        transposed: Bool = false) {
     guard r > 0, N > 0 else { return }
-    let blocks = (N + 15) / 16
+    let blocks = (N + 23) / 24
     let av = SIMD8<Float>(repeating: alpha)
     /// Stores the 8 columns j… of rank k.
     @inline(__always) func put(_ k: Int, _ j: Int, _ s: SIMD8<Float>) {
@@ -203,35 +208,39 @@ public func rankGather(_ M: Int, _ r: Int, _ N: Int, _ X: UnsafePointer<Float>, 
         }
     }
     parallelChunks(blocks, minChunk: M * N * r < rankSplitThreshold ? blocks : 1) { range in
-        let j0 = range.lowerBound * 16, j1 = min(N, range.upperBound * 16)
+        let j0 = range.lowerBound * 24, j1 = min(N, range.upperBound * 24)
         var j = j0
-        while j + 16 <= j1 {
+        while j + 24 <= j1 {
             var k0 = 0
             while k0 < r {
                 let k1 = min(k0 + 1, r - 1), k2 = min(k0 + 2, r - 1), k3 = min(k0 + 3, r - 1)
-                var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
-                var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a30 = SIMD8<Float>(), a31 = SIMD8<Float>()
+                var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a02 = SIMD8<Float>()
+                var a10 = SIMD8<Float>(), a11 = SIMD8<Float>(), a12 = SIMD8<Float>()
+                var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a22 = SIMD8<Float>()
+                var a30 = SIMD8<Float>(), a31 = SIMD8<Float>(), a32 = SIMD8<Float>()
                 var x = X, z = Z + j
                 for _ in 0..<M {
-                    let v0 = load8(z), v1 = load8(z + 8)
-                    let b0 = SIMD8<Float>(repeating: x[k0]), b1 = SIMD8<Float>(repeating: x[k1])
-                    let b2 = SIMD8<Float>(repeating: x[k2]), b3 = SIMD8<Float>(repeating: x[k3])
-                    a00 = fma8(b0, v0, a00); a01 = fma8(b0, v1, a01)
-                    a10 = fma8(b1, v0, a10); a11 = fma8(b1, v1, a11)
-                    a20 = fma8(b2, v0, a20); a21 = fma8(b2, v1, a21)
-                    a30 = fma8(b3, v0, a30); a31 = fma8(b3, v1, a31)
+                    let v0 = load8(z), v1 = load8(z + 8), v2 = load8(z + 16)
+                    var b = SIMD8<Float>(repeating: x[k0])
+                    a00 = fma8(b, v0, a00); a01 = fma8(b, v1, a01); a02 = fma8(b, v2, a02)
+                    b = SIMD8<Float>(repeating: x[k1])
+                    a10 = fma8(b, v0, a10); a11 = fma8(b, v1, a11); a12 = fma8(b, v2, a12)
+                    b = SIMD8<Float>(repeating: x[k2])
+                    a20 = fma8(b, v0, a20); a21 = fma8(b, v1, a21); a22 = fma8(b, v2, a22)
+                    b = SIMD8<Float>(repeating: x[k3])
+                    a30 = fma8(b, v0, a30); a31 = fma8(b, v1, a31); a32 = fma8(b, v2, a32)
                     x += r; z += N
                 }
                 let ranks = min(4, r - k0)
-                put(k0, j, a00); put(k0, j + 8, a01)
-                if ranks > 1 { put(k1, j, a10); put(k1, j + 8, a11) }
-                if ranks > 2 { put(k2, j, a20); put(k2, j + 8, a21) }
-                if ranks > 3 { put(k3, j, a30); put(k3, j + 8, a31) }
+                put(k0, j, a00); put(k0, j + 8, a01); put(k0, j + 16, a02)
+                if ranks > 1 { put(k1, j, a10); put(k1, j + 8, a11); put(k1, j + 16, a12) }
+                if ranks > 2 { put(k2, j, a20); put(k2, j + 8, a21); put(k2, j + 16, a22) }
+                if ranks > 3 { put(k3, j, a30); put(k3, j + 8, a31); put(k3, j + 16, a32) }
                 k0 += 4
             }
-            j += 16
+            j += 24
         }
-        if j + 8 <= j1 {
+        while j + 8 <= j1 {
             for k in 0..<r {
                 var a = SIMD8<Float>()
                 for i in 0..<M { a = fma8(SIMD8<Float>(repeating: X[i * r + k]), load8(Z + i * N + j), a) }
