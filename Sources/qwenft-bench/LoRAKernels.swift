@@ -17,9 +17,16 @@ func threadSeconds(_ body: () -> Void) -> Double {
 /// forward and backward, timed one-threaded (thread CPU time) and with every thread (wall clock),
 /// best of R after a warm-up, through GEMM and through the rank kernels. The last lines weigh
 /// the shapes by how often a step runs them.
-func runLoRAKernels(tokens T: Int, rank r: Int, repeats: Int, shapes: [GemmCase]) {
+/// With `cold`, 64 MB are written before each timed call, so the operands come from memory as in
+/// a training step (where the base products stream their weights through the caches in between).
+func runLoRAKernels(tokens T: Int, rank r: Int, repeats: Int, shapes: [GemmCase], cold: Bool = false) {
     Threading.configure(threads: nil)
-    print("LoRA rank-\(r) products, T=\(T), best of \(repeats): GEMM (cblas_sgemm) vs rank kernels, GFLOP/s")
+    let flush = AlignedBuffer<Float>(count: cold ? 1 << 24 : 1)
+    func timed(_ clock: (() -> Void) -> Double, _ run: @escaping () -> Void) -> Double {
+        if cold { parallelChunks(flush.count, minChunk: 1 << 20) { rg in for i in rg { flush.pointer[i] = Float(i) } } }
+        return clock(run)
+    }
+    print("LoRA rank-\(r) products, T=\(T), best of \(repeats)\(cold ? ", caches flushed before each" : ""): GEMM (cblas_sgemm) vs rank kernels, GFLOP/s")
     print("shape                   product  1 thread: gemm   rank    \(Threading.count) threads: gemm   rank")
     var totals = [Double](repeating: 0, count: 4), flopsTotal = 0.0
     for c in shapes where !c.layer.hasPrefix("lm_head") {
@@ -61,10 +68,10 @@ func runLoRAKernels(tokens T: Int, rank r: Int, repeats: Int, shapes: [GemmCase]
             for run in [gemm, rank] {
                 let one = Threading.withCount(1) { () -> Double in
                     run()
-                    return (0..<repeats).map { _ in threadSeconds(run) }.min() ?? .infinity
+                    return (0..<repeats).map { _ in timed(threadSeconds, run) }.min() ?? .infinity
                 }
                 run()
-                let all = (0..<repeats).map { _ in seconds(run) }.min() ?? .infinity
+                let all = (0..<repeats).map { _ in timed(seconds, run) }.min() ?? .infinity
                 rates += [flops / one / 1e9, flops / all / 1e9]
             }
             for (k, rate) in [rates[0], rates[2], rates[1], rates[3]].enumerated() {
