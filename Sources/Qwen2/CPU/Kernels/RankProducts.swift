@@ -4,10 +4,12 @@ import _Builtin_intrinsics.intel
 #endif
 
 // LoRA's rank-r products: every product of an adapter's forward and backward has one side r
-// (8 by default), where sgemm spends more time packing the long operand and on edge tiles than
-// multiplying (OpenBLAS 0.3.21, one thread, 0.5B shapes: 24–45 GFLOP/s against 80+ on the base
-// products; Scripts/bench/README.md, issue 17). Three loops over the operands as they lie, 8-wide
-// fused multiply-adds in registers, no packing:
+// (8 by default), where sgemm spends much of its time packing the long operand and on edge tiles
+// (OpenBLAS 0.3.21, one thread, 0.5B shapes, warm caches: x·Aᵀ 36–43 GFLOP/s, all six 50 weighted
+// by a step, against 85 on the base products). Three loops over the operands as they lie, 8-wide
+// fused multiply-adds in registers, no packing: 68 GFLOP/s weighted, the same shapes. In a training
+// step the operands mostly come from memory (the base products stream their weights through the
+// caches in between), where the gain shrinks to about 20 % (Scripts/bench/README.md, issue 17).
 //
 //   rankProject  Y (M,r)  = α · X (M,K) · Wᵀ, W (r,K)        x·Aᵀ, and dout·B through Bᵀ
 //   rankExpand   Y (M,N) (+)= α · X (M,r) · W (r,N)          xa·Bᵀ through Bᵀ, and dxa·A
@@ -20,21 +22,21 @@ import _Builtin_intrinsics.intel
 // where a split falls (unlike sgemm's edge tiles).
 
 /// Below this many multiply-adds a product stays on the calling thread (as GEMM.splitThreshold).
-@usableFromInline let rankSplitThreshold = 1 << 18
+private let rankSplitThreshold = 1 << 18
 
-@inline(__always) @usableFromInline
-func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+@inline(__always)
+private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
 }
 
-@inline(__always) @usableFromInline
-func store8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
+@inline(__always)
+private func store8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
 /// c + a·b, rounded once (vfmadd231ps on x86-64; the same bits as Float.addingProduct per lane).
-@inline(__always) @usableFromInline
-func fma8(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Float> {
+@inline(__always)
+private func fma8(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Float> {
     #if arch(x86_64)
     return _mm256_fmadd_ps(a, b, c)
     #else
@@ -42,21 +44,21 @@ func fma8(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Floa
     #endif
 }
 
-@inline(__always) @usableFromInline
-func laneSum(_ v: SIMD8<Float>) -> Float {
+@inline(__always)
+private func laneSum(_ v: SIMD8<Float>) -> Float {
     let h = v.lowHalf + v.highHalf
     let q = h.lowHalf + h.highHalf
     return q[0] + q[1]
 }
 
 /// The result element: α·s, or with `accumulate` fma(α, s, y).
-@inline(__always) @usableFromInline
-func combine(_ y: Float, _ s: Float, _ alpha: Float, _ accumulate: Bool) -> Float {
+@inline(__always)
+private func combine(_ y: Float, _ s: Float, _ alpha: Float, _ accumulate: Bool) -> Float {
     accumulate ? y.addingProduct(alpha, s) : alpha * s
 }
 
-@inline(__always) @usableFromInline
-func combine8(_ y: UnsafeMutablePointer<Float>, _ s: SIMD8<Float>, _ alpha: SIMD8<Float>, _ accumulate: Bool) {
+@inline(__always)
+private func combine8(_ y: UnsafeMutablePointer<Float>, _ s: SIMD8<Float>, _ alpha: SIMD8<Float>, _ accumulate: Bool) {
     store8(y, accumulate ? fma8(alpha, s, load8(y)) : alpha * s)
 }
 
