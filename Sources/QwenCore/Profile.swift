@@ -67,8 +67,8 @@ public enum Profile {
             lines.append(line(name, e.seconds, e.calls))
         }
         let covered = totals.values.reduce(0) { $0 + $1.seconds }
-        lines.append(line("(other)", wall - covered, nil))
-        lines.append(line("step", wall, nil))
+        if !cpuTime { lines.append(line("(other)", wall - covered, nil)) }  // CPU seconds and wall time do not subtract
+        lines.append(line(cpuTime ? "step (wall)" : "step", wall, nil))
         return lines.joined(separator: "\n")
     }
 }
