@@ -34,6 +34,14 @@ let qwen05BShapes = [
     GemmCase(layer: "lm_head 896x151936", inFeatures: 896, outFeatures: 151936),
 ]
 
+/// The seven projections of a Qwen2.5-0.5B layer (hidden 896, 2 KV heads, intermediate 4864).
+let qwen05BProjections = [
+    GemmCase(layer: "q/o_proj 896x896", inFeatures: 896, outFeatures: 896, count: 2),
+    GemmCase(layer: "k/v_proj 896x128", inFeatures: 896, outFeatures: 128, count: 2),
+    GemmCase(layer: "gate/up_proj 896x4864", inFeatures: 896, outFeatures: 4864, count: 2),
+    GemmCase(layer: "down_proj 4864x896", inFeatures: 4864, outFeatures: 896, count: 1),
+]
+
 func fillRandom(_ p: UnsafeMutablePointer<Float>, _ n: Int, seed: UInt64) {
     var s = seed
     for i in 0..<n {

@@ -10,6 +10,7 @@
 //   qwenft-bench template --template FILE --messages FILE [--add-generation-prompt] [--renders N]
 //   qwenft-bench cuda-kernels [--device N]     (needs a GPU: every CUDA kernel vs its CPU kernel)
 //   qwenft-bench decode-kernels [--copies K] [--repeats R]   (bf16 vs NF4 fused decoding rows)
+//   qwenft-bench lora-kernels [--tokens T] [--rank r] [--repeats R] [--model DIR] [--cold]   (LoRA's rank-r products)
 //
 // The thread count is QWENFT_THREADS (default: every core).
 import Foundation
@@ -23,6 +24,7 @@ let usage = """
     usage: qwenft-bench gemm [--tokens T] [--repeats R] [--json | --kernels] [--model DIR] [--variants NT,NN,TN] | convert [--repeats R] | roundtrip IN OUT
            | tokenize --tokenizer FILE [--each-line] [--repeats R] | template --template FILE --messages FILE [--add-generation-prompt] [--renders N]
            | cuda-kernels [--device N] | decode-kernels [--copies K] [--repeats R]
+           | lora-kernels [--tokens T] [--rank r] [--repeats R] [--model DIR] [--cold]
     """
 
 /// The options after the mode: `--name value` pairs and bare `--flag`s (in `flags`).
@@ -83,6 +85,11 @@ do {
     case "decode-kernels":
         let o = try options(rest, flags: [])
         runDecodeKernels(copies: try positive(o, "--copies", default: 16), repeats: try positive(o, "--repeats", default: 5))
+    case "lora-kernels":
+        let o = try options(rest, flags: ["--cold"])
+        runLoRAKernels(tokens: try positive(o, "--tokens", default: 256), rank: try positive(o, "--rank", default: 8),
+                       repeats: try positive(o, "--repeats", default: 5),
+                       shapes: try o["--model"].map(modelShapes) ?? qwen05BProjections, cold: o["--cold"] != nil)
     default:
         FileHandle.standardError.write(Data((usage + "\n").utf8))
         exit(2)

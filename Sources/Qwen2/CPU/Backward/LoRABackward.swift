@@ -50,7 +50,18 @@ public func loraForward(out: UnsafeMutablePointer<Float>, xa: UnsafeMutablePoint
                         scale: Float, dropout: LoRADropout, dropped: UnsafeMutablePointer<Float>?,
                         N: Int, C: Int, OC: Int, r: Int) {
     loraProjectInput(xa: xa, inp: inp, A: A, dropout: dropout, dropped: dropped, N: N, C: C, r: r)
-    GEMM.nt(N, OC, r, xa, B, out, alpha: scale, accumulate: true)
+    withTransposed(B, rows: OC, cols: r) { bt in
+        rankExpand(N, OC, r, UnsafePointer(xa), bt, out, alpha: scale, accumulate: true)
+    }
+}
+
+/// body(Bᵀ): B (rows,cols) copied transposed into a temporary (OC·r floats: microseconds beside
+/// the products it feeds).
+func withTransposed<R>(_ B: UnsafePointer<Float>, rows: Int, cols: Int, _ body: (UnsafePointer<Float>) -> R) -> R {
+    let t = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * cols))
+    defer { t.deallocate() }
+    transposeInto(t, B, rows: rows, cols: cols)
+    return body(t)
 }
 
 /// xa (N,r) = dropout(x)·Aᵀ alone: the part of loraForward backward needs. A checkpointing
@@ -62,7 +73,7 @@ public func loraProjectInput(xa: UnsafeMutablePointer<Float>, inp: UnsafePointer
         dropout.apply(dropped, inp, count: N * C)
         x = UnsafePointer(dropped)
     }
-    GEMM.nt(N, r, C, x, A, xa)
+    rankProject(N, r, C, x, A, xa)
 }
 
 /// Backward of the adapter term alone:
@@ -75,26 +86,29 @@ public func loraBackward(dinp: UnsafeMutablePointer<Float>?, dA: UnsafeMutablePo
                          A: UnsafePointer<Float>, B: UnsafePointer<Float>, scale: Float,
                          dropout: LoRADropout, dxa: UnsafeMutablePointer<Float>,
                          dropped: UnsafeMutablePointer<Float>?, N: Int, C: Int, OC: Int, r: Int) {
-    if let dB { GEMM.tn(OC, r, N, dout, xa, dB, alpha: scale, accumulate: true) }
-    GEMM.nn(N, r, OC, dout, B, dxa, alpha: scale)
+    // The products are RankProducts' (rank-r shapes, see there): dB is gathered transposed,
+    // dxa = s · dout·B runs as dout against the rows of Bᵀ.
+    if let dB { rankGather(N, r, OC, xa, dout, dB, alpha: scale, accumulate: true, transposed: true) }
+    withTransposed(B, rows: OC, cols: r) { bt in rankProject(N, r, OC, dout, bt, dxa, alpha: scale) }
+    let dxa = UnsafePointer(dxa)
     // With dropout, the same mask is regenerated into `dropped` as dropout(x) for dA, then reused
     // as scratch for dxa·A, which the mask gates on its way to dinp.
     let masked: UnsafeMutablePointer<Float>? = dropout.isIdentity ? nil : dropped
     if let dA {
         if let masked {
             dropout.apply(masked, inp, count: N * C)
-            GEMM.tn(r, C, N, dxa, masked, dA, accumulate: true)
+            rankGather(N, r, C, dxa, masked, dA, accumulate: true)
         } else {
-            GEMM.tn(r, C, N, dxa, inp, dA, accumulate: true)
+            rankGather(N, r, C, dxa, inp, dA, accumulate: true)
         }
     }
     guard let dinp else { return }
     if let masked {
-        GEMM.nn(N, C, r, dxa, A, masked)
+        rankExpand(N, C, r, dxa, A, masked)
         parallelChunks(N * C, minChunk: 1 << 14) { rg in
             for i in rg { dinp[i] += masked[i] * dropout.factor(i) }
         }
     } else {
-        GEMM.nn(N, C, r, dxa, A, dinp, accumulate: true)
+        rankExpand(N, C, r, dxa, A, dinp, accumulate: true)
     }
 }

@@ -5,8 +5,10 @@ import QwenCore
 /// out (N,OUT) += scale · (inp (N,IN) · Aᵀ) · Bᵀ; `tmp` holds (N, r).
 public func loraForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         lora: LoRAWeights, N: Int, tmp: UnsafeMutablePointer<Float>) {
-    GEMM.nt(N, lora.rank, lora.inFeatures, inp, lora.a.pointer, tmp)
-    GEMM.nt(N, lora.outFeatures, lora.rank, tmp, lora.b.pointer, out, alpha: lora.scale, accumulate: true)
+    rankProject(N, lora.rank, lora.inFeatures, inp, lora.a.pointer, tmp)
+    withTransposed(lora.b.pointer, rows: lora.outFeatures, cols: lora.rank) { bt in
+        rankExpand(N, lora.outFeatures, lora.rank, UnsafePointer(tmp), bt, out, alpha: lora.scale, accumulate: true)
+    }
 }
 
 /// weight (out, in) += scale · B (out, r) · A (r, in), the product formed first in f32.
