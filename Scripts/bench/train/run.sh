@@ -57,12 +57,13 @@ with open(f"{work}/data.jsonl", "w") as f:
     for _ in range(steps):
         f.write(json.dumps({"text": " ".join(random.choice(words) for _ in range(seq * 2))}) + "\n")
 PY
+recompute=""; [ -n "${RECOMPUTE_LAYERS:-}" ] && recompute=", \"recompute_num_layers\": $RECOMPUTE_LAYERS"
 cat > "$work/train.json" <<JSON
 {"model_name_or_path": "$work/model", "train_file": "$work/data.jsonl", "output_dir": "$work/out",
  "train_mode": "lora", "lora_rank": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lora_target_modules": "all-linear",
  "task_type": "pretrain", "max_seq_length": $SEQ, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1,
  "max_steps": $STEPS, "learning_rate": 1e-4, "lr_scheduler_type": "constant", "logging_steps": 1,
- "save_strategy": "no", "shuffle": false, "overwrite_output_dir": true, "gradient_checkpointing": ${CHECKPOINTING:-false}${RECOMPUTE_LAYERS:+, "recompute_num_layers": $RECOMPUTE_LAYERS}}
+ "save_strategy": "no", "shuffle": false, "overwrite_output_dir": true, "gradient_checkpointing": ${CHECKPOINTING:-false}$recompute}
 JSON
 ceiling() {
     QWENFT_THREADS=$THREADS .build/release/qwenft-bench gemm --model "$work/model" --tokens "$SEQ" --variants NT,NN \
