@@ -92,6 +92,9 @@ public enum ConfigKeys {
         ConfigKey("bf16", .bool, .bool(false)),
         ConfigKey("fp16", .bool, .bool(false)),
         ConfigKey("gradient_checkpointing", .bool, .bool(false)),
+        // qwenft's, after Megatron's --recompute-num-layers (block method): with checkpointing,
+        // only the first that many layers are recomputed; null: all.
+        ConfigKey("recompute_num_layers", .int, .null),
         ConfigKey("device", .string, s("cpu")),   // qwenft's: cpu, cuda or cuda:N (Device)
         // LoRA (Firefly's names and defaults; PEFT's semantics).
         ConfigKey("lora_rank", .int, i(64)),

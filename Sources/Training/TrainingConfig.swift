@@ -48,6 +48,9 @@ public struct TrainingConfig: Sendable {
     public var bf16: Bool
     public var fp16: Bool
     public var gradientCheckpointing: Bool
+    /// With gradient checkpointing: how many layers, from the first, backward recomputes (the
+    /// rest keep every activation); nil: all of them.
+    public var recomputeNumLayers: Int?
     /// Where the math runs (`device`: cpu, cuda, cuda:N); `Backends.make` gives its backend.
     public var device: Device
     // LoRA.

@@ -54,6 +54,7 @@ extension TrainingConfig {
         bf16 = bool("bf16") ?? false
         fp16 = bool("fp16") ?? false
         gradientCheckpointing = bool("gradient_checkpointing") ?? false
+        recomputeNumLayers = int("recompute_num_layers")
         do { device = try Device(parsing: str("device") ?? "cpu") } catch {
             throw TrainingError.badConfigValue(key: "device", source: "config", message: "\(error)")
         }
@@ -135,6 +136,14 @@ extension TrainingConfig {
         if let l = saveTotalLimit, l < 1 { throw fail("save_total_limit", "must be at least 1 (or null for no limit), got \(l)") }
         if let w = tokenizeNumWorkers, w < 1 { throw fail("tokenize_num_workers", "must be at least 1, got \(w)") }
         if bf16 && fp16 { throw fail("fp16", "bf16 and fp16 are both true; choose one") }
+        if let n = recomputeNumLayers {
+            if n < 0 {
+                throw fail("recompute_num_layers", "must be ≥ 0 (how many layers, from the first, backward recomputes; null: all), got \(n)")
+            }
+            if !gradientCheckpointing {
+                throw fail("recompute_num_layers", "is \(n) but gradient_checkpointing is false; set gradient_checkpointing to true, or remove recompute_num_layers")
+            }
+        }
         if evalStrategy != .no && evalFile == nil {
             throw fail("eval_strategy", "is \"\(evalStrategy.rawValue)\" but no eval_file is given; add eval_file or set eval_strategy to \"no\"")
         }

@@ -86,6 +86,21 @@ struct TrainSetup {
         #expect(r.stderr.hasPrefix("qwenft: error:") && r.stderr.contains("learning_rat") && r.stderr.contains("learning_rate"))
     }
 
+    /// recompute_num_layers: a run with it reports what it keeps; a count the model does not
+    /// have, or a negative one, stops with the key named.
+    @Test func recomputeNumLayers() throws {
+        let s = try TrainSetup(extra: #", "gradient_checkpointing": true, "recompute_num_layers": 1"#)
+        let r = try runQwenft(["train", "--config", s.config, "--max_steps", "1", "--save_strategy", "no"], environment: s.env)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect((r.stdout + r.stderr).contains("gradient checkpointing: 1 of"), "\(r.stdout)")
+        for (value, says) in [("99", "layers; use 0…"), ("-1", "must be ≥ 0")] {
+            let bad = try runQwenft(["train", "--config", s.config, "--recompute_num_layers", value,
+                                     "--output_dir", s.dir.appendingPathComponent("bad\(value)").path], environment: s.env)
+            #expect(bad.status == 1)
+            #expect(bad.stderr.contains("recompute_num_layers") && bad.stderr.contains(says), "\(bad.stderr)")
+        }
+    }
+
     @Test func badOverrideIsNamed() throws {
         let s = try TrainSetup()
         let r = try runQwenft(["train", "--config", s.config, "--max_steps", "many"], environment: s.env)

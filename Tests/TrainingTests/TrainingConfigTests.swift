@@ -188,6 +188,20 @@ private func parse(_ extra: [(String, JSONValue)], overrides: [String] = []) thr
         #expect(message { try parse([("deepspeed", .bool(true))]) }.contains("\"deepspeed\" must be a path"))
     }
 
+    @Test func recomputeNumLayers() throws {
+        #expect(try parse([]).recomputeNumLayers == nil)
+        let c = try parse([("gradient_checkpointing", .bool(true)), ("recompute_num_layers", .int(10))])
+        #expect(c.recomputeNumLayers == 10)
+        #expect(try parse([("gradient_checkpointing", .bool(true))], overrides: ["--recompute_num_layers", "0"]).recomputeNumLayers == 0)
+        let negative = message { try parse([("gradient_checkpointing", .bool(true)), ("recompute_num_layers", .int(-1))]) }
+        #expect(negative.contains("test.json") && negative.contains("\"recompute_num_layers\"") && negative.contains("must be ≥ 0")
+                && negative.contains("got -1"))
+        let off = message { try parse([("recompute_num_layers", .int(4))]) }
+        #expect(off.contains("\"recompute_num_layers\"") && off.contains("gradient_checkpointing is false"))
+        #expect(message { try parse([("gradient_checkpointing", .bool(true)), ("recompute_num_layers", .double(2.5))]) }
+            .contains("\"recompute_num_layers\" must be an integer"))
+    }
+
     @Test func badValuesNameTheKey() throws {
         let m = message { try parse([("lr_scheduler_type", .string("cosin"))]) }
         #expect(m.contains("lr_scheduler_type") && m.contains("Did you mean \"cosine\"?"))

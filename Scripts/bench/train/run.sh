@@ -22,6 +22,9 @@
 #   STEPS    optimizer steps per side per round (default 4; the first step of each is left out)
 #   THREADS  threads for both sides (default 2)
 #   CHECKPOINTING        true: qwenft with gradient_checkpointing (default false)
+#   RECOMPUTE_LAYERS     with CHECKPOINTING: qwenft's recompute_num_layers, the layers (from the
+#                        first) whose activations backward recomputes; the rest keep theirs
+#                        (default: all layers)
 #   TORCH_CHECKPOINTING  true: PyTorch with gradient_checkpointing_enable() (default false)
 #   PEER     none: only our side and the ceiling (default: run PyTorch + peft)
 #   PEAK_GHZ the clock for the FLOP peak (default: the highest "cpu MHz" of /proc/cpuinfo, or lscpu's
@@ -54,18 +57,19 @@ with open(f"{work}/data.jsonl", "w") as f:
     for _ in range(steps):
         f.write(json.dumps({"text": " ".join(random.choice(words) for _ in range(seq * 2))}) + "\n")
 PY
+recompute=""; [ -n "${RECOMPUTE_LAYERS:-}" ] && recompute=", \"recompute_num_layers\": $RECOMPUTE_LAYERS"
 cat > "$work/train.json" <<JSON
 {"model_name_or_path": "$work/model", "train_file": "$work/data.jsonl", "output_dir": "$work/out",
  "train_mode": "lora", "lora_rank": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lora_target_modules": "all-linear",
  "task_type": "pretrain", "max_seq_length": $SEQ, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1,
  "max_steps": $STEPS, "learning_rate": 1e-4, "lr_scheduler_type": "constant", "logging_steps": 1,
- "save_strategy": "no", "shuffle": false, "overwrite_output_dir": true, "gradient_checkpointing": ${CHECKPOINTING:-false}}
+ "save_strategy": "no", "shuffle": false, "overwrite_output_dir": true, "gradient_checkpointing": ${CHECKPOINTING:-false}$recompute}
 JSON
 ceiling() {
     QWENFT_THREADS=$THREADS .build/release/qwenft-bench gemm --model "$work/model" --tokens "$SEQ" --variants NT,NN \
         --json >> "$work/gemm.jsonl"
 }
-echo "$PRESET${LAYERS:+, $LAYERS layers}, $DTYPE base, threads $THREADS, sequence $SEQ, $ROUNDS rounds of $STEPS steps per side ($(lscpu | sed -n 's/^Model name: *//p'))"
+echo "$PRESET${LAYERS:+, $LAYERS layers}, $DTYPE base, threads $THREADS, sequence $SEQ${CHECKPOINTING:+, checkpointing $CHECKPOINTING}${RECOMPUTE_LAYERS:+, recompute_num_layers $RECOMPUTE_LAYERS}, $ROUNDS rounds of $STEPS steps per side ($(lscpu | sed -n 's/^Model name: *//p'))"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 ceiling
 for r in $(seq "$ROUNDS"); do

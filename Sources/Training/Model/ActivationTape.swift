@@ -6,10 +6,11 @@ import Qwen2
 // Every buffer is the backend's memory (`DeviceBuffer`); the host fills the batch's ids, masks
 // and targets and reads the losses through the backend's explicit host access.
 
-/// One layer's saved activations. Without gradient checkpointing there is one per layer; with it,
-/// each layer keeps its input and its attention's result (`att` and `lse`: the quadratic attention
-/// is not worth recomputing for NH·(hd+1) floats a token), and shares the rest (q, k, v, mid,
-/// gate, up, LoRA xa) with the other layers, refilled by recomputation in backward.
+/// One layer's saved activations. A layer that is not recomputed (no gradient checkpointing, or a
+/// layer past `recompute_num_layers`) has a whole one; a recomputed layer keeps its input and its
+/// attention's result (`att` and `lse`: the quadratic attention is not worth recomputing for
+/// NH·(hd+1) floats a token), and shares the rest (q, k, v, mid, gate, up, LoRA xa) with the other
+/// recomputed layers, refilled by recomputation in backward (see `TrainingWorkspace`).
 /// The normed inputs of attention and MLP are not kept: backward recomputes them from the layer
 /// input / `mid` and the kept rstd (the same code on the same numbers, so the same bits) — two
 /// (N,C) buffers less per layer for one RMSNorm each.
@@ -69,7 +70,9 @@ final class TrainingWorkspace {
     let N: Int
     let B: Int
     let T: Int
-    let checkpointing: Bool
+    /// Layers 0..<recomputedLayers are recomputed in backward (gradient checkpointing); the rest
+    /// keep their whole tape.
+    let recomputedLayers: Int
     /// Each layer's input (N,C), and the last layer's output at index L (the final norm's input).
     let layerInputs: [DeviceBuffer<Float>]
     let tapes: [LayerTape]
@@ -93,19 +96,18 @@ final class TrainingWorkspace {
     let attScratch: DeviceBuffer<Float>  // one block of attention scores and their gradient
 
     /// `attentionScratch`: floats of the backend's training-attention scratch for T tokens.
-    init(config c: Qwen2Config, B: Int, T: Int, lora: LoRASpec?, checkpointing: Bool, lmHeadRows: Int, attentionScratch: Int,
+    /// `recomputedLayers`: how many layers, from the first, backward recomputes (0: none; at most
+    /// all but the last: see `Qwen2TrainingPass.recomputedLayers`).
+    init(config c: Qwen2Config, B: Int, T: Int, lora: LoRASpec?, recomputedLayers: Int, lmHeadRows: Int, attentionScratch: Int,
          backend: any Backend) {
         let N = B * T, C = c.hiddenSize, I = c.intermediateSize, L = c.numHiddenLayers
         func buffer(_ count: Int) -> DeviceBuffer<Float> { backend.allocate(Float.self, count: count) }
         self.N = N
         self.B = B
         self.T = T
-        self.checkpointing = checkpointing
+        self.recomputedLayers = recomputedLayers
         layerInputs = (0...L).map { _ in buffer(N * C) }
-        let first = LayerTape(config: c, N: N, lora: lora, backend: backend)
-        tapes = [first] + (1..<max(1, L)).map { _ in
-            LayerTape(config: c, N: N, lora: lora, backend: backend, sharing: checkpointing ? first : nil)
-        }
+        tapes = Self.tapes(config: c, layers: max(1, L), N: N, lora: lora, recomputed: recomputedLayers, backend: backend)
         final = buffer(N * C)
         rstdFinal = buffer(N)
         keyMask = backend.allocate(UInt8.self, count: N)
@@ -140,6 +142,20 @@ final class TrainingWorkspace {
         headTargets = backend.allocate(Int32.self, count: lmHeadRows)
         headScales = buffer(lmHeadRows)
         attScratch = buffer(attentionScratch)
+    }
+
+    /// The recomputed layers 0..<k (k < L) share one whole tape: that of layer k, the first layer
+    /// not recomputed, so sharing costs nothing. Forward fills layer k's tape after the recomputed
+    /// layers have used it as scratch, and backward refills it for them only once layer k's
+    /// backward is done with it.
+    static func tapes(config c: Qwen2Config, layers L: Int, N: Int, lora: LoRASpec?, recomputed k: Int,
+                      backend: any Backend) -> [LayerTape] {
+        precondition(k < L, "the last layer is never recomputed")
+        let owner = LayerTape(config: c, N: N, lora: lora, backend: backend)
+        return (0..<L).map { l in
+            if l == k { return owner }
+            return LayerTape(config: c, N: N, lora: lora, backend: backend, sharing: l < k ? owner : nil)
+        }
     }
 
     func tape(_ layer: Int) -> LayerTape { tapes[layer] }

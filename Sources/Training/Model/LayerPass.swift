@@ -10,6 +10,15 @@ import Qwen2
 // one branch.
 
 extension Qwen2TrainingPass {
+    /// Profile sections of a layer's forward: recomputation in backward is reported apart.
+    struct ForwardSections {
+        let gemm, lora, norm, rope, swiglu: String
+        static let forward = ForwardSections(gemm: "fwd gemm", lora: "fwd lora", norm: "fwd norm+add", rope: "fwd rope",
+                                             swiglu: "fwd swiglu")
+        static let recompute = ForwardSections(gemm: "recompute gemm", lora: "recompute lora", norm: "recompute norm",
+                                               rope: "recompute rope", swiglu: "recompute swiglu")
+    }
+
     /// The LoRA pair of projection p in layer l, if it is a target: A (r,in), B (out,r) and grads.
     struct LoRAPair {
         let A, B: DevicePointer<Float>
@@ -43,27 +52,28 @@ extension Qwen2TrainingPass {
         let B = w.B, T = w.T, N = w.N, C = c.hiddenSize, I = c.intermediateSize
         let NH = c.numAttentionHeads, KVH = c.numKeyValueHeads, hd = c.headDim
         let input = w.layerInputs[l].readOnly, output = w.layerInputs[l + 1].pointer
+        let section = recompute ? ForwardSections.recompute : .forward
         func linear(_ p: Projection, _ out: DeviceMutablePointer<Float>, _ inp: DevicePointer<Float>,
                     bias: UnsafePointer<Float>? = nil) {
-            Profile.time("fwd gemm") {
+            Profile.time(section.gemm) {
                 be.linearForward(out: out, inp: inp, weight: lw.matrix(p), bias: bias, N: N, scratch: linearScratch, accumulate: false)
             }
             if let pair = try? loraPair(l, p), let spec = lora, let xa = t.loraXA[p] {
                 let drop = dropout(l, p, stream: stream, on: dropoutOn)
-                Profile.time("fwd lora") {
+                Profile.time(section.lora) {
                     be.loraForward(out: out, xa: xa.pointer, inp: inp, A: pair.A, B: pair.B, scale: spec.scale,
                                 dropout: drop, dropped: w.dropped.pointer, N: N, C: pair.cols, OC: pair.rows, r: spec.rank)
                 }
             }
         }
-        Profile.time("fwd norm+add") {
+        Profile.time(section.norm) {
             be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd1.pointer, inp: input, weight: lw.inputNorm, N: N, C: C, eps: c.rmsNormEps)
         }
         linear(.q, t.q.pointer, w.ln.readOnly, bias: lw.qBias)
         linear(.k, w.k.pointer, w.ln.readOnly, bias: lw.kBias)
         linear(.v, w.v.pointer, w.ln.readOnly, bias: lw.vBias)
         let positions = w.packed ? w.positions.readOnly : nil
-        Profile.time("fwd rope") {
+        Profile.time(section.rope) {
             be.ropeForward(t.q.pointer, table: rope, N: N, T: T, H: NH, firstPosition: 0, positions: positions)
             be.ropeForward(w.k.pointer, table: rope, N: N, T: T, H: KVH, firstPosition: 0, positions: positions)
             be.kvStoreWrite(store: t.kStore.pointer, inp: w.k.readOnly, B: B, T: T, KVH: KVH, hd: hd, S: T, firstPosition: 0)
@@ -78,7 +88,7 @@ extension Qwen2TrainingPass {
             }
         }
         linear(.o, w.tmp.pointer, t.att.readOnly)
-        Profile.time("fwd norm+add") {
+        Profile.time(section.norm) {
             be.copy(t.mid.pointer, from: input, count: N * C)
             be.residualAdd(t.mid.pointer, w.tmp.readOnly, count: N * C)
             be.rmsNormForward(out: w.ln.pointer, rstd: t.rstd2.pointer, inp: t.mid.readOnly, weight: lw.postAttentionNorm,
@@ -88,17 +98,17 @@ extension Qwen2TrainingPass {
         linear(.up, t.up.pointer, w.ln.readOnly)
         if recompute {
             guard let pair = try? loraPair(l, .down), let spec = lora, let xa = t.loraXA[.down] else { return }
-            Profile.time("fwd swiglu") { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.readOnly, up: t.up.readOnly, count: N * I) }
+            Profile.time(section.swiglu) { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.readOnly, up: t.up.readOnly, count: N * I) }
             let drop = dropout(l, .down, stream: stream, on: dropoutOn)
-            Profile.time("fwd lora") {
+            Profile.time(section.lora) {
                 be.loraProjectInput(xa: xa.pointer, inp: w.act.readOnly, A: pair.A, dropout: drop, dropped: w.dropped.pointer,
                                  N: N, C: pair.cols, r: spec.rank)
             }
             return
         }
-        Profile.time("fwd swiglu") { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.readOnly, up: t.up.readOnly, count: N * I) }
+        Profile.time(section.swiglu) { be.swigluForwardFast(out: w.act.pointer, gate: t.gate.readOnly, up: t.up.readOnly, count: N * I) }
         linear(.down, w.tmp.pointer, w.act.readOnly)
-        Profile.time("fwd norm+add") {
+        Profile.time(section.norm) {
             be.copy(output, from: t.mid.readOnly, count: N * C)
             be.residualAdd(output, w.tmp.readOnly, count: N * C)
         }

@@ -68,6 +68,12 @@ public final class Qwen2TrainingPass {
     public let mode: TrainingMode
     public let state: TrainableState
     public let gradientCheckpointing: Bool
+    /// Layers 0..<recomputedLayers are recomputed in backward (Megatron's `--recompute-method
+    /// block` with `--recompute-num-layers`); the rest keep their whole tape: more memory, less
+    /// work. Checkpointing without a count recomputes every layer but the last, whose activations
+    /// are still in the recomputed layers' shared tape when backward starts (recomputing them
+    /// would write the same bits again); none without checkpointing.
+    public let recomputedLayers: Int
     /// Called after layer l's backward, when its gradients are complete (ZeRO-2 reduces and
     /// releases them then, so the whole gradient buffer never exists at once).
     public var layerGradientsDone: ((Int) throws -> Void)?
@@ -101,14 +107,18 @@ public final class Qwen2TrainingPass {
     /// LoRA: `base` is the frozen model in its stored dtype, `state` laid out by
     /// `TrainableParameters.loraLayout`. Full: `state` laid out by `fullLayout` holds the weights
     /// trained (fill it with `TrainableParameters.copyWeights(from: base, …)`); `base` gives the config.
+    /// `recomputedLayers` (with `gradientCheckpointing`): recompute only the first that many
+    /// layers (0…layers; nil: all).
     public init(base: WeightProvider, mode: TrainingMode, state: TrainableState,
-                gradientCheckpointing: Bool = false, dropoutSeed: UInt64 = 0,
+                gradientCheckpointing: Bool = false, recomputedLayers: Int? = nil, dropoutSeed: UInt64 = 0,
                 backend: any TrainingBackend = CPUBackend()) throws {
         config = base.config
         self.backend = backend
         self.mode = mode
         self.state = state
         self.gradientCheckpointing = gradientCheckpointing
+        self.recomputedLayers = try Self.recomputedLayers(config: base.config, gradientCheckpointing: gradientCheckpointing,
+                                                          count: recomputedLayers)
         self.dropoutSeed = dropoutSeed
         switch mode {
         case .full:
@@ -149,13 +159,29 @@ public final class Qwen2TrainingPass {
     public var savedActivationBytes: Int { work?.savedActivationBytes ?? 0 }
 
     /// The same figure for a batch shape, without running anything: what checkpointing saves.
+    /// `recomputedLayers` as in `init` (nil: all layers when checkpointing).
     public static func savedActivationBytes(config c: Qwen2Config, B: Int, T: Int, lora: LoRASpec?,
-                                            gradientCheckpointing: Bool) -> Int {
+                                            gradientCheckpointing: Bool, recomputedLayers: Int? = nil) -> Int {
         let N = B * T
         let inputs = (c.numHiddenLayers + 1) * N * c.hiddenSize
-        let L = c.numHiddenLayers, one = LayerTape.floats(config: c, N: N, lora: lora)
-        let tapes = gradientCheckpointing ? one + (L - 1) * LayerTape.ownFloats(config: c, N: N) : L * one
+        let L = max(1, c.numHiddenLayers), one = LayerTape.floats(config: c, N: N, lora: lora)
+        let k = gradientCheckpointing ? min(max(0, recomputedLayers ?? L), L - 1) : 0
+        // A whole tape for each layer not recomputed (the first of them is also the recomputed
+        // layers' shared tape, see TrainingWorkspace.tapes), att and lse for each recomputed one.
+        let tapes = (L - k) * one + k * LayerTape.ownFloats(config: c, N: N)
         return (inputs + tapes) * MemoryLayout<Float>.stride
+    }
+
+    /// How many layers backward recomputes: `count` (nil: all), but never the last (see
+    /// `recomputedLayers`); a count outside 0…layers is refused.
+    static func recomputedLayers(config c: Qwen2Config, gradientCheckpointing: Bool, count: Int?) throws -> Int {
+        let L = c.numHiddenLayers
+        guard gradientCheckpointing else { return 0 }
+        let count = count ?? L
+        guard (0...L).contains(count) else {
+            throw Qwen2Error.badInput("recomputed layers: \(count) is outside 0…\(L) (the model has \(L) layers)")
+        }
+        return max(0, min(count, L - 1))
     }
 
     // MARK: - The pass
@@ -250,7 +276,7 @@ public final class Qwen2TrainingPass {
         sharedHeld = false
         for l in stride(from: L - 1, through: 0, by: -1) {
             let lw = try weights.acquireLayer(l)
-            if gradientCheckpointing {
+            if l < recomputedLayers {
                 layerForward(l, lw, w: w, tape: w.tape(l), stream: stream, dropoutOn: dropoutOn, recompute: true)
             }
             try layerBackward(l, lw, w: w, tape: w.tape(l), stream: stream)
@@ -357,7 +383,7 @@ public final class Qwen2TrainingPass {
     func workspace(B: Int, T: Int) -> TrainingWorkspace {
         if let w = work, w.B == B, w.T == T { return w }
         work = nil  // free the old one first
-        let w = TrainingWorkspace(config: config, B: B, T: T, lora: lora, checkpointing: gradientCheckpointing,
+        let w = TrainingWorkspace(config: config, B: B, T: T, lora: lora, recomputedLayers: recomputedLayers,
                                   lmHeadRows: min(B * T, lmHeadRows), attentionScratch: backend.attentionScratchCount(T: T),
                                   backend: backend)
         work = w

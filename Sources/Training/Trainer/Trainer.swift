@@ -91,6 +91,10 @@ public final class Trainer {
             }
         }
         modelConfig = folder.config
+        if let n = config.recomputeNumLayers, n > modelConfig.numHiddenLayers {
+            throw TrainingError.badConfigValue(key: "recompute_num_layers", source: "config",
+                                               message: "is \(n) but \(modelFolder) has \(modelConfig.numHiddenLayers) layers; use 0…\(modelConfig.numHiddenLayers), or null for all of them")
+        }
         let loaded = folder.model.weights
         if let q = folder.quantization {
             events(.note("base weights: \(q)"))
@@ -186,7 +190,7 @@ public final class Trainer {
         if stage3, mode == .full { TrainableParameters.releaseMappedMatrices(of: loaded) }
         initialWeights = initial
         pass = try Qwen2TrainingPass(base: base, mode: mode, state: state, gradientCheckpointing: config.gradientCheckpointing,
-                                     dropoutSeed: UInt64(truncatingIfNeeded: config.seed), backend: backend)
+                                     recomputedLayers: config.recomputeNumLayers, dropoutSeed: UInt64(truncatingIfNeeded: config.seed), backend: backend)
         if stage3 {
             // lm_head chunks: no more elements than a layer's projections, nor than the prefetch bucket.
             let c = modelConfig
@@ -196,6 +200,9 @@ public final class Trainer {
         }
         optimizer = AdamW(layout: layout, hyper: config.effectiveAdamW, range: zero.optimizerRange, backend: backend)
         zeroSettings.notes.forEach { events(.note($0)) }
+        if config.gradientCheckpointing {
+            events(.note(Trainer.checkpointingNote(config: config, model: modelConfig, mode: mode, recomputed: pass.recomputedLayers)))
+        }
         if stage3 {
             let mb = { (b: Int) in String(format: "%.1f MB", Double(b) / 1e6) }
             var kept = zero.optimizerRange.count
@@ -252,6 +259,22 @@ public final class Trainer {
                                      to: (outputDir as NSString).appendingPathComponent("training_config.json"))
         }
         try rewriteLog()
+    }
+
+    /// What gradient checkpointing keeps, so a user can choose recompute_num_layers: the
+    /// activations one micro-batch of max_seq_length-token rows keeps from forward to backward,
+    /// for the setting chosen, for every layer recomputed and for none, and per layer between.
+    static func checkpointingNote(config: TrainingConfig, model c: Qwen2Config, mode: TrainingMode, recomputed k: Int) -> String {
+        let L = c.numHiddenLayers, B = config.perDeviceTrainBatchSize, T = config.maxSeqLength
+        var lora: LoRASpec?
+        if case .lora(let spec) = mode { lora = spec }
+        func kept(_ k: Int) -> Int {
+            Qwen2TrainingPass.savedActivationBytes(config: c, B: B, T: T, lora: lora, gradientCheckpointing: true, recomputedLayers: k)
+        }
+        func gb(_ bytes: Int) -> String { String(format: "%.2f GB", Double(bytes) / 1e9) }
+        return "gradient checkpointing: \(k) of \(L) layers recomputed in backward (the last layer never is: its activations are "
+            + "still there); activations kept for \(B) × \(T) tokens: \(gb(kept(k))) (recompute_num_layers null: \(gb(kept(L))), "
+            + "0: \(gb(kept(0))); each layer fewer recomputed \(gb(kept(max(0, L - 2)) - kept(L - 1))) more)"
     }
 
     static func describe(_ mode: TrainingMode) -> String {
